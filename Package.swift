@@ -1,0 +1,59 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "sensd",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "sensd", targets: ["sensd"]),
+        .executable(name: "sensctl", targets: ["sensctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // libsystemd's headers; the only C the project links against.
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        // The thin Swift layer that owns every libsystemd handle. Nothing above it imports CSystemd.
+        .target(name: "Systemd", dependencies: ["CSystemd"]),
+        // POSIX sockets for the daemon and the client; every socket system call lives here.
+        .target(name: "UnixSocket"),
+        // The SENS event model, the logind session tracker, the wire format. No I/O.
+        .target(name: "SENSCore"),
+        // The daemon's parts: logind source, subscriber server, logging.
+        .target(
+            name: "SensdService",
+            dependencies: [
+                "Systemd", "SENSCore", "UnixSocket",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "sensd",
+            dependencies: [
+                "SensdService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "sensctl",
+            dependencies: [
+                "SENSCore", "UnixSocket",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // A scripted systemd-logind stand-in for a private dbus-daemon: tests and benchmarks only.
+        .executableTarget(name: "logind-standin", dependencies: ["Systemd", "UnixSocket"]),
+        .testTarget(name: "SENSCoreTests", dependencies: ["SENSCore", "UnixSocket"]),
+        .testTarget(
+            name: "SensdIntegrationTests",
+            dependencies: ["SENSCore", "sensd", "sensctl", "logind-standin"]
+        ),
+    ]
+)

@@ -1,0 +1,109 @@
+/// One encoded line, shared by every subscriber queue that holds it (arrays share storage until mutated).
+public struct OutgoingLine: Sendable {
+    public var bytes: [UInt8]
+    /// The event's seq, or nil for control lines.
+    public var seq: UInt64?
+
+    public init(bytes: [UInt8], seq: UInt64?) {
+        self.bytes = bytes
+        self.seq = seq
+    }
+}
+
+/// A subscriber's bounded queue of lines not yet written to its socket.
+///
+/// Bounded in lines, so one stopped reader costs at most `limit` shared references, never unbounded memory.
+public struct SubscriberQueue: Sendable {
+    /// How many lines may wait before the subscriber counts as overflowed.
+    public let limit: Int
+
+    private var lines: [OutgoingLine] = []
+    private var head = 0
+    /// Bytes of `lines[head]` already written.
+    private var headOffset = 0
+
+    /// The seq of the last event written completely to the socket.
+    public private(set) var lastSeqWritten: UInt64?
+
+    public init(limit: Int) {
+        precondition(limit > 0)
+        self.limit = limit
+    }
+
+    /// Lines waiting, including a partly written one.
+    public var count: Int { lines.count - head }
+    public var isEmpty: Bool { count == 0 }
+
+    /// Whether a line was written in part: the connection must not be cut mid-line without notice.
+    public var isMidLine: Bool { headOffset > 0 }
+
+    /// Adds a line; false (and nothing added) when the queue already holds `limit` lines.
+    public mutating func enqueue(_ line: OutgoingLine) -> Bool {
+        guard count < limit else { return false }
+        lines.append(line)
+        return true
+    }
+
+    /// Adds a line even past the limit: for the one final control line of a connection.
+    public mutating func enqueueFinal(_ line: OutgoingLine) {
+        lines.append(line)
+    }
+
+    /// Drops every line not yet started, keeping the rest of a partly written one so framing stays intact.
+    public mutating func dropUnstarted() {
+        let keep = headOffset > 0 ? 1 : 0
+        lines.removeSubrange((head + keep)...)
+        compact(force: true)
+    }
+
+    /// Calls `body` with up to `maxChunks` pending byte ranges in order; `body` returns how many bytes it wrote.
+    public mutating func write(maxChunks: Int, _ body: ([UnsafeRawBufferPointer]) -> Int) -> Int {
+        guard !isEmpty else { return 0 }
+        let end = min(lines.count, head + maxChunks)
+        var chunks: [UnsafeRawBufferPointer] = []
+        chunks.reserveCapacity(end - head)
+        // The arrays are kept alive by `lines` for the duration of the call.
+        let written = withPointers(from: head, to: end, offset: headOffset, into: &chunks, body)
+        consume(written)
+        return written
+    }
+
+    private func withPointers(
+        from index: Int, to end: Int, offset: Int, into chunks: inout [UnsafeRawBufferPointer],
+        _ body: ([UnsafeRawBufferPointer]) -> Int
+    ) -> Int {
+        if index == end { return body(chunks) }
+        return lines[index].bytes.withUnsafeBytes { raw in
+            chunks.append(UnsafeRawBufferPointer(rebasing: raw[offset...]))
+            return withPointers(from: index + 1, to: end, offset: 0, into: &chunks, body)
+        }
+    }
+
+    /// Marks `n` bytes as written.
+    public mutating func consume(_ n: Int) {
+        var left = n
+        while left > 0 && head < lines.count {
+            let remaining = lines[head].bytes.count - headOffset
+            if left >= remaining {
+                left -= remaining
+                if let seq = lines[head].seq { lastSeqWritten = seq }
+                head += 1
+                headOffset = 0
+            } else {
+                headOffset += left
+                left = 0
+            }
+        }
+        compact(force: false)
+    }
+
+    private mutating func compact(force: Bool) {
+        if head == lines.count {
+            lines.removeAll(keepingCapacity: lines.capacity <= 1024)
+            head = 0
+        } else if force || (head >= 256 && head * 2 >= lines.count) {
+            lines.removeSubrange(0..<head)
+            head = 0
+        }
+    }
+}

@@ -1,0 +1,23 @@
+import CSystemd
+
+/// The service manager's side of the daemon: readiness, status and socket activation.
+public enum ServiceManager {
+    /// Sends a state string such as `READY=1` or `STATUS=...`; a no-op outside systemd.
+    /// The corresponding C function is `sd_notify`.
+    public static func notify(_ state: String) {
+        _ = sd_notify(0, state)
+    }
+
+    /// The descriptors systemd passed by socket activation, starting at 3. The corresponding C function is `sd_listen_fds`.
+    public static func listenFDs() -> [Int32] {
+        let n = sd_listen_fds(1)
+        guard n > 0 else { return [] }
+        return (0..<n).map { Int32(SD_LISTEN_FDS_START) + $0 }
+    }
+
+    /// Whether `fd` is a listening Unix stream socket, as socket activation should hand over.
+    public static func isListeningUnixStream(_ fd: Int32) -> Bool {
+        sd_is_socket_unix(fd, Int32(SOCK_STREAM.rawValue), 1, nil, 0) > 0
+    }
+
+}

@@ -1,0 +1,37 @@
+/// Splits a byte stream into lines, refusing any line longer than `limit` bytes.
+public struct LineReader: Sendable {
+    public let limit: Int
+    private var pending: [UInt8] = []
+
+    public init(limit: Int) {
+        self.limit = limit
+    }
+
+    public enum Outcome: Equatable, Sendable {
+        case line(ArraySlice<UInt8>)
+        /// More than `limit` bytes arrived without a newline.
+        case tooLong
+    }
+
+    /// Adds bytes and returns every complete line they finish, in order.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [Outcome] {
+        var out: [Outcome] = []
+        var start = 0
+        for (i, b) in bytes.enumerated() where b == 0x0A {
+            pending.append(contentsOf: bytes[start..<i])
+            start = i + 1
+            if pending.count > limit {
+                out.append(.tooLong)
+                return out
+            }
+            out.append(.line(pending[...]))
+            pending.removeAll(keepingCapacity: true)
+        }
+        pending.append(contentsOf: bytes[start...])
+        if pending.count > limit { out.append(.tooLong) }
+        return out
+    }
+
+    /// Bytes received after the last newline.
+    public var partial: ArraySlice<UInt8> { pending[...] }
+}

@@ -1,0 +1,160 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A failed system call: which one, on what, and its errno.
+public struct SystemCallError: Error, CustomStringConvertible, Sendable {
+    public var call: String
+    public var errno: Int32
+
+    public init(_ call: String, errno: Int32) {
+        self.call = call
+        self.errno = errno
+    }
+
+    public var description: String { "\(call): \(String(cString: strerror(errno)))" }
+}
+
+/// Runs `body` until it does not fail with EINTR; the one place that retries.
+@inline(__always)
+func retryingEINTR<T: BinaryInteger>(_ body: () -> T) -> T {
+    while true {
+        let r = body()
+        if r >= 0 || errno != EINTR { return r }
+    }
+}
+
+/// Fills a `sockaddr_un` for `path`, or throws ENAMETOOLONG.
+func withUnixAddress<R>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) throws(SystemCallError) -> R {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let capacity = MemoryLayout.size(ofValue: address.sun_path)
+    let bytes = Array(path.utf8)
+    guard bytes.count < capacity else { throw SystemCallError("socket path \(path) is longer than \(capacity - 1) bytes", errno: ENAMETOOLONG) }
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        raw.copyBytes(from: bytes)
+        raw[bytes.count] = 0
+    }
+    let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) }
+    }
+}
+
+public enum Syscall {
+    /// A new non-blocking, close-on-exec Unix stream socket.
+    public static func unixStreamSocket(nonBlocking: Bool) throws(SystemCallError) -> Int32 {
+        var type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        if nonBlocking { type |= Int32(SOCK_NONBLOCK.rawValue) }
+        let fd = socket(AF_UNIX, type, 0)
+        guard fd >= 0 else { throw SystemCallError("socket(AF_UNIX)", errno: errno) }
+        return fd
+    }
+
+    public static func bind(_ fd: Int32, path: String) throws(SystemCallError) {
+        let r = try withUnixAddress(path) { Glibc.bind(fd, $0, $1) }
+        guard r == 0 else { throw SystemCallError("bind(\(path))", errno: errno) }
+    }
+
+    public static func listen(_ fd: Int32, backlog: Int32) throws(SystemCallError) {
+        guard Glibc.listen(fd, backlog) == 0 else { throw SystemCallError("listen", errno: errno) }
+    }
+
+    /// Connects, blocking; EINTR is retried by waiting for the connection to finish.
+    public static func connect(_ fd: Int32, path: String) throws(SystemCallError) {
+        let r = try withUnixAddress(path) { address, length in retryingEINTR { Glibc.connect(fd, address, length) } }
+        guard r == 0 else { throw SystemCallError("connect(\(path))", errno: errno) }
+    }
+
+    /// Accepts one connection as a non-blocking, close-on-exec descriptor; nil when none is waiting.
+    public static func accept(_ fd: Int32) throws(SystemCallError) -> Int32? {
+        // accept4 is not in Glibc's Swift module; the daemon never execs, so CLOEXEC set after accept is enough.
+        let client = retryingEINTR { Glibc.accept(fd, nil, nil) }
+        if client >= 0 {
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
+            return client
+        }
+        switch errno {
+        case EAGAIN, ECONNABORTED: return nil
+        default: throw SystemCallError("accept4", errno: errno)
+        }
+    }
+
+    /// Reads into `buffer`; nil when a non-blocking read would block, 0 at end of input.
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SystemCallError) -> Int? {
+        let n = retryingEINTR { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+        if n >= 0 { return n }
+        if errno == EAGAIN { return nil }
+        throw SystemCallError("read", errno: errno)
+    }
+
+    /// Writes the chunks in order without raising SIGPIPE; nil when a non-blocking write would block.
+    public static func send(_ fd: Int32, _ chunks: [UnsafeRawBufferPointer]) throws(SystemCallError) -> Int? {
+        var iov = chunks.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+        let n = iov.withUnsafeMutableBufferPointer { buffer in
+            var header = msghdr()
+            header.msg_iov = buffer.baseAddress
+            header.msg_iovlen = buffer.count
+            return retryingEINTR { sendmsg(fd, &header, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
+        }
+        if n >= 0 { return n }
+        if errno == EAGAIN { return nil }
+        throw SystemCallError("sendmsg", errno: errno)
+    }
+
+    /// Writes all of `bytes` to a blocking descriptor.
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemCallError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { raw in retryingEINTR { Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset) } }
+            guard n > 0 else { throw SystemCallError("write", errno: errno) }
+            offset += n
+        }
+    }
+
+    public static func close(_ fd: Int32) {
+        // close() is not retried on EINTR: on Linux the descriptor is gone either way.
+        _ = Glibc.close(fd)
+    }
+
+    public static func shutdownWrite(_ fd: Int32) {
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
+    public static func chmod(_ path: String, mode: UInt32) throws(SystemCallError) {
+        guard Glibc.chmod(path, mode_t(mode)) == 0 else { throw SystemCallError("chmod(\(path))", errno: errno) }
+    }
+
+    public static func chown(_ path: String, group: UInt32) throws(SystemCallError) {
+        guard Glibc.chown(path, uid_t.max, gid_t(group)) == 0 else { throw SystemCallError("chown(\(path))", errno: errno) }
+    }
+
+    /// Removes a file; a missing one is fine.
+    public static func unlinkIfPresent(_ path: String) throws(SystemCallError) {
+        guard Glibc.unlink(path) == 0 || errno == ENOENT else { throw SystemCallError("unlink(\(path))", errno: errno) }
+    }
+
+    /// Creates a directory with `mode` if it does not exist.
+    public static func makeDirectoryIfMissing(_ path: String, mode: UInt32) throws(SystemCallError) {
+        guard mkdir(path, mode_t(mode)) == 0 || errno == EEXIST else { throw SystemCallError("mkdir(\(path))", errno: errno) }
+    }
+
+    /// Whether something accepts connections at `path` right now.
+    public static func isListening(path: String) -> Bool {
+        guard let fd = try? unixStreamSocket(nonBlocking: false) else { return false }
+        defer { close(fd) }
+        return (try? connect(fd, path: path)) != nil
+    }
+
+    /// The group id for a group name.
+    public static func groupID(named name: String) -> UInt32? {
+        var group = group()
+        var result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getgrnam_r(name, &group, &buffer, buffer.count, &result) == 0, let result else { return nil }
+        return UInt32(result.pointee.gr_gid)
+    }
+}

@@ -1,0 +1,286 @@
+// A scripted systemd-logind for a private dbus-daemon, for tests and benchmarks: it owns
+// org.freedesktop.login1, answers ListSessions and Properties.GetAll as logind v252 does, and emits
+// SessionNew/SessionRemoved when told to. It also makes the faults a real logind cannot be made to
+// produce on demand. It reads one command per line on stdin and answers each with one line on stdout
+// ("ok ..." or "error ..."), so a test can wait for a command to have happened instead of sleeping.
+//
+// Commands:
+//   add ID UID NAME [LEADER]     a session that exists, without a signal (it predates the daemon)
+//   open ID UID NAME [LEADER]    a new session: SessionNew
+//   close ID                     the session ends: SessionRemoved
+//   flash ID UID NAME            SessionNew and SessionRemoved back to back: gone before anyone can ask
+//   hold ID UID NAME             SessionNew, but detail requests wait unanswered until `close ID`
+//   vanish ID                    the session disappears with no signal
+//   spoof-broadcast ID           another bus peer broadcasts a look-alike SessionRemoved
+//   spoof-unicast ID             another bus peer sends a look-alike SessionRemoved to every peer
+//   restart                      logind leaves the bus and comes back under a new unique name,
+//                                re-announcing every session with SessionNew
+//   burst N PREFIX UID NAME      N sessions opened and closed, as fast as the bus takes them
+//   wait-asked ID                answers once someone has read the details of session ID
+//   sessions                     prints the live session ids
+import Systemd
+import UnixSocket
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let service = "org.freedesktop.login1"
+let managerPath = "/org/freedesktop/login1"
+let manager = "org.freedesktop.login1.Manager"
+let sessionPrefix = "/org/freedesktop/login1/session"
+
+struct Session {
+    var id: String
+    var uid: UInt32
+    var name: String
+    var leader: UInt32
+    var timestamp: UInt64
+    var path: String { sessionPrefix + "/" + escape(id) }
+}
+
+/// logind's object-path escaping of a session id (bus_label_escape).
+func escape(_ id: String) -> String {
+    var out = ""
+    for (i, b) in id.utf8.enumerated() {
+        let alnum = (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122)
+        if alnum && !(i == 0 && b >= 48 && b <= 57) {
+            out.append(Character(Unicode.Scalar(b)))
+        } else {
+            out += "_" + String(b, radix: 16)
+        }
+    }
+    return out
+}
+
+func realtimeMicroseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
+}
+
+final class StandIn {
+    let loop: EventLoop
+    var bus: Bus
+    var slots: [BusSlot] = []
+    var sessions: [String: Session] = [:]
+    var order: [String] = []
+    var held: [String: [BusMessage]] = [:]
+    var nextLeader: UInt32 = 10_000
+    /// Sessions whose details have been read, and the acknowledgements waiting for that.
+    var asked: Set<String> = []
+    var waitingForAsk: [String: Int] = [:]
+
+    init(loop: EventLoop) throws {
+        self.loop = loop
+        bus = try Bus.system(description: "logind-standin")
+        try publish()
+    }
+
+    func publish() throws {
+        try bus.attach(to: loop)
+        slots = [
+            try bus.addObject(path: managerPath, fallback: false) { [unowned self] in self.managerCall($0) },
+            try bus.addObject(path: sessionPrefix, fallback: true) { [unowned self] in self.sessionCall($0) },
+        ]
+        try bus.requestName(service)
+    }
+
+    func managerCall(_ m: BusMessage) -> BusMethodOutcome {
+        guard m.interface == manager, m.member == "ListSessions", let reply = try? m.methodReturn() else { return .notHandled }
+        let entries: [BusValue] = order.compactMap { sessions[$0] }.map {
+            .structure([.string($0.id), .uint32($0.uid), .string($0.name), .string(""), .objectPath($0.path)])
+        }
+        guard (try? reply.append(.array(elementSignature: "(susso)", entries))) != nil else { return .notHandled }
+        return .reply(reply)
+    }
+
+    func sessionCall(_ m: BusMessage) -> BusMethodOutcome {
+        guard m.interface == "org.freedesktop.DBus.Properties", m.member == "GetAll" else { return .notHandled }
+        guard let session = sessions.values.first(where: { $0.path == m.path }) else {
+            return .error(name: "org.freedesktop.DBus.Error.UnknownObject", message: "Unknown object '\(m.path ?? "")'.")
+        }
+        if held[session.id] != nil {
+            held[session.id]!.append(m)
+            return .later
+        }
+        guard let reply = try? m.methodReturn() else { return .notHandled }
+        let properties: [(String, BusValue)] = [
+            ("Id", .string(session.id)),
+            ("User", .structure([.uint32(session.uid), .objectPath("/org/freedesktop/login1/user/_\(session.uid)")])),
+            ("Name", .string(session.name)),
+            ("Timestamp", .uint64(session.timestamp)),
+            ("TimestampMonotonic", .uint64(0)),
+            ("Leader", .uint32(session.leader)),
+            ("Audit", .uint32(UInt32.max)),
+            ("Class", .string("user")),
+            ("Type", .string("tty")),
+            ("State", .string("online")),
+            ("Remote", .bool(false)),
+            ("Service", .string("standin")),
+        ]
+        guard (try? reply.append(.propertyMap(properties))) != nil else { return .notHandled }
+        asked.insert(session.id)
+        if let n = waitingForAsk.removeValue(forKey: session.id) {
+            // Acknowledge after the reply is queued: the asker has it before it hears "ok".
+            DispatchLater.pending.append { for _ in 0..<n { say("ok") } }
+        }
+        return .reply(reply)
+    }
+
+    func signal(_ member: String, _ session: Session, on bus: Bus? = nil) throws {
+        let m = try (bus ?? self.bus).signal(path: managerPath, interface: manager, member: member)
+        try m.append(.string(session.id), .objectPath(session.path))
+        try (bus ?? self.bus).send(m)
+    }
+
+    func add(_ id: String, _ uid: UInt32, _ name: String, leader: UInt32?) -> Session {
+        nextLeader += 1
+        let s = Session(id: id, uid: uid, name: name, leader: leader ?? nextLeader, timestamp: realtimeMicroseconds())
+        if sessions[id] == nil { order.append(id) }
+        sessions[id] = s
+        return s
+    }
+
+    func remove(_ id: String) -> Session? {
+        guard let s = sessions.removeValue(forKey: id) else { return nil }
+        order.removeAll { $0 == id }
+        return s
+    }
+
+    func run(_ words: [String]) throws -> String {
+        func uid(_ i: Int) throws -> UInt32 {
+            guard words.count > i, let v = UInt32(words[i]) else { throw DaemonlessError("expected a uid in argument \(i)") }
+            return v
+        }
+        func arg(_ i: Int) throws -> String {
+            guard words.count > i else { throw DaemonlessError("missing argument \(i)") }
+            return words[i]
+        }
+        switch words.first {
+        case "add":
+            _ = add(try arg(1), try uid(2), try arg(3), leader: words.count > 4 ? UInt32(words[4]) : nil)
+        case "open":
+            try signal("SessionNew", add(try arg(1), try uid(2), try arg(3), leader: words.count > 4 ? UInt32(words[4]) : nil))
+        case "close":
+            guard let s = remove(try arg(1)) else { throw DaemonlessError("no session \(words[1])") }
+            try signal("SessionRemoved", s)
+            for call in held.removeValue(forKey: s.id) ?? [] {
+                try bus.replyError(to: call, name: "org.freedesktop.DBus.Error.UnknownObject", message: "Unknown object '\(s.path)'.")
+            }
+        case "flash":
+            let s = add(try arg(1), try uid(2), try arg(3), leader: nil)
+            _ = remove(s.id)
+            try signal("SessionNew", s)
+            try signal("SessionRemoved", s)
+        case "hold":
+            let s = add(try arg(1), try uid(2), try arg(3), leader: nil)
+            held[s.id] = []
+            try signal("SessionNew", s)
+        case "vanish":
+            guard remove(try arg(1)) != nil else { throw DaemonlessError("no session \(words[1])") }
+        case "spoof-broadcast", "spoof-unicast":
+            let id = try arg(1)
+            let fake = Session(id: id, uid: 0, name: "", leader: 0, timestamp: 0)
+            let impostor = try Bus.system(description: "impostor")
+            if words[0] == "spoof-broadcast" {
+                try signal("SessionRemoved", fake, on: impostor)
+            } else {
+                let list = try impostor.methodCall(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus", member: "ListNames")
+                let names = try impostor.call(list).readValue()?.arrayElements?.compactMap(\.stringValue) ?? []
+                for name in names where name.hasPrefix(":") && name != impostor.uniqueName && name != bus.uniqueName {
+                    let m = try impostor.signal(path: managerPath, interface: manager, member: "SessionRemoved")
+                    try m.append(.string(fake.id), .objectPath(fake.path))
+                    try m.setDestination(name)
+                    try impostor.send(m)
+                }
+            }
+            impostor.flush()
+        case "restart":
+            slots = []
+            bus.flush()
+            bus.detach()
+            bus = try Bus.system(description: "logind-standin")
+            try publish()
+            for id in order { try signal("SessionNew", sessions[id]!) }
+        case "burst":
+            guard let n = Int(try arg(1)) else { throw DaemonlessError("expected a count") }
+            let prefix = try arg(2)
+            let u = try uid(3)
+            let name = try arg(4)
+            for i in 0..<n {
+                let s = add("\(prefix)\(i)", u, name, leader: nil)
+                try signal("SessionNew", s)
+                _ = remove(s.id)
+                try signal("SessionRemoved", s)
+            }
+        case "wait-asked":
+            let id = try arg(1)
+            if !asked.contains(id) {
+                waitingForAsk[id, default: 0] += 1
+                return ""
+            }
+        case "sessions":
+            bus.flush()
+            return "ok " + order.joined(separator: " ")
+        default:
+            throw DaemonlessError("unknown command '\(words.first ?? "")'")
+        }
+        bus.flush()
+        return "ok"
+    }
+}
+
+/// Work to do after the current bus dispatch (an acknowledgement that must follow a reply).
+enum DispatchLater {
+    nonisolated(unsafe) static var pending: [() -> Void] = []
+    static func run(_ bus: Bus) {
+        guard !pending.isEmpty else { return }
+        bus.flush()
+        let work = pending
+        pending = []
+        for w in work { w() }
+    }
+}
+
+struct DaemonlessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+func say(_ text: String) {
+    try? Syscall.writeAll(1, Array((text + "\n").utf8))
+}
+
+do {
+    let loop = try EventLoop()
+    let standIn = try StandIn(loop: loop)
+    var reader = LineReader(limit: 4096)
+    let input = try loop.addIO(fd: 0, events: .readable) { _ in
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { (try? Syscall.read(0, into: $0)) ?? nil }
+        guard let n else { return }
+        if n == 0 {
+            loop.exit(code: 0)
+            return
+        }
+        for outcome in buffer.withUnsafeBytes({ reader.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) {
+            guard case .line(let line) = outcome else { continue }
+            let words = String(decoding: line, as: UTF8.self).split(separator: " ").map(String.init)
+            guard !words.isEmpty else { continue }
+            do {
+                let answer = try standIn.run(words)
+                if !answer.isEmpty { say(answer) }
+            } catch {
+                say("error \(error)")
+            }
+        }
+    }
+    let after = try loop.addPost { DispatchLater.run(standIn.bus) }
+    say("ready \(standIn.bus.uniqueName ?? "?")")
+    _ = try loop.run()
+    withExtendedLifetime((input, after)) {}
+} catch {
+    say("error \(error)")
+    exit(1)
+}

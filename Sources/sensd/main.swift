@@ -1,0 +1,68 @@
+import ArgumentParser
+import Logging
+import SensdService
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Sensd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sensd",
+        abstract: "Turns systemd-logind's sessions into SENS logon events (Logoff, ...) for local subscribers.",
+        discussion: """
+            Subscribers connect to the Unix socket and read one JSON object per line; see sensd(8) and docs/protocol.md.
+            The system bus is the one DBUS_SYSTEM_BUS_ADDRESS names, or the default.
+            """,
+        version: Daemon.version
+    )
+
+    @Option(help: "Path of the subscriber socket.")
+    var socket = DaemonConfiguration.defaultSocketPath
+
+    @Option(help: "Permissions of the socket, in octal; 0666 lets every local user subscribe, as logind lets every user list sessions.")
+    var socketMode = "0666"
+
+    @Option(help: "Group to give the socket (with --socket-mode 0660, only that group may subscribe).")
+    var socketGroup: String?
+
+    @Option(help: "Subscribers served at once; one more is refused with an error line.")
+    var maxSubscribers = 1024
+
+    @Option(help: "Events a subscriber may fall behind before it is disconnected with an overflow line.")
+    var queueLimit = 4096
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    func validate() throws {
+        guard UInt32(socketMode, radix: 8).map({ $0 <= 0o777 }) == true else {
+            throw ValidationError("--socket-mode must be octal permission bits such as 0666, not '\(socketMode)'")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard maxSubscribers > 0, queueLimit > 0 else {
+            throw ValidationError("--max-subscribers and --queue-limit must be positive")
+        }
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel)!
+        LoggingSystem.bootstrap { StderrLogHandler(label: $0, level: level) }
+        let logger = Logger(label: "sensd")
+        let configuration = DaemonConfiguration(
+            socketPath: socket, socketMode: UInt32(socketMode, radix: 8)!, socketGroup: socketGroup,
+            limits: SubscriberLimits(maxSubscribers: maxSubscribers, queueLimit: queueLimit))
+        let code: Int32
+        do {
+            code = try Daemon(configuration: configuration, logger: logger).run()
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+Sensd.main()
