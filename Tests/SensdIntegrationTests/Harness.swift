@@ -1,0 +1,314 @@
+import Foundation
+import SENSCore
+import Testing
+import UnixSocket
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How long any wait may last before the test fails. A guard against hangs, not a timing assertion.
+let patience: Double = 20
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// The directory holding the built products (sensd, sensctl, logind-standin): beside this test binary.
+let productsDirectory: String = {
+    if let dir = ProcessInfo.processInfo.environment["SENSD_PRODUCTS"] { return dir }
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
+    // swift test runs <products>/sensdPackageTests.xctest; step out of a bundle directory if there is one.
+    while url.pathExtension == "xctest" { url.deleteLastPathComponent() }
+    return url.path
+}()
+
+/// A scratch directory removed when the value goes away.
+final class ScratchDirectory {
+    let path: String
+    init() throws {
+        var template = Array("/tmp/sensd-test-XXXXXX".utf8CString)
+        guard let p = mkdtemp(&template) else { throw HarnessError("mkdtemp failed") }
+        path = String(cString: p)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Reads lines from a descriptor with a deadline.
+final class LineChannel {
+    let fd: Int32
+    private var reader = LineReader(limit: 1 << 20)
+    private var lines: [String] = []
+    private(set) var atEnd = false
+
+    init(fd: Int32) { self.fd = fd }
+
+    /// The next line, or nil at end of stream. Throws if nothing arrives within `timeout` seconds.
+    func next(timeout: Double = patience) throws -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while lines.isEmpty {
+            if atEnd { return nil }
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else { throw HarnessError("no line within \(timeout) s") }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let r = poll(&p, 1, Int32(min(left, 1) * 1000))
+            if r <= 0 { continue }
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 {
+                if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
+                atEnd = true
+                continue
+            }
+            for outcome in buffer.withUnsafeBytes({ reader.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) {
+                if case .line(let l) = outcome { lines.append(String(decoding: l, as: UTF8.self)) }
+            }
+        }
+        return lines.removeFirst()
+    }
+
+}
+
+/// A child process with its stdin and stdout as pipes; killed when the value goes away.
+final class Child {
+    let process = Process()
+    let stdin = Pipe()
+    let stdout = Pipe()
+    let output: LineChannel
+
+    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], stderrPath: String? = nil) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        if let stderrPath {
+            FileManager.default.createFile(atPath: stderrPath, contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: stderrPath)
+        }
+        output = LineChannel(fd: stdout.fileHandleForReading.fileDescriptor)
+        try process.run()
+    }
+
+    func send(_ line: String) throws {
+        try Syscall.writeAll(stdin.fileHandleForWriting.fileDescriptor, Array((line + "\n").utf8))
+    }
+
+    func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+
+    /// Waits for the process to exit and returns its status.
+    func waitForExit(timeout: Double = patience) throws -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning {
+            guard Date() < deadline else { throw HarnessError("\(process.executableURL!.lastPathComponent) did not exit within \(timeout) s") }
+            usleep(10_000)  // polling a child's state: there is no descriptor to wait on through Process
+        }
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// A private dbus-daemon whose policy lets anyone own any name: the stand-in plays logind on it.
+final class PrivateBus {
+    let address: String
+    private let child: Child
+
+    init(in dir: ScratchDirectory) throws {
+        let config = """
+            <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+             "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+            <busconfig>
+              <listen>unix:path=\(dir.path)/bus</listen>
+              <auth>EXTERNAL</auth>
+              <policy context="default">
+                <allow user="*"/>
+                <allow own="*"/>
+                <allow send_type="method_call"/><allow send_type="signal"/>
+                <allow send_type="method_return"/><allow send_type="error"/>
+                <allow receive_type="method_call"/><allow receive_type="signal"/>
+                <allow receive_type="method_return"/><allow receive_type="error"/>
+              </policy>
+            </busconfig>
+            """
+        try config.write(toFile: dir.path + "/bus.conf", atomically: true, encoding: .utf8)
+        child = try Child("/usr/bin/dbus-daemon", ["--config-file=\(dir.path)/bus.conf", "--nofork", "--print-address=1"], stderrPath: dir.path + "/dbus.log")
+        // dbus-daemon prints its address once it is listening.
+        guard let line = try child.output.next(), line.hasPrefix("unix:") else { throw HarnessError("dbus-daemon did not start") }
+        address = line
+    }
+
+    /// Kills the bus daemon outright (it ignores SIGTERM), as a crash would.
+    func kill() throws {
+        child.signal(SIGKILL)
+        _ = try child.waitForExit()
+    }
+}
+
+/// The scripted logind (Sources/logind-standin), driven line by line.
+final class LogindStandIn {
+    private let child: Child
+    let uniqueName: String
+
+    init(bus: PrivateBus, dir: ScratchDirectory) throws {
+        child = try Child(productsDirectory + "/logind-standin", [], environment: ["DBUS_SYSTEM_BUS_ADDRESS": bus.address], stderrPath: dir.path + "/standin.log")
+        guard let ready = try child.output.next(), ready.hasPrefix("ready ") else { throw HarnessError("stand-in did not start") }
+        uniqueName = String(ready.dropFirst(6))
+    }
+
+    /// Runs a command and returns once the stand-in has done it.
+    @discardableResult
+    func run(_ command: String) throws -> String {
+        try start(command)
+        return try finish(command)
+    }
+
+    /// Sends a command without waiting, so the test can read subscribers while it runs; then ``finish(_:)``.
+    func start(_ command: String) throws {
+        try child.send(command)
+    }
+
+    @discardableResult
+    func finish(_ command: String) throws -> String {
+        guard let answer = try child.output.next() else { throw HarnessError("stand-in exited during '\(command)'") }
+        guard answer.hasPrefix("ok") else { throw HarnessError("stand-in: '\(command)': \(answer)") }
+        return answer
+    }
+}
+
+/// The real sensd binary on the private bus, with a notify socket to learn when it is ready.
+final class SensdUnderTest {
+    let child: Child
+    let socketPath: String
+    private let notifyFD: Int32
+
+    init(bus: PrivateBus, dir: ScratchDirectory, arguments: [String] = []) throws {
+        socketPath = dir.path + "/events.sock"
+        let notifyPath = dir.path + "/notify"
+        let notifyFD = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        self.notifyFD = notifyFD
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: Array(notifyPath.utf8) + [0])
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(notifyFD, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0 else { throw HarnessError("cannot bind notify socket") }
+        child = try Child(
+            productsDirectory + "/sensd", ["--socket", socketPath, "--log-level", "debug"] + arguments,
+            environment: ["DBUS_SYSTEM_BUS_ADDRESS": bus.address, "NOTIFY_SOCKET": notifyPath], stderrPath: dir.path + "/sensd.log")
+        try waitFor("READY=1")
+    }
+
+    /// Waits for a notification containing `state` (e.g. READY=1, STOPPING=1).
+    func waitFor(_ state: String) throws {
+        let deadline = Date().addingTimeInterval(patience)
+        while Date() < deadline {
+            var p = pollfd(fd: notifyFD, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 200) > 0 else {
+                guard child.process.isRunning else { throw HarnessError("sensd exited with \(child.process.terminationStatus) before \(state)") }
+                continue
+            }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = buffer.withUnsafeMutableBytes { recv(notifyFD, $0.baseAddress, $0.count, 0) }
+            if n > 0, String(decoding: buffer[0..<n], as: UTF8.self).split(separator: "\n").contains(where: { $0 == state }) { return }
+        }
+        throw HarnessError("sensd did not send \(state)")
+    }
+
+    func subscribe() throws -> TestSubscriber { try TestSubscriber(path: socketPath) }
+
+    deinit { close(notifyFD) }
+}
+
+/// A plain socket client, as `socat` would be: no project client code.
+final class TestSubscriber {
+    let fd: Int32
+    let channel: LineChannel
+    let hello: String
+
+    init(path: String, expectHello: Bool = true) throws {
+        fd = try Syscall.unixStreamSocket(nonBlocking: false)
+        try Syscall.connect(fd, path: path)
+        channel = LineChannel(fd: fd)
+        hello = expectHello ? (try channel.next() ?? "") : ""
+    }
+
+    func send(_ text: String) throws { try Syscall.writeAll(fd, Array(text.utf8)) }
+
+    func nextLine() throws -> String? { try channel.next() }
+
+    /// The next line, which must be an event.
+    func nextEvent() throws -> SENSEvent {
+        guard let line = try channel.next() else { throw HarnessError("stream ended while an event was expected") }
+        do {
+            return try JSONDecoder().decode(SENSEvent.self, from: Data(line.utf8))
+        } catch {
+            throw HarnessError("not an event: \(line)")
+        }
+    }
+
+    func events(_ n: Int) throws -> [SENSEvent] { try (0..<n).map { _ in try nextEvent() } }
+
+    func closeNow() { Syscall.close(fd) }
+
+    deinit { Syscall.close(fd) }
+}
+
+/// The JSON object of a control line.
+func object(_ line: String?) throws -> [String: Any] {
+    guard let line, let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+        throw HarnessError("not a JSON object: \(line ?? "<end of stream>")")
+    }
+    return o
+}
+
+/// Everything one scenario needs, torn down in reverse order.
+final class Rig {
+    let dir: ScratchDirectory
+    let bus: PrivateBus
+    let logind: LogindStandIn
+    var sensd: SensdUnderTest!
+
+    init(before: (LogindStandIn) throws -> Void = { _ in }, sensdArguments: [String] = []) throws {
+        dir = try ScratchDirectory()
+        bus = try PrivateBus(in: dir)
+        logind = try LogindStandIn(bus: bus, dir: dir)
+        try before(logind)
+        sensd = try SensdUnderTest(bus: bus, dir: dir, arguments: sensdArguments)
+    }
+
+    /// sensd's log so far, for failure messages.
+    var sensdLog: String { (try? String(contentsOfFile: dir.path + "/sensd.log", encoding: .utf8)) ?? "" }
+
+    deinit {
+        // sensd first, so that it does not log the bus going away under it.
+        sensd?.child.signal(SIGTERM)
+        _ = try? sensd?.child.waitForExit()
+    }
+
+    /// Opens and closes a session and returns once `subscriber` has its Logoff: everything sensd sent
+    /// before it has been read, so a missing event can be asserted without waiting on a clock.
+    func barrier(_ subscriber: TestSubscriber, id: String = "barrier") throws -> [SENSEvent] {
+        try logind.run("open \(id) 0 root")
+        try logind.run("wait-asked \(id)")
+        try logind.run("close \(id)")
+        var before: [SENSEvent] = []
+        while true {
+            let e = try subscriber.nextEvent()
+            if e.sessionId == id { return before }
+            before.append(e)
+        }
+    }
+}
