@@ -69,7 +69,7 @@ public final class Daemon {
         logind.publish = { [unowned self] drafts in self.publish(drafts) }
         try logind.start { [unowned self] in
             self.logger.info("ready", metadata: ["sessions": "\(self.logind.sessionCount)", "socket": "\(self.configuration.socketPath)"])
-            ServiceManager.notify("READY=1\nSTATUS=Tracking \(self.logind.sessionCount) sessions")
+            ServiceManager.notify("READY=1")
         }
 
         let code = try loop.run()

@@ -20,7 +20,7 @@ struct Sensctl: ParsableCommand {
 struct Monitor: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print events as they arrive, one per line.",
-        discussion: "Exits 0 when sensd closes the stream normally, 69 when sensd cannot be reached, 1 when the stream ends with an error."
+        discussion: "Exits 0 when sensd stops or closes the stream normally, 69 when sensd cannot be reached, 1 when sensd ends the stream with an error (an overflow, a refused request)."
     )
 
     @Option(help: "Path of sensd's socket.")
@@ -64,7 +64,7 @@ struct Monitor: ParsableCommand {
                 }
                 if json {
                     out.line(line)
-                    if Self.isError(line, decoder) { endedWithError = true }
+                    if Self.isFailure(line, decoder) { endedWithError = true }
                 } else {
                     if Self.render(line, decoder: decoder, into: &out) == false { endedWithError = true }
                 }
@@ -73,8 +73,10 @@ struct Monitor: ParsableCommand {
         if endedWithError { throw ExitCode(1) }
     }
 
-    static func isError(_ line: ArraySlice<UInt8>, _ decoder: JSONDecoder) -> Bool {
-        (try? decoder.decode(ControlLine.self, from: Data(line)))?.error != nil
+    /// An error line other than the daemon's own orderly shutdown.
+    static func isFailure(_ line: ArraySlice<UInt8>, _ decoder: JSONDecoder) -> Bool {
+        guard let error = (try? decoder.decode(ControlLine.self, from: Data(line)))?.error else { return false }
+        return error != "shutting-down"
     }
 
     /// Prints one line for people; false when it was an error line from the daemon.
@@ -87,7 +89,7 @@ struct Monitor: ParsableCommand {
         if let control = try? decoder.decode(ControlLine.self, from: data) {
             if let error = control.error {
                 printError("sensctl: sensd: \(control.message ?? error) [\(error)]")
-                return false
+                return error == "shutting-down"
             }
             if control.hello != nil { return true }
         }

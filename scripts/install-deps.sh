@@ -1,0 +1,35 @@
+#!/bin/sh
+# Installs the Debian packages sensd needs: `build` for compiling, `test` for every test tier and the demo.
+# Does nothing when they are all present; otherwise needs root (apt-get).
+set -eu
+
+build="libsystemd-dev"
+# dbus: a private dbus-daemon for the integration tier. systemd-container and mmdebstrap: a throwaway
+# container with a real systemd-logind. python3-pytest: the end-to-end driver.
+test="dbus systemd-container mmdebstrap python3 python3-pytest"
+
+wanted=""
+for set in "$@"; do
+    case "$set" in
+        build) wanted="$wanted $build" ;;
+        test) wanted="$wanted $test" ;;
+        *) echo "install-deps.sh: unknown set '$set' (build, test)" >&2; exit 2 ;;
+    esac
+done
+
+missing=""
+for p in $wanted; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+    echo "install-deps.sh: missing Debian packages:$missing; run as root or install them" >&2
+    exit 1
+fi
+echo "install-deps.sh: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,165 @@
+"""A throwaway Debian 12 container with systemd as init: a real systemd-logind, a real system bus and real
+PAM logins, on a machine that runs no systemd itself (see ../../README.md, "Testing").
+
+The root file system is built once by mmdebstrap and cached as a tarball keyed by its package list; each
+run unpacks a fresh copy, lays the output of `make install DESTDIR=stage` over it, and boots it with
+systemd-nspawn without machined or a scope (the host has no systemd to ask).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+SUITE = "bookworm"
+PACKAGES = sorted([
+    "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "openssh-client",
+    "libstdc++6", "libsystemd0", "socat", "python3", "procps", "iproute2", "jq",
+])
+CACHE = Path(os.environ.get("SENSD_E2E_CACHE", "/var/cache/sensd-e2e"))
+# Files the host and the container exchange (nspawn gives the container a fresh /tmp).
+SHARE = "/var/lib/sensd-e2e"
+
+
+def rootfs_tarball() -> Path:
+    """The cached root file system, built on first use (about 30 s)."""
+    key = hashlib.sha256((SUITE + " " + " ".join(PACKAGES)).encode()).hexdigest()[:12]
+    tarball = CACHE / f"rootfs-{SUITE}-{key}.tar"
+    if tarball.exists():
+        return tarball
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = tarball.with_suffix(".partial.tar")
+    print(f"building the container root file system ({SUITE}) into {tarball}", flush=True)
+    subprocess.run(
+        ["mmdebstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), SUITE, str(partial)],
+        check=True, stdout=subprocess.DEVNULL)
+    partial.rename(tarball)
+    return tarball
+
+
+def wait_until(condition, what: str, timeout: float = 60.0, interval: float = 0.05):
+    """Polls `condition` until it returns something truthy; the deadline is a guard against hangs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Container:
+    def __init__(self, stage: Path):
+        self.stage = stage
+        self.workdir = Path(tempfile.mkdtemp(prefix="sensd-e2e-"))
+        self.root = self.workdir / "root"
+        self.nspawn: subprocess.Popen | None = None
+        self.init_pid: int | None = None
+        self.background: list[subprocess.Popen] = []
+
+    # Life cycle
+
+    def start(self) -> "Container":
+        self.root.mkdir()
+        subprocess.run(["tar", "-C", str(self.root), "-xf", str(rootfs_tarball())], check=True)
+        # What a distribution package would put there: exactly the output of `make install`.
+        subprocess.run(["cp", "-a", f"{self.stage}/.", str(self.root)], check=True)
+        share = self.root / SHARE.lstrip("/")
+        share.mkdir(parents=True, exist_ok=True)
+        share.chmod(0o1777)  # the logged-in users write here too
+        log = open(self.workdir / "console.log", "wb")
+        self.nspawn = subprocess.Popen(
+            ["systemd-nspawn", "-D", str(self.root), "--register=no", "--keep-unit", "--private-network",
+             "-b", "--console=pipe"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        self.init_pid = wait_until(self._find_init, "the container's init", timeout=30)
+        wait_until(lambda: self.run("true", check=False).returncode == 0, "entering the container", timeout=30)
+        # "offline" means systemd is not answering yet; --wait then blocks until boot has finished.
+        state = wait_until(
+            lambda: (lambda s: s if s not in ("", "offline") else None)(
+                self.run("systemctl is-system-running --wait", check=False).stdout.strip()),
+            "systemd to answer in the container", timeout=60, interval=0.1)
+        if state not in ("running", "degraded"):
+            raise RuntimeError(f"container did not boot: {state}\n{self.run('systemctl --failed', check=False).stdout}")
+        return self
+
+    def _find_init(self):
+        if self.nspawn.poll() is not None:
+            raise RuntimeError(f"systemd-nspawn exited: {(self.workdir / 'console.log').read_text(errors='replace')[-2000:]}")
+        try:
+            children = Path(f"/proc/{self.nspawn.pid}/task/{self.nspawn.pid}/children").read_text().split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
+
+    def stop(self):
+        for p in self.background:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if self.nspawn and self.nspawn.poll() is None:
+            # SIGTERM asks nspawn to shut the container down cleanly.
+            self.nspawn.send_signal(signal.SIGTERM)
+            try:
+                self.nspawn.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.nspawn.kill()
+                self.nspawn.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # Inside
+
+    def _enter(self) -> list[str]:
+        return ["nsenter", "-t", str(self.init_pid), "-a", "--"]
+
+    def run(self, command: str, check: bool = True, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
+        """Runs a shell command as root inside the container."""
+        result = subprocess.run(
+            self._enter() + ["/bin/sh", "-c", command], capture_output=True, text=True, timeout=timeout, input=input)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"in container: {command!r} exited {result.returncode}\n{result.stdout}{result.stderr}")
+        return result
+
+    def spawn(self, command: str, **kwargs) -> subprocess.Popen:
+        """Starts a shell command inside the container without waiting; killed at stop()."""
+        p = subprocess.Popen(self._enter() + ["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, **kwargs)
+        self.background.append(p)
+        return p
+
+    def path(self, inside: str) -> Path:
+        """The host path of a file inside the container."""
+        return self.root / inside.lstrip("/")
+
+    # Helpers for scenarios
+
+    def add_users(self, *names: str):
+        """Creates users that can log in with su, runuser and ssh (by the root key made here)."""
+        self.run("test -f /root/.ssh/id_ed25519 || ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519")
+        self.run("ssh-keygen -A && systemctl enable --now ssh.service >/dev/null 2>&1 || systemctl restart ssh.service")
+        for name in names:
+            self.run(
+                f"id {name} >/dev/null 2>&1 || useradd -m -s /bin/bash {name}; "
+                f"install -d -m 700 -o {name} -g {name} /home/{name}/.ssh; "
+                f"install -m 600 -o {name} -g {name} /root/.ssh/id_ed25519.pub /home/{name}/.ssh/authorized_keys")
+
+    def uid(self, name: str) -> int:
+        return int(self.run(f"id -u {name}").stdout)
+
+    def main_pid(self, unit: str) -> int:
+        return int(self.run(f"systemctl show -P MainPID {unit}").stdout)
+
+    def rss_kib(self, pid: int) -> int:
+        for line in self.run(f"cat /proc/{pid}/status").stdout.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+
+SSH = "ssh -q -i /root/.ssh/id_ed25519 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes"
