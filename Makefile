@@ -32,7 +32,7 @@ install: build
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
 	install -m 0755 -s $(RELEASE_DIR)/sensd $(DESTDIR)$(SBINDIR)/sensd
 	install -m 0755 -s $(RELEASE_DIR)/sensctl $(DESTDIR)$(BINDIR)/sensctl
-	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' packaging/sensd.service.in > $(DESTDIR)$(UNITDIR)/sensd.service
+	sed -e 's|/usr/sbin/sensd|$(SBINDIR)/sensd|g' -e 's|/usr/share/doc/sensd|$(DOCDIR)|g' packaging/sensd.service > $(DESTDIR)$(UNITDIR)/sensd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/sensd.service
 	install -m 0644 README.md docs/protocol.md $(DESTDIR)$(DOCDIR)/
 

@@ -11,7 +11,7 @@ struct Sensd: ParsableCommand {
         commandName: "sensd",
         abstract: "Turns systemd-logind's sessions into SENS logon events (Logoff, ...) for local subscribers.",
         discussion: """
-            Subscribers connect to the Unix socket and read one JSON object per line; see sensd(8) and docs/protocol.md.
+            Subscribers connect to the Unix socket and read one JSON object per line; see /usr/share/doc/sensd/protocol.md.
             The system bus is the one DBUS_SYSTEM_BUS_ADDRESS names, or the default.
             """,
         version: Daemon.version
