@@ -1,5 +1,5 @@
 /// What logind told sensd about one session, remembered from its start because removal carries no details.
-public struct LogindSession: Equatable, Sendable {
+public struct LogindSession: Codable, Equatable, Sendable {
     /// logind's session id (`c12`, or the audit session id where audit is on). Not unique over time.
     public var id: String
     public var uid: UInt32?
@@ -8,13 +8,60 @@ public struct LogindSession: Equatable, Sendable {
     public var leader: UInt32?
     /// When logind created the session (`Timestamp`, CLOCK_REALTIME microseconds).
     public var startedAt: UInt64?
+    /// `Class`: user, greeter, lock-screen, background, manager.
+    public var sessionClass: String?
+    /// `Type`: tty, x11, wayland, mir, unspecified.
+    public var type: String?
+    /// `Service`: the PAM service that opened it (sshd, su-l, login, ...).
+    public var service: String?
+    public var tty: String?
+    public var seat: String?
+    public var display: String?
+    public var remote: Bool?
+    public var remoteHost: String?
+    public var remoteUser: String?
+    /// The kernel audit session id; nil when unset.
+    public var audit: UInt32?
+    /// The session's object path on the bus.
+    public var objectPath: String?
 
-    public init(id: String, uid: UInt32? = nil, userName: String? = nil, leader: UInt32? = nil, startedAt: UInt64? = nil) {
+    // Live state, for transitions.
+    /// `Active`: the session is the one in the foreground of its seat.
+    public var active: Bool?
+    /// `IdleHint`.
+    public var idle: Bool?
+    /// `LockedHint`.
+    public var locked: Bool?
+    /// `State`: online, active, closing.
+    public var state: String?
+
+    public init(
+        id: String, uid: UInt32? = nil, userName: String? = nil, leader: UInt32? = nil, startedAt: UInt64? = nil,
+        sessionClass: String? = nil, type: String? = nil, service: String? = nil, tty: String? = nil,
+        seat: String? = nil, display: String? = nil, remote: Bool? = nil, remoteHost: String? = nil,
+        remoteUser: String? = nil, audit: UInt32? = nil, objectPath: String? = nil,
+        active: Bool? = nil, idle: Bool? = nil, locked: Bool? = nil, state: String? = nil
+    ) {
         self.id = id
         self.uid = uid
         self.userName = userName
         self.leader = leader
         self.startedAt = startedAt
+        self.sessionClass = sessionClass
+        self.type = type
+        self.service = service
+        self.tty = tty
+        self.seat = seat
+        self.display = display
+        self.remote = remote
+        self.remoteHost = remoteHost
+        self.remoteUser = remoteUser
+        self.audit = audit
+        self.objectPath = objectPath
+        self.active = active
+        self.idle = idle
+        self.locked = locked
+        self.state = state
     }
 
     /// Whether `other` (same id) is provably a different session: logind reuses ids, e.g. `c1` after a restart
@@ -28,8 +75,59 @@ public struct LogindSession: Equatable, Sendable {
 
     /// This record with every field `newer` knows replacing the old value.
     public func updated(with newer: LogindSession) -> LogindSession {
-        LogindSession(
-            id: id, uid: newer.uid ?? uid, userName: newer.userName ?? userName,
-            leader: newer.leader ?? leader, startedAt: newer.startedAt ?? startedAt)
+        var s = self
+        s.uid = newer.uid ?? uid
+        s.userName = newer.userName ?? userName
+        s.leader = newer.leader ?? leader
+        s.startedAt = newer.startedAt ?? startedAt
+        s.sessionClass = newer.sessionClass ?? sessionClass
+        s.type = newer.type ?? type
+        s.service = newer.service ?? service
+        s.tty = newer.tty ?? tty
+        s.seat = newer.seat ?? seat
+        s.display = newer.display ?? display
+        s.remote = newer.remote ?? remote
+        s.remoteHost = newer.remoteHost ?? remoteHost
+        s.remoteUser = newer.remoteUser ?? remoteUser
+        s.audit = newer.audit ?? audit
+        s.objectPath = newer.objectPath ?? objectPath
+        s.active = newer.active ?? active
+        s.idle = newer.idle ?? idle
+        s.locked = newer.locked ?? locked
+        s.state = newer.state ?? state
+        return s
+    }
+
+    /// The Windows logon type this session corresponds to (see docs/protocol.md for the mapping).
+    public var logonType: LogonType? {
+        guard let sessionClass else { return nil }
+        switch sessionClass {
+        case "background":
+            return .batch
+        case "manager":
+            return .service
+        case "user", "greeter", "lock-screen":
+            return remote == true ? .remoteInteractive : .interactive
+        default:
+            return nil
+        }
+    }
+}
+
+/// Windows' LogonType, as security events 4624/4634 carry it.
+public enum LogonType: String, Codable, Sendable {
+    case interactive = "Interactive"
+    case batch = "Batch"
+    case service = "Service"
+    case remoteInteractive = "RemoteInteractive"
+
+    /// The numeric code Windows uses.
+    public var code: Int {
+        switch self {
+        case .interactive: 2
+        case .batch: 4
+        case .service: 5
+        case .remoteInteractive: 10
+        }
     }
 }

@@ -1,13 +1,30 @@
 /// The SENS logon family, by the names of Windows' ISensLogon/ISensLogon2 methods.
 public enum EventKind: String, Codable, CaseIterable, Sendable {
-    /// The session is gone (logind's `SessionRemoved`): ISensLogon2::Logoff, security event 4634.
+    /// A new session: ISensLogon2::Logon, security event 4624.
+    case logon = "Logon"
+    /// The user logged out; processes may linger (logind's state "closing"): security event 4647.
+    case logoffInitiated = "LogoffInitiated"
+    /// The session is gone: ISensLogon2::Logoff, security event 4634.
     case logoff = "Logoff"
+    /// The session stopped being the active one of its seat: ISensLogon2::SessionDisconnect, 4779.
+    case sessionDisconnect = "SessionDisconnect"
+    /// The session became the active one of its seat again: ISensLogon2::SessionReconnect, 4778.
+    case sessionReconnect = "SessionReconnect"
+    /// `LockedHint` became true: ISensLogon::DisplayLock, 4800.
+    case displayLock = "DisplayLock"
+    /// `LockedHint` became false: ISensLogon::DisplayUnlock, 4801.
+    case displayUnlock = "DisplayUnlock"
+    /// `IdleHint` became true: ISensLogon::StartScreenSaver.
+    case startScreenSaver = "StartScreenSaver"
+    /// `IdleHint` became false: ISensLogon::StopScreenSaver.
+    case stopScreenSaver = "StopScreenSaver"
 }
 
 /// One event as subscribers receive it.
 ///
 /// `userName` and `uid` are nil only when the session ended before sensd could learn whose it was;
 /// `unresolved` then says why, so that no consumer mistakes a missing name for an empty one.
+/// The other session fields are omitted when logind did not say.
 public struct SENSEvent: Codable, Equatable, Sendable {
     public var event: EventKind
     public var seq: UInt64
@@ -16,6 +33,23 @@ public struct SENSEvent: Codable, Equatable, Sendable {
     public var userName: String?
     public var uid: UInt32?
     public var unresolved: String?
+    /// The change happened while sensd was not running; `time` is when sensd noticed.
+    public var observedLate: Bool?
+    public var host: String?
+    public var sessionClass: String?
+    public var type: String?
+    public var service: String?
+    public var tty: String?
+    public var seat: String?
+    public var display: String?
+    public var remote: Bool?
+    public var remoteHost: String?
+    public var remoteUser: String?
+    public var leader: UInt32?
+    public var audit: UInt32?
+    public var sessionStart: EventTime?
+    public var logonType: LogonType?
+    public var logonTypeCode: Int?
 
     public init(
         event: EventKind, seq: UInt64, time: EventTime, sessionId: String,
@@ -30,23 +64,70 @@ public struct SENSEvent: Codable, Equatable, Sendable {
         self.unresolved = unresolved
     }
 
+    /// The event for `session`, with every field the session knows.
+    public init(_ draft: EventDraft, seq: UInt64, time: EventTime, host: String?) {
+        let s = draft.session
+        self.init(event: draft.event, seq: seq, time: time, sessionId: s.id, userName: s.userName, uid: s.uid, unresolved: draft.unresolved)
+        observedLate = draft.observedLate ? true : nil
+        self.host = host
+        sessionClass = s.sessionClass
+        type = s.type
+        service = s.service
+        tty = s.tty
+        seat = s.seat
+        display = s.display
+        remote = s.remote
+        remoteHost = s.remoteHost
+        remoteUser = s.remoteUser
+        leader = s.leader
+        audit = s.audit
+        sessionStart = s.startedAt.map { EventTime(microsecondsSinceEpoch: Int64($0)) }
+        logonType = s.logonType
+        logonTypeCode = s.logonType?.code
+    }
+
     enum CodingKeys: String, CodingKey {
-        case event, seq, time, sessionId, userName, uid, unresolved
+        case event, seq, time, sessionId, userName, uid, unresolved, observedLate, host
+        case sessionClass = "class"
+        case type, service, tty, seat, display, remote, remoteHost, remoteUser, leader, audit, sessionStart
+        case logonType, logonTypeCode
     }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        func time(_ key: CodingKeys) throws -> EventTime? {
+            guard let text = try c.decodeIfPresent(String.self, forKey: key) else { return nil }
+            guard let t = EventTime(rfc3339: text) else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "not RFC 3339 UTC: \(text)")
+            }
+            return t
+        }
         event = try c.decode(EventKind.self, forKey: .event)
         seq = try c.decode(UInt64.self, forKey: .seq)
-        let text = try c.decode(String.self, forKey: .time)
-        guard let t = EventTime(rfc3339: text) else {
-            throw DecodingError.dataCorruptedError(forKey: .time, in: c, debugDescription: "not RFC 3339 UTC: \(text)")
+        guard let t = try time(.time) else {
+            throw DecodingError.keyNotFound(CodingKeys.time, .init(codingPath: [], debugDescription: "no time"))
         }
-        time = t
+        self.time = t
         sessionId = try c.decode(String.self, forKey: .sessionId)
         userName = try c.decodeIfPresent(String.self, forKey: .userName)
         uid = try c.decodeIfPresent(UInt32.self, forKey: .uid)
         unresolved = try c.decodeIfPresent(String.self, forKey: .unresolved)
+        observedLate = try c.decodeIfPresent(Bool.self, forKey: .observedLate)
+        host = try c.decodeIfPresent(String.self, forKey: .host)
+        sessionClass = try c.decodeIfPresent(String.self, forKey: .sessionClass)
+        type = try c.decodeIfPresent(String.self, forKey: .type)
+        service = try c.decodeIfPresent(String.self, forKey: .service)
+        tty = try c.decodeIfPresent(String.self, forKey: .tty)
+        seat = try c.decodeIfPresent(String.self, forKey: .seat)
+        display = try c.decodeIfPresent(String.self, forKey: .display)
+        remote = try c.decodeIfPresent(Bool.self, forKey: .remote)
+        remoteHost = try c.decodeIfPresent(String.self, forKey: .remoteHost)
+        remoteUser = try c.decodeIfPresent(String.self, forKey: .remoteUser)
+        leader = try c.decodeIfPresent(UInt32.self, forKey: .leader)
+        audit = try c.decodeIfPresent(UInt32.self, forKey: .audit)
+        sessionStart = try time(.sessionStart)
+        logonType = try c.decodeIfPresent(LogonType.self, forKey: .logonType)
+        logonTypeCode = try c.decodeIfPresent(Int.self, forKey: .logonTypeCode)
     }
 
     /// Encodable for completeness (tests, tools); the daemon writes lines with ``WireFormat/encode(_:)``,
@@ -60,6 +141,22 @@ public struct SENSEvent: Codable, Equatable, Sendable {
         try c.encode(userName, forKey: .userName)
         try c.encode(uid, forKey: .uid)
         try c.encodeIfPresent(unresolved, forKey: .unresolved)
+        try c.encodeIfPresent(observedLate, forKey: .observedLate)
+        try c.encodeIfPresent(host, forKey: .host)
+        try c.encodeIfPresent(sessionClass, forKey: .sessionClass)
+        try c.encodeIfPresent(type, forKey: .type)
+        try c.encodeIfPresent(service, forKey: .service)
+        try c.encodeIfPresent(tty, forKey: .tty)
+        try c.encodeIfPresent(seat, forKey: .seat)
+        try c.encodeIfPresent(display, forKey: .display)
+        try c.encodeIfPresent(remote, forKey: .remote)
+        try c.encodeIfPresent(remoteHost, forKey: .remoteHost)
+        try c.encodeIfPresent(remoteUser, forKey: .remoteUser)
+        try c.encodeIfPresent(leader, forKey: .leader)
+        try c.encodeIfPresent(audit, forKey: .audit)
+        try c.encodeIfPresent(sessionStart?.rfc3339, forKey: .sessionStart)
+        try c.encodeIfPresent(logonType, forKey: .logonType)
+        try c.encodeIfPresent(logonTypeCode, forKey: .logonTypeCode)
     }
 }
 
@@ -68,11 +165,13 @@ public struct EventDraft: Equatable, Sendable {
     public var event: EventKind
     public var session: LogindSession
     public var unresolved: String?
+    public var observedLate: Bool
 
-    public init(event: EventKind, session: LogindSession, unresolved: String? = nil) {
+    public init(event: EventKind, session: LogindSession, unresolved: String? = nil, observedLate: Bool = false) {
         self.event = event
         self.session = session
         self.unresolved = unresolved
+        self.observedLate = observedLate
     }
 }
 
@@ -84,10 +183,8 @@ public struct EventSequencer: Sendable {
         self.lastSeq = lastSeq
     }
 
-    public mutating func stamp(_ draft: EventDraft, at time: EventTime) -> SENSEvent {
+    public mutating func stamp(_ draft: EventDraft, at time: EventTime, host: String? = nil) -> SENSEvent {
         lastSeq += 1
-        return SENSEvent(
-            event: draft.event, seq: lastSeq, time: time, sessionId: draft.session.id,
-            userName: draft.session.userName, uid: draft.session.uid, unresolved: draft.unresolved)
+        return SENSEvent(draft, seq: lastSeq, time: time, host: host)
     }
 }

@@ -1,16 +1,43 @@
 /// The sessions logind has announced, and the SENS events their changes mean. No I/O: the logind source
-/// feeds it what the bus said and publishes what it returns.
+/// feeds it what the bus and sd-login said and publishes what it returns.
+///
+/// The rules (docs/protocol.md, "Event types"):
+/// - `Logon` once per session, when its details are first known; never again for a session logind merely
+///   re-announces (a logind restart), nor for one remembered from sensd's previous run.
+/// - `LogoffInitiated` once per session that ends, always before its `Logoff`: when the session is seen
+///   closing, or at the latest right before `Logoff`.
+/// - `Logoff` exactly once per session that ends.
+/// - Disconnect/Reconnect, DisplayLock/Unlock and Start/StopScreenSaver only on a real change of
+///   `Active`, `LockedHint` and `IdleHint`, never for a value re-announced unchanged or first learned.
 public struct SessionTracker: Sendable {
-    /// Said on a `Logoff` whose session ended before sensd learned its user.
+    /// Said on events of a session that ended before sensd learned its user.
     public static let unresolvedReason = "the session ended before sensd could learn its user"
 
     struct Tracked: Sendable {
         var session: LogindSession
         /// Details were asked for and have not arrived.
         var fetchPending: Bool
+        /// `Logon` has gone out, or the session was remembered from the previous run.
+        var reported: Bool
+        /// `LogoffInitiated` has gone out.
+        var logoffInitiated: Bool
+        /// The session was seen closing; sticky, because details asked for earlier may still say "online".
+        var closingSeen = false
+    }
+
+    /// A session as kept across restarts of sensd.
+    public struct Remembered: Codable, Equatable, Sendable {
+        public var session: LogindSession
+        public var logoffInitiated: Bool
+
+        public init(session: LogindSession, logoffInitiated: Bool) {
+            self.session = session
+            self.logoffInitiated = logoffInitiated
+        }
     }
 
     private var tracked: [String: Tracked] = [:]
+    private var idByPath: [String: String] = [:]
 
     public init() {}
 
@@ -23,32 +50,62 @@ public struct SessionTracker: Sendable {
     /// Every tracked session id.
     public var ids: [String] { Array(tracked.keys) }
 
-    /// logind announced `id` (`SessionNew`, or an enumeration listed it, with what the listing said).
-    /// The caller fetches the details next and reports them with ``detailsArrived(_:)``.
-    public mutating func announced(id: String, listed: LogindSession? = nil) {
-        if var existing = tracked[id] {
-            existing.fetchPending = true
-            // A listing that names another user means another session under a reused id; the fetched
-            // details decide, so keep the old record until they arrive.
-            tracked[id] = existing
-        } else {
-            tracked[id] = Tracked(session: listed ?? LogindSession(id: id), fetchPending: true)
+    /// The session id for a session object path, if tracked.
+    public func id(forPath path: String) -> String? { idByPath[path] }
+
+    /// The sessions to keep across a restart: every one already reported.
+    public var remembered: [Remembered] {
+        tracked.values.filter(\.reported).map { Remembered(session: $0.session, logoffInitiated: $0.logoffInitiated) }
+            .sorted { $0.session.id < $1.session.id }
+    }
+
+    /// Sessions known from sensd's previous run. They count as reported; the first resynchronisation ends
+    /// those that are gone and keeps the rest without a second `Logon`.
+    public mutating func remember(_ sessions: [Remembered]) {
+        for r in sessions {
+            track(Tracked(session: r.session, fetchPending: false, reported: true, logoffInitiated: r.logoffInitiated))
         }
     }
 
-    /// The details of a session arrived. When they show that the id now names a different session than the
-    /// one tracked, the tracked one ended unseen, and its `Logoff` is returned.
-    public mutating func detailsArrived(_ session: LogindSession) -> [EventDraft] {
-        guard let existing = tracked[session.id] else {
+    /// logind announced `id` (`SessionNew`). The caller fetches the details next and reports them with
+    /// ``detailsArrived(_:)``.
+    public mutating func announced(id: String, path: String?) {
+        if var existing = tracked[id] {
+            // Re-announced (a logind restart) or reused: the details will tell.
+            existing.fetchPending = true
+            if let path { existing.session.objectPath = path }
+            track(existing)
+        } else {
+            track(Tracked(session: LogindSession(id: id, objectPath: path), fetchPending: true, reported: false, logoffInitiated: false))
+        }
+    }
+
+    /// The details of a session arrived (`Properties.GetAll`).
+    public mutating func detailsArrived(_ details: LogindSession) -> [EventDraft] {
+        guard var t = tracked[details.id] else {
             // Removed while the details were on their way; its Logoff has gone out already.
             return []
         }
-        if existing.session.isDifferentSession(from: session) {
-            tracked[session.id] = Tracked(session: session, fetchPending: false)
-            return [logoff(existing.session)]
+        var drafts: [EventDraft] = []
+        if t.session.isDifferentSession(from: details) {
+            // The id now names another session: the one tracked ended unseen.
+            drafts += ending(t, late: true)
+            var fresh = details
+            if fresh.objectPath == nil { fresh.objectPath = t.session.objectPath }
+            t = Tracked(session: fresh, fetchPending: false, reported: false, logoffInitiated: false)
+        } else {
+            let before = t.session
+            t.session = before.updated(with: details)
+            t.fetchPending = false
+            if t.reported { drafts += transitions(from: before, to: t.session) }
         }
-        tracked[session.id] = Tracked(session: existing.session.updated(with: session), fetchPending: false)
-        return []
+        if !t.reported {
+            t.reported = true
+            drafts.append(draft(.logon, t.session))
+        }
+        drafts += closingIfSo(&t)
+        track(t)
+        return drafts
     }
 
     /// The details of `id` could not be read (the session is probably already gone; its removal follows).
@@ -56,33 +113,109 @@ public struct SessionTracker: Sendable {
         tracked[id]?.fetchPending = false
     }
 
-    /// logind removed the session (`SessionRemoved`): exactly one `Logoff`, whatever is known of it.
-    public mutating func removed(id: String) -> [EventDraft] {
-        let session = tracked.removeValue(forKey: id)?.session ?? LogindSession(id: id)
-        return [logoff(session)]
+    /// logind changed properties of the session at `path` (`PropertiesChanged`); `changes` holds the new values.
+    public mutating func propertiesChanged(path: String, changes: LogindSession) -> [EventDraft] {
+        guard let id = idByPath[path], var t = tracked[id] else { return [] }
+        let before = t.session
+        t.session = before.updated(with: changes)
+        var drafts: [EventDraft] = []
+        // Before its Logon a session has no history to change: values only set the baseline.
+        if t.reported {
+            drafts += transitions(from: before, to: t.session)
+            drafts += closingIfSo(&t)
+        }
+        track(t)
+        return drafts
     }
 
-    /// A fresh listing of every live session (after logind came back, or at start-up). Tracked sessions
-    /// missing from it ended while nobody told sensd (logind sends no `SessionRemoved` for a session that was
-    /// closing when it restarted); their `Logoff`s are returned. Listed ids are announced; fetch their details.
+    /// sd-login says the session is closing: the user logged out, processes may linger.
+    public mutating func closing(id: String) -> [EventDraft] {
+        guard var t = tracked[id] else { return [] }
+        t.closingSeen = true
+        let drafts = t.reported ? closingIfSo(&t) : []
+        track(t)
+        return drafts
+    }
+
+    /// logind removed the session (`SessionRemoved`): its `LogoffInitiated` if not yet sent, then exactly one `Logoff`.
+    public mutating func removed(id: String) -> [EventDraft] {
+        guard let t = untrack(id) else {
+            // Ended between subscribing and listing: the removal is the only trace, and it is reported.
+            let unknown = Tracked(session: LogindSession(id: id), fetchPending: false, reported: true, logoffInitiated: false)
+            return ending(unknown, late: false)
+        }
+        var drafts: [EventDraft] = []
+        if !t.reported { drafts.append(draft(.logon, t.session)) }
+        drafts += ending(t, late: false)
+        return drafts
+    }
+
+    /// A fresh listing of every live session (at start-up, and whenever logind comes back). Tracked sessions
+    /// missing from it ended while nobody said so (logind sends no `SessionRemoved` for a session that was
+    /// closing when it restarted, and none at all while sensd was stopped); they end now, marked observed late.
+    /// Listed sessions are announced; fetch their details.
     public mutating func resynchronised(live: [LogindSession]) -> [EventDraft] {
         let liveIDs = Set(live.map(\.id))
         var drafts: [EventDraft] = []
         for id in tracked.keys.sorted() where !liveIDs.contains(id) {
-            drafts.append(logoff(tracked.removeValue(forKey: id)!.session))
+            drafts += ending(untrack(id)!, late: true)
         }
-        for session in live {
-            if let existing = tracked[session.id], existing.session.isDifferentSession(from: session) {
-                drafts.append(logoff(existing.session))
-                tracked[session.id] = Tracked(session: session, fetchPending: true)
-            } else {
-                announced(id: session.id, listed: session)
+        for listed in live {
+            if let existing = tracked[listed.id], existing.session.isDifferentSession(from: listed) {
+                drafts += ending(untrack(listed.id)!, late: true)
+            }
+            announced(id: listed.id, path: listed.objectPath)
+            if var t = tracked[listed.id], !t.reported {
+                // Keep what the listing said (user, uid) in case the details cannot be read.
+                t.session = t.session.updated(with: listed)
+                track(t)
             }
         }
         return drafts
     }
 
-    private func logoff(_ session: LogindSession) -> EventDraft {
-        EventDraft(event: .logoff, session: session, unresolved: session.userName == nil ? Self.unresolvedReason : nil)
+    // MARK: Rules
+
+    private func draft(_ kind: EventKind, _ session: LogindSession, late: Bool = false) -> EventDraft {
+        EventDraft(event: kind, session: session, unresolved: session.userName == nil ? Self.unresolvedReason : nil, observedLate: late)
+    }
+
+    private func ending(_ t: Tracked, late: Bool) -> [EventDraft] {
+        var drafts: [EventDraft] = []
+        if !t.logoffInitiated { drafts.append(draft(.logoffInitiated, t.session, late: late)) }
+        drafts.append(draft(.logoff, t.session, late: late))
+        return drafts
+    }
+
+    private func closingIfSo(_ t: inout Tracked) -> [EventDraft] {
+        guard t.closingSeen || t.session.state == "closing", !t.logoffInitiated else { return [] }
+        t.logoffInitiated = true
+        return [draft(.logoffInitiated, t.session)]
+    }
+
+    private func transitions(from old: LogindSession, to new: LogindSession) -> [EventDraft] {
+        var drafts: [EventDraft] = []
+        if let a = old.active, let b = new.active, a != b {
+            drafts.append(draft(b ? .sessionReconnect : .sessionDisconnect, new))
+        }
+        if let a = old.locked, let b = new.locked, a != b {
+            drafts.append(draft(b ? .displayLock : .displayUnlock, new))
+        }
+        if let a = old.idle, let b = new.idle, a != b {
+            drafts.append(draft(b ? .startScreenSaver : .stopScreenSaver, new))
+        }
+        return drafts
+    }
+
+    private mutating func track(_ t: Tracked) {
+        if let old = tracked[t.session.id]?.session.objectPath, old != t.session.objectPath { idByPath[old] = nil }
+        tracked[t.session.id] = t
+        if let path = t.session.objectPath { idByPath[path] = t.session.id }
+    }
+
+    private mutating func untrack(_ id: String) -> Tracked? {
+        guard let t = tracked.removeValue(forKey: id) else { return nil }
+        if let path = t.session.objectPath, idByPath[path] == id { idByPath[path] = nil }
+        return t
     }
 }

@@ -3,10 +3,13 @@ public struct OutgoingLine: Sendable {
     public var bytes: [UInt8]
     /// The event's seq, or nil for control lines.
     public var seq: UInt64?
+    /// What a subscription filters on, for event lines.
+    public var facts: EventFacts?
 
-    public init(bytes: [UInt8], seq: UInt64?) {
+    public init(bytes: [UInt8], seq: UInt64?, facts: EventFacts? = nil) {
         self.bytes = bytes
         self.seq = seq
+        self.facts = facts
     }
 }
 
@@ -47,6 +50,19 @@ public struct SubscriberQueue: Sendable {
     /// Adds a line even past the limit: for the one final control line of a connection.
     public mutating func enqueueFinal(_ line: OutgoingLine) {
         lines.append(line)
+    }
+
+    /// Removes the event lines not yet started that `keep` rejects (a subscription arriving after they were queued).
+    public mutating func removeUnstarted(where reject: (OutgoingLine) -> Bool) {
+        let first = head + (headOffset > 0 ? 1 : 0)
+        guard first < lines.count else { return }
+        let kept = lines[first...].filter { !reject($0) }
+        lines.replaceSubrange(first..., with: kept)
+    }
+
+    /// Puts a line before every line not yet started.
+    public mutating func insertBeforeUnstarted(_ line: OutgoingLine) {
+        lines.insert(line, at: head + (headOffset > 0 ? 1 : 0))
     }
 
     /// Drops every line not yet started, keeping the rest of a partly written one so framing stays intact.

@@ -1,183 +1,164 @@
+import FoundationEssentials
+
 /// What a client may ask for in the one request line it may send after connecting.
 ///
-/// Protocol 1 defines the request as a JSON object; this version of the daemon knows no keys yet, so `{}`
-/// is the only valid request and a client that sends nothing gets the same: every event. Unknown keys are
-/// refused by name rather than ignored, so a client asking for a feature learns the daemon lacks it
-/// instead of silently getting a stream it did not ask for.
+/// A JSON object; every key is optional, values within a key are OR-ed, keys are AND-ed:
+/// `{"events":["Logoff"],"users":["alice"],"uids":[1000],"classes":["user"]}`.
+/// Unknown keys are refused by name rather than ignored, so a client asking for a feature this daemon
+/// lacks learns so instead of silently getting a stream it did not ask for.
 public struct SubscriptionRequest: Equatable, Sendable {
-    public init() {}
+    public var events: Set<EventKind>?
+    public var users: Set<String>?
+    public var uids: Set<UInt32>?
+    public var classes: Set<String>?
 
-    /// Parses one request line (without its newline).
+    public init(events: Set<EventKind>? = nil, users: Set<String>? = nil, uids: Set<UInt32>? = nil, classes: Set<String>? = nil) {
+        self.events = events
+        self.users = users
+        self.uids = uids
+        self.classes = classes
+    }
+
+    /// The keys this daemon understands.
+    public static let keys = ["events", "users", "uids", "classes"]
+
+    /// Whether an event passes every filter the request names.
+    public func matches(_ facts: EventFacts) -> Bool {
+        if let events, !events.contains(facts.event) { return false }
+        if let users {
+            guard let name = facts.userName, users.contains(name) else { return false }
+        }
+        if let uids {
+            guard let uid = facts.uid, uids.contains(uid) else { return false }
+        }
+        if let classes {
+            guard let c = facts.sessionClass, classes.contains(c) else { return false }
+        }
+        return true
+    }
+
+    public var isEverything: Bool { events == nil && users == nil && uids == nil && classes == nil }
+
+    /// The request as sensd understood it, in JSON with sorted values.
+    public var json: [UInt8] {
+        var w = JSONLineWriter()
+        if let events { w.field("events", strings: events.map(\.rawValue).sorted()) }
+        if let users { w.field("users", strings: users.sorted()) }
+        if let uids { w.field("uids", integers: uids.sorted().map(UInt64.init)) }
+        if let classes { w.field("classes", strings: classes.sorted()) }
+        return w.finishObject()
+    }
+
+    /// Parses one request line (without its newline); the error names what is wrong.
     public static func parse(_ line: ArraySlice<UInt8>) throws(ProtocolError) -> SubscriptionRequest {
-        let keys: [String]
+        let value: JSONValue
         do {
-            keys = try FlatJSONObject.keys(of: line)
+            value = try JSONDecoder().decode(JSONValue.self, from: Data(line))
         } catch {
-            throw ProtocolError(.badRequest, "request is not a JSON object: \(error.reason)")
+            throw ProtocolError(.badRequest, "request is not valid JSON")
         }
-        if let unknown = keys.first {
-            throw ProtocolError(.badRequest, "unknown request key \"\(unknown)\" (this daemon accepts only {})")
+        guard case .object(let fields) = value else {
+            throw ProtocolError(.badRequest, "request must be a JSON object such as {\"events\":[\"Logoff\"]}")
         }
-        return SubscriptionRequest()
+        var request = SubscriptionRequest()
+        for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
+            switch key {
+            case "events":
+                request.events = Set(try strings(key, value).map { name throws(ProtocolError) in
+                    guard let kind = EventKind(rawValue: name) else {
+                        throw ProtocolError(.badRequest, "unknown event \"\(name)\" in \"events\" (known: \(EventKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    }
+                    return kind
+                })
+            case "users":
+                request.users = Set(try strings(key, value))
+            case "classes":
+                request.classes = Set(try strings(key, value))
+            case "uids":
+                request.uids = Set(try list(key, value).map { v throws(ProtocolError) in
+                    guard case .number(let n) = v, n >= 0, n <= Double(UInt32.max), n.rounded() == n else {
+                        throw ProtocolError(.badRequest, "\"uids\" must hold whole numbers from 0 to \(UInt32.max)")
+                    }
+                    return UInt32(n)
+                })
+            case "since":
+                throw ProtocolError(.badRequest, "request key \"since\" (resuming) is not supported by this daemon")
+            default:
+                throw ProtocolError(.badRequest, "unknown request key \"\(key)\" (known: \(keys.joined(separator: ", ")))")
+            }
+        }
+        return request
+    }
+
+    private static func list(_ key: String, _ value: JSONValue) throws(ProtocolError) -> [JSONValue] {
+        guard case .array(let items) = value else {
+            throw ProtocolError(.badRequest, "\"\(key)\" must be a list")
+        }
+        guard !items.isEmpty else {
+            throw ProtocolError(.badRequest, "\"\(key)\" is empty and would match nothing; leave the key out to match everything")
+        }
+        guard items.count <= 1024 else {
+            throw ProtocolError(.badRequest, "\"\(key)\" has more than 1024 values")
+        }
+        return items
+    }
+
+    private static func strings(_ key: String, _ value: JSONValue) throws(ProtocolError) -> [String] {
+        try list(key, value).map { v throws(ProtocolError) in
+            guard case .string(let s) = v, !s.isEmpty else {
+                throw ProtocolError(.badRequest, "\"\(key)\" must hold non-empty strings")
+            }
+            return s
+        }
     }
 }
 
-/// Just enough JSON to check a request's outer shape without pulling Foundation into the daemon.
-enum FlatJSONObject {
-    struct Failure: Error { var reason: String }
+/// What a subscription can filter on, taken from an event once and kept beside its encoded line.
+public struct EventFacts: Sendable {
+    public var event: EventKind
+    public var userName: String?
+    public var uid: UInt32?
+    public var sessionClass: String?
 
-    /// The top-level keys of a JSON object, validating the whole text as JSON.
-    static func keys(of text: ArraySlice<UInt8>) throws(Failure) -> [String] {
-        var p = Parser(bytes: Array(text))
-        p.skipSpace()
-        guard p.peek() == UInt8(ascii: "{") else { throw Failure(reason: "expected '{'") }
-        let keys = try p.object()
-        p.skipSpace()
-        guard p.atEnd else { throw Failure(reason: "text after the object") }
-        return keys
+    public init(_ e: SENSEvent) {
+        event = e.event
+        userName = e.userName
+        uid = e.uid
+        sessionClass = e.sessionClass
+    }
+}
+
+/// Any JSON value, for validating requests with messages that name the offending key.
+enum JSONValue: Decodable, Equatable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    init(from decoder: any Decoder) throws {
+        if let c = try? decoder.container(keyedBy: AnyKey.self) {
+            var fields: [String: JSONValue] = [:]
+            for key in c.allKeys { fields[key.stringValue] = try c.decode(JSONValue.self, forKey: key) }
+            self = .object(fields)
+        } else if var c = try? decoder.unkeyedContainer() {
+            var items: [JSONValue] = []
+            while !c.isAtEnd { items.append(try c.decode(JSONValue.self)) }
+            self = .array(items)
+        } else {
+            let c = try decoder.singleValueContainer()
+            if c.decodeNil() { self = .null }
+            else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+            else if let n = try? c.decode(Double.self) { self = .number(n) }
+            else { self = .string(try c.decode(String.self)) }
+        }
     }
 
-    struct Parser {
-        var bytes: [UInt8]
-        var i = 0
-        var depth = 0
-
-        var atEnd: Bool { i >= bytes.count }
-        func peek() -> UInt8? { i < bytes.count ? bytes[i] : nil }
-
-        mutating func skipSpace() {
-            while let b = peek(), b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D { i += 1 }
-        }
-
-        mutating func expect(_ c: UInt8) throws(Failure) {
-            skipSpace()
-            guard peek() == c else { throw Failure(reason: "expected '\(Character(Unicode.Scalar(c)))' at byte \(i)") }
-            i += 1
-        }
-
-        mutating func object() throws(Failure) -> [String] {
-            depth += 1
-            guard depth <= 32 else { throw Failure(reason: "nested too deeply") }
-            defer { depth -= 1 }
-            try expect(UInt8(ascii: "{"))
-            var keys: [String] = []
-            skipSpace()
-            if peek() == UInt8(ascii: "}") {
-                i += 1
-                return keys
-            }
-            while true {
-                skipSpace()
-                keys.append(try string())
-                try expect(UInt8(ascii: ":"))
-                try value()
-                skipSpace()
-                if peek() == UInt8(ascii: ",") { i += 1; continue }
-                try expect(UInt8(ascii: "}"))
-                return keys
-            }
-        }
-
-        mutating func value() throws(Failure) {
-            skipSpace()
-            switch peek() {
-            case UInt8(ascii: "{"): _ = try object()
-            case UInt8(ascii: "["):
-                depth += 1
-                guard depth <= 32 else { throw Failure(reason: "nested too deeply") }
-                defer { depth -= 1 }
-                i += 1
-                skipSpace()
-                if peek() == UInt8(ascii: "]") { i += 1; return }
-                while true {
-                    try value()
-                    skipSpace()
-                    if peek() == UInt8(ascii: ",") { i += 1; continue }
-                    try expect(UInt8(ascii: "]"))
-                    return
-                }
-            case UInt8(ascii: "\""): _ = try string()
-            case UInt8(ascii: "t"): try literal("true")
-            case UInt8(ascii: "f"): try literal("false")
-            case UInt8(ascii: "n"): try literal("null")
-            case .some(let b) where b == UInt8(ascii: "-") || (b >= 48 && b <= 57): try number()
-            default: throw Failure(reason: "unexpected character at byte \(i)")
-            }
-        }
-
-        mutating func literal(_ word: String) throws(Failure) {
-            for c in word.utf8 {
-                guard peek() == c else { throw Failure(reason: "bad literal at byte \(i)") }
-                i += 1
-            }
-        }
-
-        mutating func number() throws(Failure) {
-            let start = i
-            if peek() == UInt8(ascii: "-") { i += 1 }
-            var digits = 0
-            while let b = peek(), b >= 48 && b <= 57 { i += 1; digits += 1 }
-            guard digits > 0 else { throw Failure(reason: "bad number at byte \(start)") }
-            if peek() == UInt8(ascii: ".") {
-                i += 1
-                var frac = 0
-                while let b = peek(), b >= 48 && b <= 57 { i += 1; frac += 1 }
-                guard frac > 0 else { throw Failure(reason: "bad number at byte \(start)") }
-            }
-            if let e = peek(), e == UInt8(ascii: "e") || e == UInt8(ascii: "E") {
-                i += 1
-                if let s = peek(), s == UInt8(ascii: "+") || s == UInt8(ascii: "-") { i += 1 }
-                var exp = 0
-                while let b = peek(), b >= 48 && b <= 57 { i += 1; exp += 1 }
-                guard exp > 0 else { throw Failure(reason: "bad number at byte \(start)") }
-            }
-        }
-
-        mutating func string() throws(Failure) -> String {
-            guard peek() == UInt8(ascii: "\"") else { throw Failure(reason: "expected a string at byte \(i)") }
-            i += 1
-            var out: [UInt8] = []
-            while let b = peek() {
-                i += 1
-                switch b {
-                case UInt8(ascii: "\""):
-                    guard let s = String(validating: out, as: UTF8.self) else { throw Failure(reason: "string is not UTF-8") }
-                    return s
-                case UInt8(ascii: "\\"):
-                    guard let e = peek() else { break }
-                    i += 1
-                    switch e {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
-                    case UInt8(ascii: "n"): out.append(0x0A)
-                    case UInt8(ascii: "t"): out.append(0x09)
-                    case UInt8(ascii: "r"): out.append(0x0D)
-                    case UInt8(ascii: "b"): out.append(0x08)
-                    case UInt8(ascii: "f"): out.append(0x0C)
-                    case UInt8(ascii: "u"):
-                        guard i + 4 <= bytes.count else { throw Failure(reason: "bad \\u escape") }
-                        var v: UInt32 = 0
-                        for _ in 0..<4 {
-                            let h = bytes[i]
-                            i += 1
-                            switch h {
-                            case 48...57: v = v * 16 + UInt32(h - 48)
-                            case 65...70: v = v * 16 + UInt32(h - 55)
-                            case 97...102: v = v * 16 + UInt32(h - 87)
-                            default: throw Failure(reason: "bad \\u escape")
-                            }
-                        }
-                        // Surrogates are kept as U+FFFD: request keys and values are ASCII names.
-                        let scalar = Unicode.Scalar(v) ?? "\u{FFFD}"
-                        out.append(contentsOf: Array(String(Character(scalar)).utf8))
-                    default: throw Failure(reason: "bad escape at byte \(i - 1)")
-                    }
-                case 0..<0x20:
-                    throw Failure(reason: "control character in string at byte \(i - 1)")
-                default:
-                    out.append(b)
-                }
-            }
-            throw Failure(reason: "unterminated string")
-        }
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 }

@@ -19,7 +19,26 @@ public enum WireFormat {
         w.field("sessionId", string: e.sessionId)
         w.field("userName", string: e.userName)
         w.field("uid", integer: e.uid.map(UInt64.init))
-        if let unresolved = e.unresolved { w.field("unresolved", string: unresolved) }
+        // The rest only when known: absent values are omitted, never sent empty.
+        if let v = e.unresolved { w.field("unresolved", string: v) }
+        if e.observedLate == true { w.field("observedLate", bool: true) }
+        if let v = e.host { w.field("host", string: v) }
+        if let v = e.sessionClass { w.field("class", string: v) }
+        if let v = e.type { w.field("type", string: v) }
+        if let v = e.service, !v.isEmpty { w.field("service", string: v) }
+        if let v = e.tty, !v.isEmpty { w.field("tty", string: v) }
+        if let v = e.seat, !v.isEmpty { w.field("seat", string: v) }
+        if let v = e.display, !v.isEmpty { w.field("display", string: v) }
+        if let v = e.remote { w.field("remote", bool: v) }
+        if let v = e.remoteHost, !v.isEmpty { w.field("remoteHost", string: v) }
+        if let v = e.remoteUser, !v.isEmpty { w.field("remoteUser", string: v) }
+        if let v = e.leader, v != 0 { w.field("leader", integer: UInt64(v)) }
+        if let v = e.audit { w.field("audit", integer: UInt64(v)) }
+        if let v = e.sessionStart { w.field("sessionStart", string: v.rfc3339) }
+        if let v = e.logonType {
+            w.field("logonType", string: v.rawValue)
+            w.field("logonTypeCode", integer: UInt64(v.code))
+        }
         return w.finish()
     }
 
@@ -30,6 +49,19 @@ public enum WireFormat {
         w.field("protocol", integer: UInt64(protocolVersion))
         w.field("version", string: daemonVersion)
         w.field("lastSeq", integer: lastSeq)
+        return w.finish()
+    }
+
+    /// One event as a line with the facts subscriptions filter on.
+    public static func line(_ e: SENSEvent) -> OutgoingLine {
+        OutgoingLine(bytes: encode(e), seq: e.seq, facts: EventFacts(e))
+    }
+
+    /// The answer to a valid request: what the subscription is, and the seq from which it applies.
+    public static func accepted(_ request: SubscriptionRequest, fromSeq: UInt64) -> [UInt8] {
+        var w = JSONLineWriter()
+        w.field("accepted", raw: request.json)
+        w.field("fromSeq", integer: fromSeq)
         return w.finish()
     }
 
@@ -95,9 +127,30 @@ struct JSONLineWriter {
         bytes.append(contentsOf: String(value).utf8)
     }
 
+    /// A value that is already JSON.
+    mutating func field(_ name: String, raw json: [UInt8]) {
+        key(name)
+        bytes.append(contentsOf: json)
+    }
+
     mutating func field(_ name: String, bool value: Bool) {
         key(name)
         bytes.append(contentsOf: (value ? "true" : "false").utf8)
+    }
+
+    mutating func field(_ name: String, strings values: [String]) {
+        key(name)
+        bytes.append(UInt8(ascii: "["))
+        for (i, v) in values.enumerated() {
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            appendString(v)
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    mutating func field(_ name: String, integers values: [UInt64]) {
+        key(name)
+        bytes.append(contentsOf: ("[" + values.map(String.init).joined(separator: ",") + "]").utf8)
     }
 
     private mutating func appendString(_ s: String) {
@@ -116,6 +169,12 @@ struct JSONLineWriter {
             }
         }
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// The object without a newline, to nest inside another line.
+    mutating func finishObject() -> [UInt8] {
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
     }
 
     mutating func finish() -> [UInt8] {

@@ -15,14 +15,31 @@ public struct DaemonConfiguration: Sendable {
     /// Group of a socket sensd creates itself, if not the daemon's own.
     public var socketGroup: String?
     public var limits: SubscriberLimits
+    /// Where sensd remembers sessions across its restarts; nil for nowhere.
+    public var stateDirectory: String?
+    /// Whether to watch logind's session files for sessions entering "closing"; nil decides by the bus.
+    public var watchSessionFiles: Bool?
 
     public static let defaultSocketPath = "/run/sensd/events.sock"
+    public static let defaultStateDirectory = "/var/lib/sensd"
 
-    public init(socketPath: String = DaemonConfiguration.defaultSocketPath, socketMode: UInt32 = 0o666, socketGroup: String? = nil, limits: SubscriberLimits = SubscriberLimits()) {
+    public init(
+        socketPath: String = DaemonConfiguration.defaultSocketPath, socketMode: UInt32 = 0o666, socketGroup: String? = nil,
+        limits: SubscriberLimits = SubscriberLimits(), stateDirectory: String? = DaemonConfiguration.defaultStateDirectory,
+        watchSessionFiles: Bool? = nil
+    ) {
         self.socketPath = socketPath
         self.socketMode = socketMode
         self.socketGroup = socketGroup
         self.limits = limits
+        self.stateDirectory = stateDirectory
+        self.watchSessionFiles = watchSessionFiles
+    }
+
+    /// sd-login reads this machine's logind; it agrees with the bus only when the bus is this machine's own.
+    static func busIsThisMachines() -> Bool {
+        guard let address = getenv("DBUS_SYSTEM_BUS_ADDRESS").map({ String(cString: $0) }) else { return true }
+        return address == "unix:path=/run/dbus/system_bus_socket" || address == "unix:path=/var/run/dbus/system_bus_socket"
     }
 }
 
@@ -40,6 +57,10 @@ public final class Daemon {
     private var signalSources: [EventSource] = []
     private var ownsSocketFile = false
     private var eventsPublished: UInt64 = 0
+    private let store: SessionStateStore?
+    private var stateDirty = false
+    private var stateSource: EventSource?
+    private let host = Syscall.hostName()
 
     public init(configuration: DaemonConfiguration, logger: Logger) throws {
         self.configuration = configuration
@@ -48,7 +69,21 @@ public final class Daemon {
         bus = try Bus.system(description: "sensd-logind")
         try bus.attach(to: loop)
         try bus.exitLoopOnDisconnect()
-        logind = LogindSource(bus: bus, logger: logger)
+
+        var remembered: [SessionTracker.Remembered] = []
+        if let directory = configuration.stateDirectory, Self.usableStateDirectory(directory, logger: logger) {
+            let store = SessionStateStore(directory: directory, logger: logger)
+            if let state = store.load() {
+                remembered = state.sessions
+                sequencer = EventSequencer(lastSeq: state.lastSeq)
+                logger.info("remembered sessions from the previous run", metadata: ["sessions": "\(state.sessions.count)", "lastSeq": "\(state.lastSeq)"])
+            }
+            self.store = store
+        } else {
+            store = nil
+        }
+        let watch = configuration.watchSessionFiles ?? DaemonConfiguration.busIsThisMachines()
+        logind = LogindSource(bus: bus, loop: loop, logger: logger, watchSessionFiles: watch, remembered: remembered)
     }
 
     /// Runs until SIGTERM or SIGINT (exit code 0) or until the bus connection is lost (non-zero).
@@ -63,8 +98,14 @@ public final class Daemon {
         _ = try? loop.enableWatchdog()
 
         let fd = try listeningSocket()
-        server = try SubscriberServer(loop: loop, listenFD: fd, limits: configuration.limits, logger: logger) { [unowned self] in
+        server = try SubscriberServer(
+            loop: loop, listenFD: fd, limits: configuration.limits, logger: logger,
+            lastSeq: { [unowned self] in self.sequencer.lastSeq }
+        ) { [unowned self] in
             WireFormat.hello(daemonVersion: Self.version, lastSeq: self.sequencer.lastSeq)
+        }
+        if store != nil {
+            stateSource = try loop.addPost { [unowned self] in self.saveStateIfChanged() }
         }
         logind.publish = { [unowned self] drafts in self.publish(drafts) }
         try logind.start { [unowned self] in
@@ -73,6 +114,7 @@ public final class Daemon {
         }
 
         let code = try loop.run()
+        saveStateIfChanged()
         server.stop()
         if ownsSocketFile { try? Syscall.unlinkIfPresent(configuration.socketPath) }
         if code != 0 {
@@ -84,14 +126,42 @@ public final class Daemon {
     private func publish(_ drafts: [EventDraft]) {
         let now = EventTime(microsecondsSinceEpoch: Int64(loop.now))
         for draft in drafts {
-            let event = sequencer.stamp(draft, at: now)
+            let event = sequencer.stamp(draft, at: now, host: host)
             eventsPublished += 1
+            stateDirty = true
             if event.unresolved != nil {
                 logger.warning("session ended before its user could be learned", metadata: ["session": "\(event.sessionId)", "seq": "\(event.seq)"])
             }
             logger.debug("event", metadata: ["event": "\(event.event.rawValue)", "session": "\(event.sessionId)", "user": "\(event.userName ?? "?")", "seq": "\(event.seq)"])
-            server.broadcast(OutgoingLine(bytes: WireFormat.encode(event), seq: event.seq))
+            server.broadcast(WireFormat.line(event))
         }
+    }
+
+    /// Writes the state file once per loop iteration that changed it.
+    private func saveStateIfChanged() {
+        guard stateDirty, let store else { return }
+        do {
+            try store.save(SessionState(lastSeq: sequencer.lastSeq, sessions: logind.remembered))
+            stateDirty = false
+        } catch {
+            logger.error("cannot write the state file; sessions reported now may be reported again after a restart", metadata: ["file": "\(store.path)", "error": "\(error)"])
+            stateDirty = false
+        }
+    }
+
+    /// Whether the state directory exists (or can be made) and is writable; says once why not.
+    private static func usableStateDirectory(_ directory: String, logger: Logger) -> Bool {
+        do {
+            try Syscall.makeDirectoryIfMissing(directory, mode: 0o755)
+        } catch {
+            logger.warning("no state directory (\(error)); sessions will be reported again after a restart; see --state-directory")
+            return false
+        }
+        guard access(directory, W_OK) == 0 else {
+            logger.warning("state directory \(directory) is not writable; sessions will be reported again after a restart; see --state-directory")
+            return false
+        }
+        return true
     }
 
     /// The socket systemd passed, or one sensd creates at the configured path.

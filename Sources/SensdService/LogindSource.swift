@@ -1,8 +1,9 @@
 import Logging
 import SENSCore
 import Systemd
+import UnixSocket
 
-/// systemd-logind as seen over the bus: announcements and removals of sessions, fed to a ``SessionTracker``.
+/// systemd-logind as seen over the bus and through sd-login, fed to a ``SessionTracker``.
 ///
 /// Only signals whose sender is the current owner of `org.freedesktop.login1` count; anyone on the system bus
 /// can emit a look-alike. The owner is learned at start and followed through `NameOwnerChanged`, and every
@@ -13,14 +14,20 @@ public final class LogindSource {
     static let managerPath = "/org/freedesktop/login1"
     static let managerInterface = "org.freedesktop.login1.Manager"
     static let sessionInterface = "org.freedesktop.login1.Session"
+    static let sessionPathPrefix = "/org/freedesktop/login1/session"
 
     private let bus: Bus
+    private let loop: EventLoop
     private let logger: Logger
     private var tracker = SessionTracker()
     private var slots: [BusSlot] = []
+    /// Watches logind's session files for sessions entering "closing", which v252 does not put on the bus.
+    private let watchSessionFiles: Bool
+    private var sessionFilesSource: EventSource?
+    private var sessionFilesFD: Int32 = -1
     /// The unique name that owns `org.freedesktop.login1` now, or nil while logind is away.
     private(set) var owner: String?
-    /// Detail fetches in flight from the last enumeration; readiness waits for them.
+    /// Detail fetches in flight from the first enumeration; readiness waits for them.
     private var enumerationFetches = 0
     private var enumerationDone: (() -> Void)?
 
@@ -32,19 +39,34 @@ public final class LogindSource {
 
     public var sessionCount: Int { tracker.count }
 
-    public init(bus: Bus, logger: Logger) {
+    /// The sessions to keep across a restart of sensd.
+    public var remembered: [SessionTracker.Remembered] { tracker.remembered }
+
+    public init(bus: Bus, loop: EventLoop, logger: Logger, watchSessionFiles: Bool, remembered: [SessionTracker.Remembered]) {
         self.bus = bus
+        self.loop = loop
         self.logger = logger
+        self.watchSessionFiles = watchSessionFiles
+        tracker.remember(remembered)
+    }
+
+    deinit {
+        sessionFilesSource = nil
+        if sessionFilesFD >= 0 { Syscall.close(sessionFilesFD) }
     }
 
     /// Subscribes, learns the owner and enumerates the live sessions; `ready` runs once every enumerated
     /// session's details are in. Subscribing comes first so that nothing happening during the listing is missed.
     public func start(ready: @escaping () -> Void) throws(SystemdError) {
-        slots.append(try bus.addMatch(Self.rule(member: "SessionNew")) { [unowned self] in self.sessionNew($0) })
-        slots.append(try bus.addMatch(Self.rule(member: "SessionRemoved")) { [unowned self] in self.sessionRemoved($0) })
+        slots.append(try bus.addMatch(Self.managerRule(member: "SessionNew")) { [unowned self] in self.sessionNew($0) })
+        slots.append(try bus.addMatch(Self.managerRule(member: "SessionRemoved")) { [unowned self] in self.sessionRemoved($0) })
+        slots.append(try bus.addMatch(
+            "type='signal',sender='\(Self.service)',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',path_namespace='\(Self.sessionPathPrefix)',arg0='\(Self.sessionInterface)'"
+        ) { [unowned self] in self.propertiesChanged($0) })
         slots.append(try bus.addMatch(
             "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='\(Self.service)'"
         ) { [unowned self] in self.nameOwnerChanged($0) })
+        startWatchingSessionFiles()
 
         enumerationDone = ready
         let call = try bus.methodCall(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus", member: "GetNameOwner")
@@ -57,12 +79,12 @@ public final class LogindSource {
         if let owner {
             logger.info("following systemd-logind", metadata: ["owner": "\(owner)"])
             let reply = try bus.call(try listSessionsCall())
-            enumerate(try Self.parseSessionList(reply))
+            enumerate(try Self.parseSessionList(reply), counting: true)
         }
         finishEnumerationIfDone()
     }
 
-    private static func rule(member: String) -> String {
+    private static func managerRule(member: String) -> String {
         "type='signal',sender='\(service)',path='\(managerPath)',interface='\(managerInterface)',member='\(member)'"
     }
 
@@ -71,24 +93,44 @@ public final class LogindSource {
     }
 
     /// `ListSessions() -> a(susso)`: id, uid, user name, seat, object path.
-    static func parseSessionList(_ reply: BusMessage) throws(SystemdError) -> [(LogindSession, String)] {
+    static func parseSessionList(_ reply: BusMessage) throws(SystemdError) -> [LogindSession] {
         guard let entries = try reply.readValue()?.arrayElements else {
             throw SystemdError(operation: "ListSessions reply", errno: 74 /* EBADMSG */)
         }
         return entries.compactMap { entry in
             guard let f = entry.structFields, f.count == 5, let id = f[0].stringValue, let path = f[4].stringValue else { return nil }
-            return (LogindSession(id: id, uid: f[1].uint32Value, userName: f[2].stringValue), path)
+            return LogindSession(id: id, uid: f[1].uint32Value, userName: f[2].stringValue, objectPath: path)
         }
     }
 
-    /// `Properties.GetAll(org.freedesktop.login1.Session)` as what the tracker keeps.
+    /// Session properties (`GetAll` or the changed ones of `PropertiesChanged`) as the tracker keeps them.
     static func session(id: String, properties p: [String: BusValue]) -> LogindSession {
-        LogindSession(
-            id: p["Id"]?.stringValue ?? id,
+        func text(_ key: String) -> String? {
+            guard let s = p[key]?.stringValue, !s.isEmpty else { return nil }
+            return s
+        }
+        let audit = p["Audit"]?.uint32Value
+        return LogindSession(
+            id: text("Id") ?? id,
             uid: p["User"]?.structFields?.first?.uint32Value,
-            userName: p["Name"]?.stringValue,
-            leader: p["Leader"]?.uint32Value,
-            startedAt: p["Timestamp"]?.uint64Value)
+            userName: text("Name"),
+            leader: p["Leader"]?.uint32Value.flatMap { $0 == 0 ? nil : $0 },
+            startedAt: p["Timestamp"]?.uint64Value.flatMap { $0 == 0 ? nil : $0 },
+            sessionClass: text("Class"),
+            type: text("Type"),
+            service: text("Service"),
+            tty: text("TTY"),
+            seat: p["Seat"]?.structFields?.first?.stringValue.flatMap { $0.isEmpty ? nil : $0 },
+            display: text("Display"),
+            remote: p["Remote"]?.boolValue,
+            remoteHost: text("RemoteHost"),
+            remoteUser: text("RemoteUser"),
+            // 4294967295 (and 0) mean "no audit session".
+            audit: audit.flatMap { $0 == 0 || $0 == UInt32.max ? nil : $0 },
+            active: p["Active"]?.boolValue,
+            idle: p["IdleHint"]?.boolValue,
+            locked: p["LockedHint"]?.boolValue,
+            state: text("State"))
     }
 
     // MARK: Signals
@@ -106,8 +148,8 @@ public final class LogindSource {
             logger.error("malformed SessionNew signal from systemd-logind, ignoring")
             return
         }
-        tracker.announced(id: id)
-        fetchDetails(id: id, path: path, forEnumeration: false)
+        tracker.announced(id: id, path: path)
+        fetchDetails(id: id, path: path, counting: false)
     }
 
     private func sessionRemoved(_ m: BusMessage) {
@@ -117,6 +159,16 @@ public final class LogindSource {
             return
         }
         publish(tracker.removed(id: id))
+    }
+
+    private func propertiesChanged(_ m: BusMessage) {
+        guard isFromLogind(m), let path = m.path else { return }
+        guard let args = try? m.readAll(), args.count >= 2, let changed = args[1].propertyDictionary else {
+            logger.error("malformed PropertiesChanged signal from systemd-logind, ignoring")
+            return
+        }
+        guard let id = tracker.id(forPath: path) else { return }
+        publish(tracker.propertiesChanged(path: path, changes: Self.session(id: id, properties: changed)))
     }
 
     private func nameOwnerChanged(_ m: BusMessage) {
@@ -132,8 +184,9 @@ public final class LogindSource {
             owner = nil
             return
         }
-        logger.notice("systemd-logind is back on the bus; resynchronising", metadata: ["owner": "\(newOwner)"])
+        logger.notice("systemd-logind is on the bus; resynchronising", metadata: ["owner": "\(newOwner)"])
         owner = newOwner
+        startWatchingSessionFiles()
         resynchronise()
     }
 
@@ -147,7 +200,7 @@ public final class LogindSource {
                 switch result {
                 case .success(let reply):
                     do {
-                        self.enumerate(try Self.parseSessionList(reply))
+                        self.enumerate(try Self.parseSessionList(reply), counting: false)
                     } catch {
                         self.logger.error("could not read logind's session list: \(error)")
                     }
@@ -160,22 +213,22 @@ public final class LogindSource {
         }
     }
 
-    private func enumerate(_ listed: [(LogindSession, String)]) {
-        let drafts = tracker.resynchronised(live: listed.map(\.0))
+    private func enumerate(_ listed: [LogindSession], counting: Bool) {
+        let drafts = tracker.resynchronised(live: listed)
         if !drafts.isEmpty {
-            logger.notice("sessions ended while logind was away", metadata: ["count": "\(drafts.count)"])
+            logger.notice("sessions ended while nobody said so (sensd or logind was not running)", metadata: ["events": "\(drafts.count)"])
             publish(drafts)
         }
-        for (session, path) in listed {
-            fetchDetails(id: session.id, path: path, forEnumeration: true)
+        for session in listed {
+            fetchDetails(id: session.id, path: session.objectPath ?? "", counting: counting)
         }
     }
 
-    private func fetchDetails(id: String, path: String, forEnumeration: Bool) {
+    private func fetchDetails(id: String, path: String, counting: Bool) {
         do {
             let call = try bus.methodCall(destination: Self.service, path: path, interface: "org.freedesktop.DBus.Properties", member: "GetAll")
             try call.append(.string(Self.sessionInterface))
-            if forEnumeration { enumerationFetches += 1 }
+            if counting { enumerationFetches += 1 }
             try bus.callAsync(call) { [weak self] result in
                 guard let self else { return }
                 switch result {
@@ -191,7 +244,7 @@ public final class LogindSource {
                     self.logger.debug("could not read session details", metadata: ["session": "\(id)", "error": "\(error)"])
                     self.tracker.detailsUnavailable(id: id)
                 }
-                if forEnumeration {
+                if counting {
                     self.enumerationFetches -= 1
                     self.finishEnumerationIfDone()
                 }
@@ -206,5 +259,28 @@ public final class LogindSource {
         guard enumerationFetches == 0, let done = enumerationDone else { return }
         enumerationDone = nil
         done()
+    }
+
+    // MARK: Closing sessions
+
+    /// logind rewrites a session's file (by rename) when the session starts closing; the file name is the
+    /// session id, and the state is read through sd-login.
+    private func startWatchingSessionFiles() {
+        guard watchSessionFiles, sessionFilesSource == nil else { return }
+        do {
+            let fd = try Syscall.watchDirectory(Login.sessionDirectory)
+            sessionFilesFD = fd
+            sessionFilesSource = try loop.addIO(fd: fd, events: .readable) { [unowned self] _ in self.sessionFilesChanged() }
+            logger.info("watching for sessions that start closing", metadata: ["directory": "\(Login.sessionDirectory)"])
+        } catch {
+            logger.warning("cannot watch logind's session files (\(error)); LogoffInitiated will come right before Logoff")
+        }
+    }
+
+    private func sessionFilesChanged() {
+        for name in Set(Syscall.readWatchedNames(sessionFilesFD)) where !name.hasPrefix(".") {
+            guard tracker.session(name) != nil, Login.sessionState(name) == "closing" else { continue }
+            publish(tracker.closing(id: name))
+        }
     }
 }

@@ -15,11 +15,15 @@ public struct SubscriberLimits: Sendable {
     public var queueLimit: Int
     /// How long a connection being closed with a final line waits for its reader before it is dropped.
     public var closeGraceMicroseconds: UInt64
+    /// How long after connecting events are held for a request that may still come, so that a filter
+    /// applies to every event after the hello line.
+    public var requestGraceMicroseconds: UInt64
 
-    public init(maxSubscribers: Int = 1024, queueLimit: Int = 4096, closeGraceMicroseconds: UInt64 = 10_000_000) {
+    public init(maxSubscribers: Int = 1024, queueLimit: Int = 4096, closeGraceMicroseconds: UInt64 = 10_000_000, requestGraceMicroseconds: UInt64 = 250_000) {
         self.maxSubscribers = maxSubscribers
         self.queueLimit = queueLimit
         self.closeGraceMicroseconds = closeGraceMicroseconds
+        self.requestGraceMicroseconds = requestGraceMicroseconds
     }
 }
 
@@ -30,6 +34,7 @@ public final class SubscriberServer {
     private let limits: SubscriberLimits
     private let logger: Logger
     private let hello: () -> [UInt8]
+    private let lastSeq: () -> UInt64
     private var listenSource: EventSource?
     private var flushSource: EventSource?
     private var subscribers: [ObjectIdentifier: Subscriber] = [:]
@@ -42,7 +47,11 @@ public final class SubscriberServer {
     public private(set) var overflowed = 0
 
     /// Serves on `listenFD`, which must be a listening stream socket; the server closes it when it stops.
-    public init(loop: EventLoop, listenFD: Int32, limits: SubscriberLimits, logger: Logger, hello: @escaping () -> [UInt8]) throws(SystemdError) {
+    public init(
+        loop: EventLoop, listenFD: Int32, limits: SubscriberLimits, logger: Logger,
+        lastSeq: @escaping () -> UInt64, hello: @escaping () -> [UInt8]
+    ) throws(SystemdError) {
+        self.lastSeq = lastSeq
         self.loop = loop
         self.listenFD = listenFD
         self.limits = limits
@@ -52,14 +61,26 @@ public final class SubscriberServer {
         flushSource = try loop.addPost { [unowned self] in self.flush() }
     }
 
-    /// Sends `line` to every subscriber. Never blocks: a subscriber whose queue is full is cut off instead.
+    /// Sends an event line to every subscriber whose subscription it matches. Never blocks: a subscriber
+    /// whose queue is full is cut off instead.
     public func broadcast(_ line: OutgoingLine) {
-        for (key, subscriber) in subscribers where subscriber.state == .open {
+        for (key, subscriber) in subscribers where subscriber.state != .closing {
+            if let facts = line.facts, let request = subscriber.request, !request.matches(facts) { continue }
             if subscriber.queue.enqueue(line) {
-                dirty.insert(key)
-            } else {
-                overflow(subscriber)
+                // Held lines wait for the request; the others go out at the end of this loop iteration.
+                if subscriber.state == .open { dirty.insert(key) }
+                continue
             }
+            if subscriber.state == .held {
+                // No request came before the queue filled: stop waiting for one rather than cut the client off.
+                release(subscriber)
+                if write(subscriber), subscriber.queue.enqueue(line) {
+                    dirty.insert(key)
+                    continue
+                }
+                guard subscriber.isAttached else { continue }
+            }
+            overflow(subscriber)
         }
     }
 
@@ -69,7 +90,7 @@ public final class SubscriberServer {
         flushSource = nil
         let line = WireFormat.error(.shuttingDown, "sensd is stopping")
         for subscriber in subscribers.values {
-            if subscriber.state == .open {
+            if subscriber.state != .closing {
                 subscriber.queue.dropUnstarted()
                 subscriber.queue.enqueueFinal(OutgoingLine(bytes: line, seq: nil))
             }
@@ -112,8 +133,12 @@ public final class SubscriberServer {
             }
             let key = ObjectIdentifier(subscriber)
             subscribers[key] = subscriber
+            subscriber.helloSeq = lastSeq()
             _ = subscriber.queue.enqueue(OutgoingLine(bytes: hello(), seq: nil))
-            dirty.insert(key)
+            guard write(subscriber) else { continue }
+            subscriber.graceTimer = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + limits.requestGraceMicroseconds) { [unowned self, unowned subscriber] in
+                self.release(subscriber)
+            }
             logger.debug("subscriber connected", metadata: ["subscribers": "\(subscribers.count)"])
         }
     }
@@ -147,6 +172,7 @@ public final class SubscriberServer {
             if n == 0 {
                 // Half-closed (`socat -u`, `nc -N`): the client still reads, so keep sending. EPOLLHUP tells when it is gone.
                 subscriber.readClosed = true
+                release(subscriber)
                 updateInterest(subscriber)
                 return
             }
@@ -163,8 +189,7 @@ public final class SubscriberServer {
                         return
                     }
                     do {
-                        _ = try SubscriptionRequest.parse(line)
-                        subscriber.requestReceived = true
+                        subscribe(subscriber, to: try SubscriptionRequest.parse(line))
                     } catch {
                         close(subscriber, with: error)
                         return
@@ -172,6 +197,28 @@ public final class SubscriberServer {
                 }
             }
         }
+    }
+
+    /// Applies a request to everything not yet written (within the grace period: every event after the hello
+    /// line) and to everything after, and confirms it with an `accepted` line.
+    private func subscribe(_ subscriber: Subscriber, to request: SubscriptionRequest) {
+        subscriber.requestReceived = true
+        if !request.isEverything {
+            subscriber.request = request
+            subscriber.queue.removeUnstarted { line in line.facts.map { !request.matches($0) } ?? false }
+        }
+        let fromSeq = subscriber.state == .held ? subscriber.helloSeq + 1 : (subscriber.queue.lastSeqWritten ?? subscriber.helloSeq) + 1
+        subscriber.queue.insertBeforeUnstarted(OutgoingLine(bytes: WireFormat.accepted(request, fromSeq: fromSeq), seq: nil))
+        release(subscriber)
+        dirty.insert(ObjectIdentifier(subscriber))
+    }
+
+    /// Ends the wait for a request: held events start to flow.
+    private func release(_ subscriber: Subscriber) {
+        guard subscriber.state == .held else { return }
+        subscriber.state = .open
+        subscriber.graceTimer = nil
+        dirty.insert(ObjectIdentifier(subscriber))
     }
 
     private func overflow(_ subscriber: Subscriber) {
@@ -204,7 +251,7 @@ public final class SubscriberServer {
         let keys = dirty
         dirty.removeAll(keepingCapacity: true)
         for key in keys {
-            if let subscriber = subscribers[key] { _ = write(subscriber) }
+            if let subscriber = subscribers[key], subscriber.state != .held { _ = write(subscriber) }
         }
     }
 
@@ -242,7 +289,7 @@ public final class SubscriberServer {
     private func updateInterest(_ subscriber: Subscriber) {
         var events: IOEvents = []
         if !subscriber.readClosed { events.insert(.readable) }
-        if !subscriber.queue.isEmpty { events.insert(.writable) }
+        if !subscriber.queue.isEmpty && subscriber.state != .held { events.insert(.writable) }
         if events != subscriber.events {
             subscriber.events = events
             subscriber.source?.setIOEvents(events)
@@ -261,16 +308,20 @@ public final class SubscriberServer {
 
 /// One connected client.
 final class Subscriber {
-    enum State { case open, closing }
+    /// held: connected, events queue up until a request arrives or the grace period ends.
+    enum State { case held, open, closing }
 
     let fd: Int32
     var source: EventSource?
     var graceTimer: EventSource?
     var queue: SubscriberQueue
     var reader = LineReader(limit: WireFormat.maxRequestBytes)
-    var state = State.open
+    var state = State.held
     var readClosed = false
     var requestReceived = false
+    var request: SubscriptionRequest?
+    /// The last seq published before this client connected, as its hello line said.
+    var helloSeq: UInt64 = 0
     var events: IOEvents = .readable
     private(set) var isAttached = true
 

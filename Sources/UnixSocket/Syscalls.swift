@@ -158,3 +158,78 @@ public enum Syscall {
         return UInt32(result.pointee.gr_gid)
     }
 }
+
+extension Syscall {
+    /// A non-blocking inotify descriptor watching `directory` for files written or renamed into it.
+    public static func watchDirectory(_ directory: String) throws(SystemCallError) -> Int32 {
+        let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        guard fd >= 0 else { throw SystemCallError("inotify_init1", errno: errno) }
+        guard inotify_add_watch(fd, directory, UInt32(IN_MOVED_TO | IN_CLOSE_WRITE)) >= 0 else {
+            let e = errno
+            close(fd)
+            throw SystemCallError("inotify_add_watch(\(directory))", errno: e)
+        }
+        return fd
+    }
+
+    /// Drains an inotify descriptor and returns the names of the files it reported.
+    public static func readWatchedNames(_ fd: Int32) -> [String] {
+        var names: [String] = []
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { raw in retryingEINTR { Glibc.read(fd, raw.baseAddress, raw.count) } }
+            guard n > 0 else { return names }
+            var offset = 0
+            // struct inotify_event { int wd; uint32_t mask, cookie, len; char name[]; }
+            while offset + 16 <= n {
+                let length = buffer.withUnsafeBytes { Int($0.load(fromByteOffset: offset + 12, as: UInt32.self)) }
+                let nameBytes = buffer[(offset + 16)..<min(n, offset + 16 + length)].prefix { $0 != 0 }
+                if !nameBytes.isEmpty { names.append(String(decoding: nameBytes, as: UTF8.self)) }
+                offset += 16 + length
+            }
+        }
+    }
+}
+
+extension Syscall {
+    /// The whole content of a file, or nil if it does not exist.
+    public static func readFile(_ path: String, limit: Int = 64 << 20) throws(SystemCallError) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
+            throw SystemCallError("open(\(path))", errno: errno)
+        }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { raw in retryingEINTR { Glibc.read(fd, raw.baseAddress, raw.count) } }
+            guard n >= 0 else { throw SystemCallError("read(\(path))", errno: errno) }
+            if n == 0 { return out }
+            out += buffer[0..<n]
+            guard out.count <= limit else { throw SystemCallError("\(path) is larger than \(limit) bytes", errno: EFBIG) }
+        }
+    }
+
+    /// Replaces a file's content all at once: a crash leaves the old file or the new one, never a mix.
+    public static func replaceFile(_ path: String, with bytes: [UInt8], mode: UInt32 = 0o644) throws(SystemCallError) {
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode))
+        guard fd >= 0 else { throw SystemCallError("open(\(temporary))", errno: errno) }
+        do {
+            try writeAll(fd, bytes)
+        } catch {
+            close(fd)
+            throw error
+        }
+        close(fd)
+        guard rename(temporary, path) == 0 else { throw SystemCallError("rename(\(temporary), \(path))", errno: errno) }
+    }
+
+    /// This machine's host name.
+    public static func hostName() -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return nil }
+        return String(cString: buffer)
+    }
+}

@@ -17,6 +17,7 @@
 //                                re-announcing every session with SessionNew
 //   burst N PREFIX UID NAME      N sessions opened and closed, as fast as the bus takes them
 //   wait-asked ID                answers once someone has read the details of session ID
+//   set ID PROPERTY VALUE        changes Active, IdleHint, LockedHint (true/false) or State, with PropertiesChanged
 //   sessions                     prints the live session ids
 import Systemd
 import UnixSocket
@@ -36,6 +37,12 @@ struct Session {
     var name: String
     var leader: UInt32
     var timestamp: UInt64
+    var sessionClass = "user"
+    var remote = false
+    var active = true
+    var idle = false
+    var locked = false
+    var state = "online"
     var path: String { sessionPrefix + "/" + escape(id) }
 }
 
@@ -113,11 +120,17 @@ final class StandIn {
             ("TimestampMonotonic", .uint64(0)),
             ("Leader", .uint32(session.leader)),
             ("Audit", .uint32(UInt32.max)),
-            ("Class", .string("user")),
+            ("Class", .string(session.sessionClass)),
             ("Type", .string("tty")),
-            ("State", .string("online")),
-            ("Remote", .bool(false)),
-            ("Service", .string("standin")),
+            ("State", .string(session.state)),
+            ("Remote", .bool(session.remote)),
+            ("RemoteHost", .string(session.remote ? "192.0.2.7" : "")),
+            ("Service", .string(session.remote ? "sshd" : "login")),
+            ("TTY", .string("pts/\(session.leader % 100)")),
+            ("Seat", .structure([.string(session.remote ? "" : "seat0"), .objectPath(session.remote ? "/" : "/org/freedesktop/login1/seat/seat0")])),
+            ("Active", .bool(session.active)),
+            ("IdleHint", .bool(session.idle)),
+            ("LockedHint", .bool(session.locked)),
         ]
         guard (try? reply.append(.propertyMap(properties))) != nil else { return .notHandled }
         asked.insert(session.id)
@@ -219,6 +232,27 @@ final class StandIn {
             if !asked.contains(id) {
                 waitingForAsk[id, default: 0] += 1
                 return ""
+            }
+        case "set":
+            let id = try arg(1)
+            guard var session = sessions[id] else { throw DaemonlessError("no session \(id)") }
+            let property = try arg(2)
+            let value = try arg(3)
+            let changed: BusValue
+            switch property {
+            case "Active": session.active = value == "true"; changed = .bool(session.active)
+            case "IdleHint": session.idle = value == "true"; changed = .bool(session.idle)
+            case "LockedHint": session.locked = value == "true"; changed = .bool(session.locked)
+            case "State": session.state = value; changed = .string(value)
+            case "Class": session.sessionClass = value; changed = .string(value)
+            case "Remote": session.remote = value == "true"; changed = .bool(session.remote)
+            default: throw DaemonlessError("cannot set \(property)")
+            }
+            sessions[id] = session
+            if property != "Class" && property != "Remote" {
+                let m = try bus.signal(path: session.path, interface: "org.freedesktop.DBus.Properties", member: "PropertiesChanged")
+                try m.append(.string("org.freedesktop.login1.Session"), .propertyMap([(property, changed)]), .array(elementSignature: "s", []))
+                try bus.send(m)
             }
         case "sessions":
             bus.flush()

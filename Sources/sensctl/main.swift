@@ -26,8 +26,36 @@ struct Monitor: ParsableCommand {
     @Option(help: "Path of sensd's socket.")
     var socket = "/run/sensd/events.sock"
 
-    @Flag(help: "Print the raw JSON lines, including the hello line and any error line.")
+    @Flag(help: "Print the raw JSON lines, including the hello, accepted and error lines.")
     var json = false
+
+    @Option(name: .customLong("event"), help: ArgumentHelp("Only this event type (repeatable): \(EventKind.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "EVENT"))
+    var events: [String] = []
+
+    @Option(name: .customLong("user"), help: ArgumentHelp("Only this user's sessions (repeatable).", valueName: "NAME"))
+    var users: [String] = []
+
+    @Option(name: .customLong("uid"), help: ArgumentHelp("Only sessions of this uid (repeatable).", valueName: "UID"))
+    var uids: [UInt32] = []
+
+    @Option(name: .customLong("class"), help: ArgumentHelp("Only sessions of this logind class (repeatable): user, greeter, lock-screen, background, manager.", valueName: "CLASS"))
+    var classes: [String] = []
+
+    func validate() throws {
+        for e in events where EventKind(rawValue: e) == nil {
+            throw ValidationError("unknown event '\(e)'; known: \(EventKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+
+    /// The request line for the options given, or nil for everything.
+    var request: [UInt8]? {
+        let r = SubscriptionRequest(
+            events: events.isEmpty ? nil : Set(events.compactMap(EventKind.init(rawValue:))),
+            users: users.isEmpty ? nil : Set(users),
+            uids: uids.isEmpty ? nil : Set(uids),
+            classes: classes.isEmpty ? nil : Set(classes))
+        return r.isEverything ? nil : r.json + [0x0A]
+    }
 
     func run() throws {
         let fd: Int32
@@ -40,6 +68,14 @@ struct Monitor: ParsableCommand {
             throw ExitCode(69)  // EX_UNAVAILABLE
         }
         defer { Syscall.close(fd) }
+        if let request {
+            do {
+                try Syscall.writeAll(fd, request)
+            } catch {
+                printError("sensctl: sending the subscription to \(socket): \(error)")
+                throw ExitCode(1)
+            }
+        }
 
         let decoder = JSONDecoder()
         var reader = LineReader(limit: 1 << 20)
@@ -91,7 +127,7 @@ struct Monitor: ParsableCommand {
                 printError("sensctl: sensd: \(control.message ?? error) [\(error)]")
                 return error == "shutting-down"
             }
-            if control.hello != nil { return true }
+            if control.hello != nil || control.accepted != nil { return true }
         }
         // A line this version does not know (a newer daemon): show it rather than hide it.
         out.line(line)
@@ -101,14 +137,26 @@ struct Monitor: ParsableCommand {
     static func describe(_ e: SENSEvent) -> String {
         let who = e.userName.map { "\($0) (uid \(e.uid.map(String.init) ?? "?"))" } ?? "unknown user"
         var text = "\(e.time.rfc3339)  \(e.event.rawValue.padding(16))  session \(e.sessionId.padding(6))  \(who)  seq \(e.seq)"
-        if let why = e.unresolved { text += "  [\(why)]" }
+        var details: [String] = []
+        if e.event == .logon {
+            if let t = e.logonType { details.append(t.rawValue) }
+            if let s = e.service { details.append("via \(s)") }
+            if let h = e.remoteHost { details.append("from \(h)") }
+            if let t = e.tty { details.append("on \(t)") }
+        }
+        if e.observedLate == true { details.append("observed late") }
+        if let why = e.unresolved { details.append(why) }
+        if !details.isEmpty { text += "  [" + details.joined(separator: ", ") + "]" }
         return text
     }
 }
 
+struct AcceptedRequest: Decodable {}
+
 /// The non-event lines of the protocol: the hello line and error lines.
 struct ControlLine: Decodable {
     var hello: String?
+    var accepted: AcceptedRequest?
     var error: String?
     var message: String?
 }

@@ -32,6 +32,12 @@ struct Sensd: ParsableCommand {
     @Option(help: "Events a subscriber may fall behind before it is disconnected with an overflow line.")
     var queueLimit = 4096
 
+    @Option(help: "Directory where sensd remembers the sessions it reported, across its restarts; 'none' to remember nothing.")
+    var stateDirectory = DaemonConfiguration.defaultStateDirectory
+
+    @Option(help: "Watch logind's session files for sessions that start closing (LogoffInitiated): yes, no, or auto (when the bus is this machine's system bus).")
+    var sessionFiles = "auto"
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -41,6 +47,9 @@ struct Sensd: ParsableCommand {
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard ["yes", "no", "auto"].contains(sessionFiles) else {
+            throw ValidationError("--session-files must be yes, no or auto")
         }
         guard maxSubscribers > 0, queueLimit > 0 else {
             throw ValidationError("--max-subscribers and --queue-limit must be positive")
@@ -53,7 +62,9 @@ struct Sensd: ParsableCommand {
         let logger = Logger(label: "sensd")
         let configuration = DaemonConfiguration(
             socketPath: socket, socketMode: UInt32(socketMode, radix: 8)!, socketGroup: socketGroup,
-            limits: SubscriberLimits(maxSubscribers: maxSubscribers, queueLimit: queueLimit))
+            limits: SubscriberLimits(maxSubscribers: maxSubscribers, queueLimit: queueLimit),
+            stateDirectory: stateDirectory == "none" ? nil : stateDirectory,
+            watchSessionFiles: sessionFiles == "auto" ? nil : sessionFiles == "yes")
         let code: Int32
         do {
             code = try Daemon(configuration: configuration, logger: logger).run()

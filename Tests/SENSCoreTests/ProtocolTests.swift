@@ -13,21 +13,61 @@ struct SubscriptionRequestTests {
         _ = try parse(s)
     }
 
-    @Test func unknownKeyIsRefusedByName() {
-        #expect(throws: ProtocolError(.badRequest, #"unknown request key "events" (this daemon accepts only {})"#)) {
-            try parse(#"{"events":["Logoff"]}"#)
+    @Test func filtersAreParsedAndValuesNormalised() throws {
+        let r = try parse(#"{"events":["Logoff","LogoffInitiated","Logoff"],"users":["alice"],"uids":[1000,0],"classes":["user"]}"#)
+        #expect(r == SubscriptionRequest(events: [.logoff, .logoffInitiated], users: ["alice"], uids: [0, 1000], classes: ["user"]))
+        #expect(String(decoding: r.json, as: UTF8.self) == #"{"events":["Logoff","LogoffInitiated"],"users":["alice"],"uids":[0,1000],"classes":["user"]}"#)
+    }
+
+    @Test(arguments: [
+        (#"{"bogus":1}"#, #"unknown request key "bogus""#),
+        (#"{"since":5}"#, #""since""#),
+        (#"{"events":["Logof"]}"#, #"unknown event "Logof""#),
+        (#"{"events":"Logoff"}"#, #""events" must be a list"#),
+        (#"{"events":[]}"#, #""events" is empty"#),
+        (#"{"users":[1000]}"#, #""users" must hold non-empty strings"#),
+        (#"{"users":[""]}"#, #""users" must hold non-empty strings"#),
+        (#"{"uids":["1000"]}"#, #""uids" must hold whole numbers"#),
+        (#"{"uids":[-1]}"#, #""uids" must hold whole numbers"#),
+        (#"{"uids":[1.5]}"#, #""uids" must hold whole numbers"#),
+        (#"{"uids":[4294967296]}"#, #""uids" must hold whole numbers"#),
+    ])
+    func invalidRequestIsRefusedNamingTheProblem(_ s: String, _ phrase: String) {
+        do {
+            _ = try parse(s)
+            Issue.record("accepted \(s)")
+        } catch {
+            #expect(error.code == .badRequest)
+            #expect(error.message.contains(phrase), "\(error.message)")
         }
     }
 
-    @Test(arguments: ["hello", "[]", "{", "{}}", #"{"a":}"#, #"{"a":1,}"#, "\"{}\"", "{} {}", #"{"a":"\#u{01}"}"#, String(repeating: "[", count: 40) + String(repeating: "]", count: 40)])
+    @Test(arguments: ["hello", "[]", "{", "{}}", #"{"a":}"#, "\"{}\"", "{} {}", String(repeating: "[", count: 40) + String(repeating: "]", count: 40)])
     func malformedRequestIsABadRequest(_ s: String) {
         do {
             _ = try parse(s)
             Issue.record("accepted \(s)")
         } catch {
             #expect(error.code == .badRequest)
-            #expect(error.message.hasPrefix("request is not a JSON object") || error.message.contains("unknown request key"))
+            #expect(error.message.hasPrefix("request is not valid JSON") || error.message.hasPrefix("request must be a JSON object"), "\(error.message)")
         }
+    }
+
+    @Test func filtersMatchEventsByEveryKeyAndAcrossKeys() {
+        func facts(_ kind: EventKind, _ user: String?, _ uid: UInt32?, _ c: String?) -> EventFacts {
+            var e = SENSEvent(event: kind, seq: 1, time: EventTime(microsecondsSinceEpoch: 0), sessionId: "c1", userName: user, uid: uid)
+            e.sessionClass = c
+            return EventFacts(e)
+        }
+        let r = SubscriptionRequest(events: [.logoff], users: ["alice", "bob"], classes: ["user"])
+        #expect(r.matches(facts(.logoff, "alice", 1000, "user")))
+        #expect(r.matches(facts(.logoff, "bob", 1001, "user")))
+        #expect(!r.matches(facts(.logon, "alice", 1000, "user")))
+        #expect(!r.matches(facts(.logoff, "carol", 1002, "user")))
+        #expect(!r.matches(facts(.logoff, "alice", 1000, "background")))
+        #expect(!r.matches(facts(.logoff, nil, nil, nil)), "an unresolved user matches no user filter")
+        #expect(SubscriptionRequest(uids: [0]).matches(facts(.displayLock, "root", 0, nil)))
+        #expect(SubscriptionRequest().matches(facts(.logoff, nil, nil, nil)))
     }
 
     @Test func deeplyNestedValueIsRefusedNotOverflowingTheStack() {

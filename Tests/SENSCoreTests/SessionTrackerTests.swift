@@ -1,109 +1,224 @@
 import Testing
 @testable import SENSCore
 
-@Suite("Session tracker: logind's announcements and removals become Logoff events")
+/// Every transition rule of the tracker, one scenario each.
+@Suite("Session tracker: logind's changes become the SENS logon family")
 struct SessionTrackerTests {
-    let alice = LogindSession(id: "c1", uid: 1000, userName: "alice", leader: 4242, startedAt: 1_700_000_000_000_000)
+    static let path = "/org/freedesktop/login1/session/c1"
+    let alice = LogindSession(
+        id: "c1", uid: 1000, userName: "alice", leader: 4242, startedAt: 1_700_000_000_000_000,
+        sessionClass: "user", type: "tty", objectPath: SessionTrackerTests.path, active: true, idle: false, locked: false, state: "online")
 
-    @Test func logoffOfASessionThatBeganBeforeTheDaemonStartedCarriesItsUser() {
-        var tracker = SessionTracker()
-        // Start-up enumeration: ListSessions names the user even before details arrive.
-        #expect(tracker.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice")]).isEmpty)
-        let drafts = tracker.removed(id: "c1")
-        #expect(drafts == [EventDraft(event: .logoff, session: LogindSession(id: "c1", uid: 1000, userName: "alice"))])
-        #expect(tracker.count == 0)
+    func kinds(_ drafts: [EventDraft]) -> [EventKind] { drafts.map(\.event) }
+
+    /// A tracker that has reported alice's Logon.
+    func withAlice() -> SessionTracker {
+        var t = SessionTracker()
+        t.announced(id: "c1", path: Self.path)
+        _ = t.detailsArrived(alice)
+        return t
     }
 
-    @Test func sessionAnnouncedThenDetailedThenRemovedGivesOneLogoffWithItsUser() {
-        var tracker = SessionTracker()
-        tracker.announced(id: "c1")
-        #expect(tracker.detailsArrived(alice).isEmpty)
-        #expect(tracker.removed(id: "c1") == [EventDraft(event: .logoff, session: alice)])
+    @Test func newSessionGivesOneLogonWhenItsDetailsArrive() {
+        var t = SessionTracker()
+        t.announced(id: "c1", path: Self.path)
+        let drafts = t.detailsArrived(alice)
+        #expect(kinds(drafts) == [.logon])
+        #expect(drafts[0].session == alice && drafts[0].unresolved == nil)
     }
 
-    @Test func sessionRemovedBeforeItsDetailsArrivedSaysItsUserIsUnknown() {
-        var tracker = SessionTracker()
-        tracker.announced(id: "c7")
-        let drafts = tracker.removed(id: "c7")
-        #expect(drafts.count == 1)
-        #expect(drafts[0].session.userName == nil)
-        #expect(drafts[0].session.uid == nil)
-        #expect(drafts[0].unresolved == SessionTracker.unresolvedReason)
+    @Test func sessionThatEndsWithoutLingeringGetsLogoffInitiatedThenLogoff() {
+        var t = withAlice()
+        let drafts = t.removed(id: "c1")
+        #expect(kinds(drafts) == [.logoffInitiated, .logoff])
+        #expect(drafts.allSatisfy { $0.session.userName == "alice" && !$0.observedLate })
+        #expect(t.count == 0)
     }
 
-    @Test func detailsArrivingAfterRemovalProduceNothingAndTrackNothing() {
-        var tracker = SessionTracker()
-        tracker.announced(id: "c1")
-        _ = tracker.removed(id: "c1")
-        #expect(tracker.detailsArrived(alice).isEmpty)
-        #expect(tracker.count == 0)
+    @Test func lingeringSessionGetsLogoffInitiatedWhenClosingAndOnlyLogoffWhenGone() {
+        var t = withAlice()
+        #expect(kinds(t.closing(id: "c1")) == [.logoffInitiated])
+        #expect(t.closing(id: "c1").isEmpty, "at most once")
+        #expect(kinds(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", state: "closing"))).isEmpty)
+        #expect(kinds(t.removed(id: "c1")) == [.logoff])
     }
 
-    @Test func removalOfASessionNeverAnnouncedStillGivesItsLogoff() {
-        // It ended between subscribing and listing: the removal is the only trace, and it is reported.
-        var tracker = SessionTracker()
-        let drafts = tracker.removed(id: "c9")
-        #expect(drafts.map(\.session.id) == ["c9"])
-        #expect(drafts[0].unresolved != nil)
+    @Test func closingSeenOnTheBusCountsToo() {
+        var t = withAlice()
+        #expect(kinds(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", state: "closing"))) == [.logoffInitiated])
+        #expect(kinds(t.removed(id: "c1")) == [.logoff])
     }
 
-    @Test func reannouncementOfTheSameSessionAfterALogindRestartGivesNoEvent() {
-        var tracker = SessionTracker()
-        tracker.announced(id: "c1")
-        _ = tracker.detailsArrived(alice)
-        tracker.announced(id: "c1")
-        #expect(tracker.detailsArrived(alice).isEmpty)
-        #expect(tracker.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice")]).isEmpty)
-        #expect(tracker.count == 1)
+    @Test func closingBeforeTheDetailsArriveComesRightAfterTheLogon() {
+        var t = SessionTracker()
+        t.announced(id: "c1", path: Self.path)
+        #expect(t.closing(id: "c1").isEmpty)
+        #expect(kinds(t.detailsArrived(alice)) == [.logon, .logoffInitiated])
+        #expect(kinds(t.removed(id: "c1")) == [.logoff])
     }
 
-    @Test func idReusedByADifferentSessionEndsTheOldOne() {
-        // Without audit, logind counts c1, c2, ... from 1 again after a restart.
-        var tracker = SessionTracker()
-        tracker.announced(id: "c1")
-        _ = tracker.detailsArrived(alice)
-        let bob = LogindSession(id: "c1", uid: 1001, userName: "bob", leader: 5000, startedAt: 1_700_000_100_000_000)
-        tracker.announced(id: "c1")
-        #expect(tracker.detailsArrived(bob) == [EventDraft(event: .logoff, session: alice)])
-        #expect(tracker.removed(id: "c1") == [EventDraft(event: .logoff, session: bob)])
+    @Test func sessionRemovedBeforeItsDetailsArrivedStillGetsLogonAndLogoffSayingTheUserIsUnknown() {
+        var t = SessionTracker()
+        t.announced(id: "c7", path: nil)
+        let drafts = t.removed(id: "c7")
+        #expect(kinds(drafts) == [.logon, .logoffInitiated, .logoff])
+        #expect(drafts.allSatisfy { $0.session.userName == nil && $0.session.uid == nil && $0.unresolved == SessionTracker.unresolvedReason })
+    }
+
+    @Test func detailsArrivingAfterRemovalProduceNothing() {
+        var t = SessionTracker()
+        t.announced(id: "c1", path: Self.path)
+        _ = t.removed(id: "c1")
+        #expect(t.detailsArrived(alice).isEmpty)
+        #expect(t.count == 0)
+    }
+
+    @Test func removalOfASessionNeverAnnouncedGivesItsLogoffWithoutALogon() {
+        var t = SessionTracker()
+        let drafts = t.removed(id: "c9")
+        #expect(kinds(drafts) == [.logoffInitiated, .logoff])
+        #expect(drafts.allSatisfy { $0.unresolved != nil })
+    }
+
+    @Test func activeChangesAreDisconnectAndReconnect() {
+        var t = withAlice()
+        #expect(kinds(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", active: false))) == [.sessionDisconnect])
+        #expect(kinds(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", active: true))) == [.sessionReconnect])
+    }
+
+    @Test func lockedHintChangesAreDisplayLockAndUnlock() {
+        var t = withAlice()
+        #expect(kinds(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", locked: true))) == [.displayLock])
+        #expect(kinds(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", locked: false))) == [.displayUnlock])
+    }
+
+    @Test func idleHintChangesAreTheScreenSaverPair() {
+        var t = withAlice()
+        #expect(kinds(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", idle: true))) == [.startScreenSaver])
+        #expect(kinds(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", idle: false))) == [.stopScreenSaver])
+    }
+
+    @Test func aValueReannouncedUnchangedGivesNoEvent() {
+        var t = withAlice()
+        #expect(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", active: true, idle: false, locked: false)).isEmpty)
+        #expect(t.detailsArrived(alice).isEmpty)
+    }
+
+    @Test func valuesLearnedBeforeTheLogonAreABaselineNotATransition() {
+        var t = SessionTracker()
+        t.announced(id: "c1", path: Self.path)
+        #expect(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", locked: true)).isEmpty)
+        var locked = alice
+        locked.locked = true
+        #expect(kinds(t.detailsArrived(locked)) == [.logon])
+        #expect(kinds(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", locked: false))) == [.displayUnlock])
+    }
+
+    @Test func propertiesOfAnUnknownPathAreIgnored() {
+        var t = withAlice()
+        #expect(t.propertiesChanged(path: "/org/freedesktop/login1/session/c404", changes: LogindSession(id: "c404", locked: true)).isEmpty)
+    }
+
+    @Test func logindRestartReannouncingTheSameSessionGivesNoSecondLogon() {
+        var t = withAlice()
+        #expect(t.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice", objectPath: Self.path)]).isEmpty)
+        t.announced(id: "c1", path: Self.path)
+        #expect(t.detailsArrived(alice).isEmpty)
+        #expect(t.count == 1)
+    }
+
+    @Test func changesMissedWhileLogindWasAwayShowUpWhenItComesBack() {
+        var t = withAlice()
+        var locked = alice
+        locked.locked = true
+        t.announced(id: "c1", path: Self.path)
+        #expect(kinds(t.detailsArrived(locked)) == [.displayLock])
+    }
+
+    @Test func idReusedByADifferentSessionEndsTheOldOneAndLogsOnTheNew() {
+        var t = withAlice()
+        let bob = LogindSession(id: "c1", uid: 1001, userName: "bob", leader: 5000, startedAt: 1_700_000_100_000_000, sessionClass: "user", objectPath: Self.path)
+        t.announced(id: "c1", path: Self.path)
+        let drafts = t.detailsArrived(bob)
+        #expect(kinds(drafts) == [.logoffInitiated, .logoff, .logon])
+        #expect(drafts.map(\.session.userName) == ["alice", "alice", "bob"])
+        #expect(drafts[0].observedLate && drafts[1].observedLate && !drafts[2].observedLate)
+        #expect(kinds(t.removed(id: "c1")) == [.logoffInitiated, .logoff])
     }
 
     @Test func sameUserNewLeaderIsANewSession() {
-        var tracker = SessionTracker()
-        tracker.announced(id: "c1")
-        _ = tracker.detailsArrived(alice)
+        var t = withAlice()
         var again = alice
         again.leader = 9999
-        #expect(tracker.detailsArrived(again) == [EventDraft(event: .logoff, session: alice)])
+        #expect(kinds(t.detailsArrived(again)) == [.logoffInitiated, .logoff, .logon])
     }
 
-    @Test func resynchronisationEndsSessionsThatVanishedWhileLogindWasAway() {
-        var tracker = SessionTracker()
-        _ = tracker.resynchronised(live: [
-            LogindSession(id: "c1", uid: 1000, userName: "alice"),
-            LogindSession(id: "c2", uid: 1001, userName: "bob"),
-        ])
+    @Test func resynchronisationEndsSessionsThatVanishedWhileLogindWasAwayMarkedLate() {
+        var t = withAlice()
+        t.announced(id: "c2", path: nil)
+        _ = t.detailsArrived(LogindSession(id: "c2", uid: 1001, userName: "bob", leader: 7, startedAt: 9))
         // c2 was closing when logind restarted: the new logind never mentions it again.
-        let drafts = tracker.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice")])
-        #expect(drafts == [EventDraft(event: .logoff, session: LogindSession(id: "c2", uid: 1001, userName: "bob"))])
-        #expect(tracker.ids == ["c1"])
+        let drafts = t.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice", objectPath: Self.path)])
+        #expect(kinds(drafts) == [.logoffInitiated, .logoff])
+        #expect(drafts.allSatisfy { $0.session.userName == "bob" && $0.observedLate })
+        #expect(t.ids == ["c1"])
     }
 
-    @Test func resynchronisationWithAnotherUserUnderAKnownIdEndsTheOldSession() {
-        var tracker = SessionTracker()
-        _ = tracker.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice")])
-        let drafts = tracker.resynchronised(live: [LogindSession(id: "c1", uid: 1001, userName: "bob")])
-        #expect(drafts.map(\.session.userName) == ["alice"])
-        #expect(tracker.session("c1")?.userName == "bob")
+    @Test func startupEnumerationLogsOnSessionsNeverReported() {
+        var t = SessionTracker()
+        #expect(t.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice", objectPath: Self.path)]).isEmpty)
+        #expect(kinds(t.detailsArrived(alice)) == [.logon])
+    }
+
+    @Test func startupEnumerationDoesNotRepeatTheLogonOfARememberedSession() {
+        var t = SessionTracker()
+        t.remember([SessionTracker.Remembered(session: alice, logoffInitiated: false)])
+        #expect(t.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice", objectPath: Self.path)]).isEmpty)
+        #expect(t.detailsArrived(alice).isEmpty)
+        #expect(kinds(t.removed(id: "c1")) == [.logoffInitiated, .logoff])
+    }
+
+    @Test func rememberedSessionThatEndedWhileSensdWasDownGetsItsLogoffMarkedLate() {
+        var t = SessionTracker()
+        t.remember([SessionTracker.Remembered(session: alice, logoffInitiated: true)])
+        let drafts = t.resynchronised(live: [])
+        #expect(kinds(drafts) == [.logoff], "LogoffInitiated went out in the previous run")
+        #expect(drafts[0].observedLate && drafts[0].session.userName == "alice")
+    }
+
+    @Test func rememberedIdNowHoldingAnotherSessionAfterAReboot() {
+        var t = SessionTracker()
+        t.remember([SessionTracker.Remembered(session: alice, logoffInitiated: false)])
+        let drafts = t.resynchronised(live: [LogindSession(id: "c1", uid: 1001, userName: "bob", objectPath: Self.path)])
+        #expect(kinds(drafts) == [.logoffInitiated, .logoff])
+        #expect(kinds(t.detailsArrived(LogindSession(id: "c1", uid: 1001, userName: "bob", leader: 1, startedAt: 2))) == [.logon])
+    }
+
+    @Test func rememberedListHoldsOnlyReportedSessions() {
+        var t = withAlice()
+        t.announced(id: "c2", path: nil)
+        #expect(t.remembered.map(\.session.id) == ["c1"])
+    }
+
+    @Test(arguments: [
+        ("user", false, LogonType.interactive), ("user", true, .remoteInteractive), ("greeter", false, .interactive),
+        ("lock-screen", false, .interactive), ("background", false, .batch), ("background", true, .batch), ("manager", false, .service),
+    ])
+    func logonTypeFollowsClassAndRemote(_ c: String, _ remote: Bool, _ expected: LogonType) {
+        #expect(LogindSession(id: "x", sessionClass: c, remote: remote).logonType == expected)
+    }
+
+    @Test func logonTypeIsUnknownWithoutAClass() {
+        #expect(LogindSession(id: "x").logonType == nil)
+        #expect(LogindSession(id: "x", sessionClass: "something-new").logonType == nil)
     }
 
     @Test func sequencerNumbersEventsOneByOneFromWhereItWasLeft() {
         var sequencer = EventSequencer(lastSeq: 40)
         let t = EventTime(microsecondsSinceEpoch: 0)
-        let a = sequencer.stamp(EventDraft(event: .logoff, session: alice), at: t)
+        let a = sequencer.stamp(EventDraft(event: .logoff, session: alice), at: t, host: "h")
         let b = sequencer.stamp(EventDraft(event: .logoff, session: alice), at: t)
-        #expect(a.seq == 41)
-        #expect(b.seq == 42)
-        #expect(a.userName == "alice" && a.uid == 1000 && a.sessionId == "c1")
+        #expect(a.seq == 41 && b.seq == 42)
+        #expect(a.userName == "alice" && a.uid == 1000 && a.sessionId == "c1" && a.host == "h" && a.logonType == .interactive)
     }
 }

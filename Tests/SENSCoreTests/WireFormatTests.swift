@@ -31,6 +31,26 @@ struct WireFormatTests {
         #expect(try JSONDecoder().decode(SENSEvent.self, from: Data(bytes)) == e)
     }
 
+    @Test func everyFieldIsWrittenInOrderAndAbsentOnesAreOmitted() throws {
+        let session = LogindSession(
+            id: "7", uid: 1000, userName: "alice", leader: 812, startedAt: 1_795_168_700_000_000, sessionClass: "user",
+            type: "tty", service: "sshd", tty: "", seat: nil, display: nil, remote: true, remoteHost: "192.0.2.7",
+            remoteUser: nil, audit: 7)
+        let e = SENSEvent(EventDraft(event: .logon, session: session), seq: 3, time: EventTime(microsecondsSinceEpoch: 1_795_168_800_123_456), host: "vm")
+        let line = String(decoding: WireFormat.encode(e), as: UTF8.self)
+        #expect(line == #"{"event":"Logon","seq":3,"time":"2026-11-20T10:00:00.123456Z","sessionId":"7","userName":"alice","uid":1000,"host":"vm","class":"user","type":"tty","service":"sshd","remote":true,"remoteHost":"192.0.2.7","leader":812,"audit":7,"sessionStart":"2026-11-20T09:58:20.000000Z","logonType":"RemoteInteractive","logonTypeCode":10}"# + "\n")
+        #expect(!line.contains(#""""#), "no empty strings")
+        var decoded = try JSONDecoder().decode(SENSEvent.self, from: Data(line.utf8))
+        #expect(decoded.tty == nil && decoded.remoteHost == "192.0.2.7" && decoded.logonTypeCode == 10)
+        decoded.tty = ""
+        #expect(decoded == e)
+    }
+
+    @Test func acceptedLineEchoesTheRequestAndTheFirstSeqItAppliesTo() throws {
+        let line = String(decoding: WireFormat.accepted(SubscriptionRequest(users: ["alice"]), fromSeq: 8), as: UTF8.self)
+        #expect(line == #"{"accepted":{"users":["alice"]},"fromSeq":8}"# + "\n")
+    }
+
     @Test func unknownUserIsAnExplicitNullWithAReasonNotAnEmptyName() throws {
         var e = event
         e.userName = nil

@@ -206,7 +206,8 @@ final class SensdUnderTest {
         }
         guard bound == 0 else { throw HarnessError("cannot bind notify socket") }
         child = try Child(
-            productsDirectory + "/sensd", ["--socket", socketPath, "--log-level", "debug"] + arguments,
+            productsDirectory + "/sensd",
+            ["--socket", socketPath, "--state-directory", dir.path + "/state", "--session-files", "no", "--log-level", "debug"] + arguments,
             environment: ["DBUS_SYSTEM_BUS_ADDRESS": bus.address, "NOTIFY_SOCKET": notifyPath], stderrPath: dir.path + "/sensd.log")
         try waitFor("READY=1")
     }
@@ -227,7 +228,16 @@ final class SensdUnderTest {
         throw HarnessError("sensd did not send \(state)")
     }
 
-    func subscribe() throws -> TestSubscriber { try TestSubscriber(path: socketPath) }
+    /// A subscriber; by default it asks for Logoff events only and returns once sensd accepted that.
+    func subscribe(_ request: String? = #"{"events":["Logoff"]}"#) throws -> TestSubscriber {
+        let s = try TestSubscriber(path: socketPath)
+        if let request {
+            try s.send(request + "\n")
+            let answer = try object(try s.nextLine())
+            guard answer["accepted"] != nil else { throw HarnessError("request refused: \(answer)") }
+        }
+        return s
+    }
 
     deinit { close(notifyFD) }
 }

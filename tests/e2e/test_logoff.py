@@ -66,6 +66,7 @@ def test_every_logoff_reaches_every_plain_subscriber_exactly_once(container, rec
     c.run(f"mkfifo {SHARE}/predate.fifo")
     c.spawn(f"su - alice -c 'echo \"$XDG_SESSION_ID $(id -un) $(id -u) su\" >> {SESSIONS}; read x < {SHARE}/predate.fifo'")
     wait_until(lambda: read_lines(c.path(SESSIONS)), "the predating session")
+    predating = read_lines(c.path(SESSIONS))[0].split()[0]
 
     c.run("systemctl enable --now sensd.service")  # Type=notify: returns once sensd said READY=1
     assert c.run("systemctl is-active sensd.service").stdout.strip() == "active"
@@ -118,9 +119,17 @@ def test_every_logoff_reaches_every_plain_subscriber_exactly_once(container, rec
             assert "unresolved" not in e, f"{name}: unresolved user on a real login: {e}"
             assert (e["userName"], e["uid"]) == (user, uid), f"{name}: wrong user for {how} session: {e}"
             assert e["time"].endswith("Z") and len(e["time"]) == 27
-        seqs = [e["seq"] for e in events]
-        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"{name}: seq not consecutive"
+        everything = [json.loads(line) for line in read_lines(path)[1:]]
+        seqs = [e["seq"] for e in everything]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"{name}: seq not consecutive in the unfiltered stream"
+        # The whole family, per session: Logon (for sessions born after the subscriber connected),
+        # LogoffInitiated, Logoff, once each and in that order.
+        for sid, (user, uid, how) in expected.items():
+            kinds = [e["event"] for e in everything if e["sessionId"] == sid]
+            wanted = ["LogoffInitiated", "Logoff"] if sid == predating else ["Logon", "LogoffInitiated", "Logoff"]
+            assert kinds == wanted, f"{name}: {how} session {sid}: {kinds}"
         record[f"logoffs_at_{name}"] = len(events)
+        record[f"events_at_{name}"] = len(everything)
     record["sessions_in_burst"] = expected_total
     record["users"] = {u: uids[u] for u in USERS}
     # Nothing else was logged at warning level or above: no unresolved user, no ignored signal.
