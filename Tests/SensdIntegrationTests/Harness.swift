@@ -194,6 +194,7 @@ final class SensdUnderTest {
     init(bus: PrivateBus, dir: ScratchDirectory, arguments: [String] = []) throws {
         socketPath = dir.path + "/events.sock"
         let notifyPath = dir.path + "/notify"
+        unlink(notifyPath)
         let notifyFD = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         self.notifyFD = notifyFD
         var address = sockaddr_un()
