@@ -71,50 +71,98 @@ final class LineChannel {
 
 }
 
+/// pipe2 is glibc's but not in Swift's Glibc module; O_CLOEXEC at creation matters here because tests spawn
+/// children from several threads at once, and a pipe end leaked into another test's child would keep it open.
+@_silgen_name("pipe2")
+func pipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32
+
 /// A child process with its stdin and stdout as pipes; killed when the value goes away.
+///
+/// Spawned and reaped here with posix_spawn and waitpid rather than Foundation's Process, whose monitor thread
+/// blocks in wait4 on one child and deadlocks tests that run processes in parallel (seen in CI).
 final class Child {
-    let process = Process()
-    let stdin = Pipe()
-    let stdout = Pipe()
+    let pid: pid_t
     let output: LineChannel
+    private let stdinFD: Int32
+    private let stdoutFD: Int32
+    private(set) var exitStatus: Int32?
+    let name: String
 
     init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], stderrPath: String? = nil) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+        name = (executable as NSString).lastPathComponent
+        var toChild: [Int32] = [0, 0]
+        var fromChild: [Int32] = [0, 0]
+        guard pipe2(&toChild, O_CLOEXEC) == 0, pipe2(&fromChild, O_CLOEXEC) == 0 else { throw HarnessError("pipe2 failed") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
+        if let stderrPath {
+            posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        }
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
-        process.environment = env
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        if let stderrPath {
-            FileManager.default.createFile(atPath: stderrPath, contents: nil)
-            process.standardError = FileHandle(forWritingAtPath: stderrPath)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
         }
-        output = LineChannel(fd: stdout.fileHandleForReading.fileDescriptor)
-        try process.run()
+        var pid: pid_t = 0
+        let r = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        close(toChild[0])
+        close(fromChild[1])
+        guard r == 0 else {
+            close(toChild[1])
+            close(fromChild[0])
+            throw HarnessError("cannot start \(executable): \(String(cString: strerror(r)))")
+        }
+        self.pid = pid
+        stdinFD = toChild[1]
+        stdoutFD = fromChild[0]
+        output = LineChannel(fd: stdoutFD)
     }
 
     func send(_ line: String) throws {
-        try Syscall.writeAll(stdin.fileHandleForWriting.fileDescriptor, Array((line + "\n").utf8))
+        try Syscall.writeAll(stdinFD, Array((line + "\n").utf8))
     }
 
-    func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+    func signal(_ sig: Int32) {
+        if exitStatus == nil { kill(pid, sig) }
+    }
+
+    var isRunning: Bool { reap(blocking: false) == nil }
+
+    /// The exit code (or 128 + the signal), once the child has exited.
+    @discardableResult
+    private func reap(blocking: Bool) -> Int32? {
+        if let exitStatus { return exitStatus }
+        var status: Int32 = 0
+        let r = waitpid(pid, &status, blocking ? 0 : WNOHANG)
+        guard r == pid else { return nil }
+        let exited = status & 0x7f == 0
+        exitStatus = exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return exitStatus
+    }
 
     /// Waits for the process to exit and returns its status.
     func waitForExit(timeout: Double = patience) throws -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning {
-            guard Date() < deadline else { throw HarnessError("\(process.executableURL!.lastPathComponent) did not exit within \(timeout) s") }
-            usleep(10_000)  // polling a child's state: there is no descriptor to wait on through Process
+        while true {
+            if let status = reap(blocking: false) { return status }
+            guard Date() < deadline else { throw HarnessError("\(name) did not exit within \(timeout) s") }
+            usleep(10_000)  // waitpid has no timeout; this polls a child's state, it synchronises nothing
         }
-        return process.terminationStatus
     }
 
     deinit {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        if exitStatus == nil {
+            kill(pid, SIGKILL)
+            reap(blocking: true)
         }
+        close(stdinFD)
+        close(stdoutFD)
     }
 }
 
@@ -219,7 +267,7 @@ final class SensdUnderTest {
         while Date() < deadline {
             var p = pollfd(fd: notifyFD, events: Int16(POLLIN), revents: 0)
             guard poll(&p, 1, 200) > 0 else {
-                guard child.process.isRunning else { throw HarnessError("sensd exited with \(child.process.terminationStatus) before \(state)") }
+                guard child.isRunning else { throw HarnessError("sensd exited with \(try child.waitForExit()) before \(state)") }
                 continue
             }
             var buffer = [UInt8](repeating: 0, count: 4096)

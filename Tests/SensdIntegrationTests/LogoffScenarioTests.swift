@@ -270,15 +270,9 @@ struct SensctlTests {
 
     @Test func saysClearlyWhenSensdIsNotThereAndExitsNonZero() throws {
         let dir = try ScratchDirectory()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: productsDirectory + "/sensctl")
-        process.arguments = ["monitor", "--socket", dir.path + "/absent.sock"]
-        let err = Pipe()
-        process.standardError = err
-        try process.run()
-        process.waitUntilExit()
-        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(process.terminationStatus == 69)
+        let child = try Child(productsDirectory + "/sensctl", ["monitor", "--socket", dir.path + "/absent.sock"], stderrPath: dir.path + "/err")
+        #expect(try child.waitForExit() == 69)
+        let message = try String(contentsOfFile: dir.path + "/err", encoding: .utf8)
         #expect(message.contains("cannot connect to \(dir.path)/absent.sock") && message.contains("is sensd running?"), "\(message)")
     }
 }
