@@ -52,23 +52,24 @@ public struct SubscriberQueue: Sendable {
         lines.append(line)
     }
 
-    /// Removes the event lines not yet started that `keep` rejects (a subscription arriving after they were queued).
+    /// The index of the first line no byte of which has been written.
+    private var firstUnstarted: Int { head + (headOffset > 0 ? 1 : 0) }
+
+    /// Removes the lines not yet started that `reject` picks (a subscription arriving after they were queued).
     public mutating func removeUnstarted(where reject: (OutgoingLine) -> Bool) {
-        let first = head + (headOffset > 0 ? 1 : 0)
+        let first = firstUnstarted
         guard first < lines.count else { return }
-        let kept = lines[first...].filter { !reject($0) }
-        lines.replaceSubrange(first..., with: kept)
+        lines.replaceSubrange(first..., with: lines[first...].filter { !reject($0) })
     }
 
     /// Puts a line before every line not yet started.
     public mutating func insertBeforeUnstarted(_ line: OutgoingLine) {
-        lines.insert(line, at: head + (headOffset > 0 ? 1 : 0))
+        lines.insert(line, at: firstUnstarted)
     }
 
     /// Drops every line not yet started, keeping the rest of a partly written one so framing stays intact.
     public mutating func dropUnstarted() {
-        let keep = headOffset > 0 ? 1 : 0
-        lines.removeSubrange((head + keep)...)
+        lines.removeSubrange(firstUnstarted...)
         compact(force: true)
     }
 

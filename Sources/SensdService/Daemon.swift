@@ -56,7 +56,6 @@ public final class Daemon {
     private var sequencer = EventSequencer()
     private var signalSources: [EventSource] = []
     private var ownsSocketFile = false
-    private var eventsPublished: UInt64 = 0
     private let store: SessionStateStore?
     private var stateDirty = false
     private var stateSource: EventSource?
@@ -100,10 +99,7 @@ public final class Daemon {
         let fd = try listeningSocket()
         server = try SubscriberServer(
             loop: loop, listenFD: fd, limits: configuration.limits, logger: logger,
-            lastSeq: { [unowned self] in self.sequencer.lastSeq }
-        ) { [unowned self] in
-            WireFormat.hello(daemonVersion: Self.version, lastSeq: self.sequencer.lastSeq)
-        }
+            daemonVersion: Self.version, lastSeq: { [unowned self] in self.sequencer.lastSeq })
         if store != nil {
             stateSource = try loop.addPost { [unowned self] in self.saveStateIfChanged() }
         }
@@ -127,7 +123,6 @@ public final class Daemon {
         let now = EventTime(microsecondsSinceEpoch: Int64(loop.now))
         for draft in drafts {
             let event = sequencer.stamp(draft, at: now, host: host)
-            eventsPublished += 1
             stateDirty = true
             if event.unresolved != nil {
                 logger.warning("session ended before its user could be learned", metadata: ["session": "\(event.sessionId)", "seq": "\(event.seq)"])
@@ -140,12 +135,12 @@ public final class Daemon {
     /// Writes the state file once per loop iteration that changed it.
     private func saveStateIfChanged() {
         guard stateDirty, let store else { return }
+        // Cleared on failure too: retrying every iteration would only repeat the error.
+        stateDirty = false
         do {
             try store.save(SessionState(lastSeq: sequencer.lastSeq, sessions: logind.remembered))
-            stateDirty = false
         } catch {
             logger.error("cannot write the state file; sessions reported now may be reported again after a restart", metadata: ["file": "\(store.path)", "error": "\(error)"])
-            stateDirty = false
         }
     }
 

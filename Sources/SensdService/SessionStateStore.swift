@@ -21,7 +21,8 @@ final class SessionStateStore {
         self.logger = logger
     }
 
-    /// The state from the previous run. A damaged file is moved aside and reported, never fatal.
+    /// The state from the previous run. A damaged file is copied aside (the next save replaces it) and
+    /// reported, never fatal.
     func load() -> SessionState? {
         let bytes: [UInt8]
         do {
@@ -40,7 +41,7 @@ final class SessionStateStore {
         } catch {
             let aside = path + ".damaged"
             _ = try? Syscall.replaceFile(aside, with: bytes)
-            logger.error("the state file is damaged; it was moved aside and sensd starts without it", metadata: ["file": "\(path)", "copy": "\(aside)", "error": "\(error)"])
+            logger.error("the state file is damaged; a copy was kept and sensd starts without it", metadata: ["file": "\(path)", "copy": "\(aside)", "error": "\(error)"])
             return nil
         }
     }

@@ -33,7 +33,7 @@ public final class SubscriberServer {
     private let listenFD: Int32
     private let limits: SubscriberLimits
     private let logger: Logger
-    private let hello: () -> [UInt8]
+    private let daemonVersion: String
     private let lastSeq: () -> UInt64
     private var listenSource: EventSource?
     private var flushSource: EventSource?
@@ -49,14 +49,14 @@ public final class SubscriberServer {
     /// Serves on `listenFD`, which must be a listening stream socket; the server closes it when it stops.
     public init(
         loop: EventLoop, listenFD: Int32, limits: SubscriberLimits, logger: Logger,
-        lastSeq: @escaping () -> UInt64, hello: @escaping () -> [UInt8]
+        daemonVersion: String, lastSeq: @escaping () -> UInt64
     ) throws(SystemdError) {
+        self.daemonVersion = daemonVersion
         self.lastSeq = lastSeq
         self.loop = loop
         self.listenFD = listenFD
         self.limits = limits
         self.logger = logger
-        self.hello = hello
         listenSource = try loop.addIO(fd: listenFD, events: .readable) { [unowned self] _ in self.acceptAll() }
         flushSource = try loop.addPost { [unowned self] in self.flush() }
     }
@@ -133,8 +133,9 @@ public final class SubscriberServer {
             }
             let key = ObjectIdentifier(subscriber)
             subscribers[key] = subscriber
+            // One reading: the hello line's lastSeq is the point a subscription applies from.
             subscriber.helloSeq = lastSeq()
-            _ = subscriber.queue.enqueue(OutgoingLine(bytes: hello(), seq: nil))
+            _ = subscriber.queue.enqueue(OutgoingLine(bytes: WireFormat.hello(daemonVersion: daemonVersion, lastSeq: subscriber.helloSeq), seq: nil))
             guard write(subscriber) else { continue }
             subscriber.graceTimer = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + limits.requestGraceMicroseconds) { [unowned self, unowned subscriber] in
                 self.release(subscriber)
