@@ -15,8 +15,6 @@ public struct SessionTracker: Sendable {
 
     struct Tracked: Sendable {
         var session: LogindSession
-        /// Details were asked for and have not arrived.
-        var fetchPending: Bool
         /// `Logon` has gone out, or the session was remembered from the previous run.
         var reported: Bool
         /// `LogoffInitiated` has gone out.
@@ -63,7 +61,7 @@ public struct SessionTracker: Sendable {
     /// those that are gone and keeps the rest without a second `Logon`.
     public mutating func remember(_ sessions: [Remembered]) {
         for r in sessions {
-            track(Tracked(session: r.session, fetchPending: false, reported: true, logoffInitiated: r.logoffInitiated))
+            track(Tracked(session: r.session, reported: true, logoffInitiated: r.logoffInitiated))
         }
     }
 
@@ -72,11 +70,10 @@ public struct SessionTracker: Sendable {
     public mutating func announced(id: String, path: String?) {
         if var existing = tracked[id] {
             // Re-announced (a logind restart) or reused: the details will tell.
-            existing.fetchPending = true
             if let path { existing.session.objectPath = path }
             track(existing)
         } else {
-            track(Tracked(session: LogindSession(id: id, objectPath: path), fetchPending: true, reported: false, logoffInitiated: false))
+            track(Tracked(session: LogindSession(id: id, objectPath: path), reported: false, logoffInitiated: false))
         }
     }
 
@@ -92,11 +89,10 @@ public struct SessionTracker: Sendable {
             drafts += ending(t, late: true)
             var fresh = details
             if fresh.objectPath == nil { fresh.objectPath = t.session.objectPath }
-            t = Tracked(session: fresh, fetchPending: false, reported: false, logoffInitiated: false)
+            t = Tracked(session: fresh, reported: false, logoffInitiated: false)
         } else {
             let before = t.session
             t.session = before.updated(with: details)
-            t.fetchPending = false
             if t.reported { drafts += transitions(from: before, to: t.session) }
         }
         if !t.reported {
@@ -106,11 +102,6 @@ public struct SessionTracker: Sendable {
         drafts += closingIfSo(&t)
         track(t)
         return drafts
-    }
-
-    /// The details of `id` could not be read (the session is probably already gone; its removal follows).
-    public mutating func detailsUnavailable(id: String) {
-        tracked[id]?.fetchPending = false
     }
 
     /// logind changed properties of the session at `path` (`PropertiesChanged`); `changes` holds the new values.
@@ -141,7 +132,7 @@ public struct SessionTracker: Sendable {
     public mutating func removed(id: String) -> [EventDraft] {
         guard let t = untrack(id) else {
             // Ended between subscribing and listing: the removal is the only trace, and it is reported.
-            let unknown = Tracked(session: LogindSession(id: id), fetchPending: false, reported: true, logoffInitiated: false)
+            let unknown = Tracked(session: LogindSession(id: id), reported: true, logoffInitiated: false)
             return ending(unknown, late: false)
         }
         var drafts: [EventDraft] = []

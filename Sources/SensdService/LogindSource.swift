@@ -237,12 +237,10 @@ public final class LogindSource {
                         self.publish(self.tracker.detailsArrived(Self.session(id: id, properties: properties)))
                     } else {
                         self.logger.error("malformed session properties from systemd-logind", metadata: ["session": "\(id)"])
-                        self.tracker.detailsUnavailable(id: id)
                     }
                 case .failure(let error):
                     // Usually the session ended before logind answered; its removal is already on its way.
                     self.logger.debug("could not read session details", metadata: ["session": "\(id)", "error": "\(error)"])
-                    self.tracker.detailsUnavailable(id: id)
                 }
                 if counting {
                     self.enumerationFetches -= 1
@@ -251,7 +249,6 @@ public final class LogindSource {
             }
         } catch {
             logger.error("could not ask logind about a session", metadata: ["session": "\(id)", "error": "\(error)"])
-            tracker.detailsUnavailable(id: id)
         }
     }
 
