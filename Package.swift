@@ -52,6 +52,10 @@ let package = Package(
         .executableTarget(name: "logind-standin", dependencies: ["Systemd", "UnixSocket"]),
         .testTarget(name: "SENSCoreTests", dependencies: ["SENSCore", "UnixSocket"]),
         .testTarget(
+            name: "SensdServiceTests",
+            dependencies: ["SensdService", "SENSCore", "UnixSocket", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
             name: "SensdIntegrationTests",
             dependencies: ["SENSCore", "sensd", "sensctl", "logind-standin"]
         ),

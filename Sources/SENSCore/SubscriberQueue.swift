@@ -28,6 +28,13 @@ public struct SubscriberQueue: Sendable {
     /// The seq of the last event written completely to the socket.
     public private(set) var lastSeqWritten: UInt64?
 
+    /// The seq of the last event of which at least one byte was written: the point a resume on this
+    /// connection continues after.
+    public var lastSeqStarted: UInt64? {
+        if headOffset > 0, let seq = lines[head].seq { return seq }
+        return lastSeqWritten
+    }
+
     public init(limit: Int) {
         precondition(limit > 0)
         self.limit = limit

@@ -3,7 +3,8 @@ import FoundationEssentials
 /// What a client may ask for in the one request line it may send after connecting.
 ///
 /// A JSON object; every key is optional, values within a key are OR-ed, keys are AND-ed:
-/// `{"events":["Logoff"],"users":["alice"],"uids":[1000],"classes":["user"]}`.
+/// `{"events":["Logoff"],"users":["alice"],"uids":[1000],"classes":["user"]}`. `since` (a seq) asks for
+/// every retained event after it first, then the live ones.
 /// Unknown keys are refused by name rather than ignored, so a client asking for a feature this daemon
 /// lacks learns so instead of silently getting a stream it did not ask for.
 public struct SubscriptionRequest: Equatable, Sendable {
@@ -11,16 +12,22 @@ public struct SubscriptionRequest: Equatable, Sendable {
     public var users: Set<String>?
     public var uids: Set<UInt32>?
     public var classes: Set<String>?
+    /// Resume after this seq: replay what the log retains after it, then go live.
+    public var since: UInt64?
 
-    public init(events: Set<EventKind>? = nil, users: Set<String>? = nil, uids: Set<UInt32>? = nil, classes: Set<String>? = nil) {
+    public init(events: Set<EventKind>? = nil, users: Set<String>? = nil, uids: Set<UInt32>? = nil, classes: Set<String>? = nil, since: UInt64? = nil) {
         self.events = events
         self.users = users
         self.uids = uids
         self.classes = classes
+        self.since = since
     }
 
     /// The keys this daemon understands.
-    public static let keys = ["events", "users", "uids", "classes"]
+    public static let keys = ["events", "users", "uids", "classes", "since"]
+
+    /// The largest `since` accepted: JSON numbers are exact up to 2^53.
+    public static let maxSince: UInt64 = 1 << 53
 
     /// Whether an event passes every filter the request names.
     public func matches(_ facts: EventFacts) -> Bool {
@@ -37,6 +44,7 @@ public struct SubscriptionRequest: Equatable, Sendable {
         return true
     }
 
+    /// Whether the request filters nothing out (`since` is not a filter).
     public var isEverything: Bool { events == nil && users == nil && uids == nil && classes == nil }
 
     /// The request as sensd understood it, in JSON with sorted values.
@@ -46,6 +54,7 @@ public struct SubscriptionRequest: Equatable, Sendable {
         if let users { w.field("users", strings: users.sorted()) }
         if let uids { w.field("uids", integers: uids.sorted().map(UInt64.init)) }
         if let classes { w.field("classes", strings: classes.sorted()) }
+        if let since { w.field("since", integer: since) }
         return w.finishObject()
     }
 
@@ -82,7 +91,10 @@ public struct SubscriptionRequest: Equatable, Sendable {
                     return UInt32(n)
                 })
             case "since":
-                throw ProtocolError(.badRequest, "request key \"since\" (resuming) is not supported by this daemon")
+                guard case .number(let n) = value, n >= 0, n.rounded() == n, n <= Double(maxSince) else {
+                    throw ProtocolError(.badRequest, "\"since\" must be a seq: a whole number from 0 to \(maxSince)")
+                }
+                request.since = UInt64(n)
             default:
                 throw ProtocolError(.badRequest, "unknown request key \"\(key)\" (known: \(keys.joined(separator: ", ")))")
             }

@@ -43,12 +43,28 @@ public enum WireFormat {
     }
 
     /// The first line a subscriber receives: who is talking and where the stream stands.
-    public static func hello(daemonVersion: String, lastSeq: UInt64) -> [UInt8] {
+    /// `oldestSeq` is the oldest event the log retains, absent when it retains none (or there is no log).
+    public static func hello(daemonVersion: String, lastSeq: UInt64, oldestSeq: UInt64? = nil) -> [UInt8] {
         var w = JSONLineWriter()
         w.field("hello", string: "sensd")
         w.field("protocol", integer: UInt64(protocolVersion))
         w.field("version", string: daemonVersion)
         w.field("lastSeq", integer: lastSeq)
+        if let oldestSeq { w.field("oldestSeq", integer: oldestSeq) }
+        return w.finish()
+    }
+
+    /// Tells a resuming client that events `firstMissing...lastMissing` will not come: no longer retained,
+    /// or never written (see docs/protocol.md). `oldestSeq` is the oldest event the log still holds.
+    public static func gap(firstMissing: UInt64, lastMissing: UInt64, oldestSeq: UInt64?) -> [UInt8] {
+        var w = JSONLineWriter()
+        let range = firstMissing == lastMissing ? "event \(firstMissing) is" : "events \(firstMissing) to \(lastMissing) are"
+        let oldest = oldestSeq.map { "the oldest retained event is \($0)" } ?? "the log retains no events"
+        w.field("gap", string: "not-retained")
+        w.field("message", string: "\(range) no longer in sensd's event log (\(oldest)); they cannot be sent")
+        w.field("firstMissing", integer: firstMissing)
+        w.field("lastMissing", integer: lastMissing)
+        if let oldestSeq { w.field("oldestSeq", integer: oldestSeq) }
         return w.finish()
     }
 
@@ -88,6 +104,8 @@ public struct ProtocolError: Error, Equatable, Sendable {
         case tooManySubscribers = "too-many-subscribers"
         /// The daemon is stopping.
         case shuttingDown = "shutting-down"
+        /// The event log cannot serve a resuming client (none kept, or unreadable).
+        case logUnavailable = "log-unavailable"
     }
 
     public var code: Code

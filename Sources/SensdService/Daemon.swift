@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Logging
 import SENSCore
 import Systemd
@@ -19,6 +20,11 @@ public struct DaemonConfiguration: Sendable {
     public var stateDirectory: String?
     /// Whether to watch logind's session files for sessions entering "closing"; nil decides by the bus.
     public var watchSessionFiles: Bool?
+    /// How much history the event log keeps.
+    public var retention: LogRetention
+    /// How long appended events may wait before they are synced to the disk; 0 syncs every batch before
+    /// subscribers see it.
+    public var syncIntervalMicroseconds: UInt64
 
     public static let defaultSocketPath = "/run/sensd/events.sock"
     public static let defaultStateDirectory = "/var/lib/sensd"
@@ -26,8 +32,10 @@ public struct DaemonConfiguration: Sendable {
     public init(
         socketPath: String = DaemonConfiguration.defaultSocketPath, socketMode: UInt32 = 0o666, socketGroup: String? = nil,
         limits: SubscriberLimits = SubscriberLimits(), stateDirectory: String? = DaemonConfiguration.defaultStateDirectory,
-        watchSessionFiles: Bool? = nil
+        watchSessionFiles: Bool? = nil, retention: LogRetention = LogRetention(), syncIntervalMicroseconds: UInt64 = 1_000_000
     ) {
+        self.retention = retention
+        self.syncIntervalMicroseconds = syncIntervalMicroseconds
         self.socketPath = socketPath
         self.socketMode = socketMode
         self.socketGroup = socketGroup
@@ -56,10 +64,20 @@ public final class Daemon {
     private var sequencer = EventSequencer()
     private var signalSources: [EventSource] = []
     private var ownsSocketFile = false
-    private let store: SessionStateStore?
-    private var stateDirty = false
-    private var stateSource: EventSource?
     private let host = Syscall.hostName()
+
+    // Durability (docs/protocol.md, "Durability"): the log, the session snapshot and the seq reservation.
+    private let store: SessionStateStore?
+    private let log: EventLog?
+    private var reservation: SequenceReservation?
+    /// The last event the saved snapshot includes.
+    private var snapshotSeq: UInt64 = 0
+    private var snapshotDue = false
+    private var snapshotSource: EventSource?
+    private var syncTimer: EventSource?
+    private var logFailing = false
+    /// Seqs reserved at a time: one small synced write per this many events.
+    static let reservationBlock: UInt64 = 65_536
 
     public init(configuration: DaemonConfiguration, logger: Logger) throws {
         self.configuration = configuration
@@ -72,17 +90,69 @@ public final class Daemon {
         var remembered: [SessionTracker.Remembered] = []
         if let directory = configuration.stateDirectory, Self.usableStateDirectory(directory, logger: logger) {
             let store = SessionStateStore(directory: directory, logger: logger)
-            if let state = store.load() {
-                remembered = state.sessions
-                sequencer = EventSequencer(lastSeq: state.lastSeq)
-                logger.info("remembered sessions from the previous run", metadata: ["sessions": "\(state.sessions.count)", "lastSeq": "\(state.lastSeq)"])
+            let log: EventLog?
+            do {
+                log = try EventLog(directory: directory + "/log", retention: configuration.retention, logger: logger)
+            } catch {
+                logger.error("cannot open the event log; running without it (no resume, no restart recovery beyond the snapshot)", metadata: ["error": "\(error)"])
+                log = nil
             }
+            for damage in log?.damage ?? [] {
+                logger.error("the event log was damaged; sensd serves what is intact: \(damage)")
+            }
+            let recovered = Self.recover(store: store, log: log, logger: logger)
+            remembered = recovered.sessions
+            snapshotSeq = recovered.snapshotSeq
+            sequencer = EventSequencer(lastSeq: recovered.lastSeq)
             self.store = store
+            self.log = log
         } else {
             store = nil
+            log = nil
         }
         let watch = configuration.watchSessionFiles ?? DaemonConfiguration.busIsThisMachines()
         logind = LogindSource(bus: bus, loop: loop, logger: logger, watchSessionFiles: watch, remembered: remembered)
+    }
+
+    /// What the previous runs left: the open sessions (the snapshot plus every logged event after it) and
+    /// the last seq given out, never lower than one a subscriber may have seen.
+    private static func recover(store: SessionStateStore, log: EventLog?, logger: Logger) -> (sessions: [SessionTracker.Remembered], lastSeq: UInt64, snapshotSeq: UInt64) {
+        let snapshot = store.load()
+        var sessions = RememberedSessions(snapshot?.sessions ?? [])
+        let base = snapshot?.lastSeq ?? 0
+        var applied = 0
+        var undecodable = 0
+        if let log {
+            if let oldest = log.oldestSeq, base + 1 < oldest, base < log.lastSeq ?? 0 {
+                logger.warning("the event log no longer holds every event since the session snapshot; sessions that changed in between may be reported again", metadata: ["snapshotSeq": "\(base)", "oldestSeq": "\(oldest)"])
+            }
+            let decoder = JSONDecoder()
+            log.forEachRecord(after: base) { line in
+                guard let event = try? decoder.decode(SENSEvent.self, from: Data(line)) else {
+                    undecodable += 1
+                    return
+                }
+                sessions.apply(event)
+                applied += 1
+            }
+        }
+        if undecodable > 0 {
+            logger.error("some logged events could not be read back; their sessions may be reported again", metadata: ["events": "\(undecodable)"])
+        }
+        var lastSeq = max(base, log?.lastSeq ?? 0)
+        if let r = store.loadReservation(), !r.clean {
+            if r.bootID != nil && r.bootID == Syscall.bootID() {
+                // sensd itself stopped (crash, kill -9, watchdog): the kernel kept every logged event.
+            } else if r.reservedThrough > lastSeq {
+                logger.warning("the machine went down without a clean stop of sensd; seqs continue after every one that could have been given out, and events not yet on the disk are lost", metadata: ["lastLogged": "\(lastSeq)", "nextSeq": "\(r.reservedThrough + 1)"])
+                lastSeq = r.reservedThrough
+            }
+        }
+        logger.info("recovered state from the previous run", metadata: [
+            "sessions": "\(sessions.byID.count)", "snapshotSeq": "\(base)", "eventsAfterSnapshot": "\(applied)",
+            "lastSeq": "\(lastSeq)", "logEvents": "\(log?.eventCount ?? 0)",
+        ])
+        return (sessions.all, lastSeq, base)
     }
 
     /// Runs until SIGTERM or SIGINT (exit code 0) or until the bus connection is lost (non-zero).
@@ -96,13 +166,20 @@ public final class Daemon {
         }
         _ = try? loop.enableWatchdog()
 
+        if store != nil {
+            // Seqs from here on are not durable until reserved; a stop that is not clean is detected next time.
+            try reserve(through: sequencer.lastSeq + Self.reservationBlock)
+            log?.willDrop = { [unowned self] seq in
+                if self.snapshotSeq < seq { self.saveSnapshot() }
+            }
+            snapshotSource = try loop.addPost { [unowned self] in
+                if self.snapshotDue { self.saveSnapshot() }
+            }
+        }
         let fd = try listeningSocket()
         server = try SubscriberServer(
             loop: loop, listenFD: fd, limits: configuration.limits, logger: logger,
-            daemonVersion: Self.version, lastSeq: { [unowned self] in self.sequencer.lastSeq })
-        if store != nil {
-            stateSource = try loop.addPost { [unowned self] in self.saveStateIfChanged() }
-        }
+            daemonVersion: Self.version, lastSeq: { [unowned self] in self.sequencer.lastSeq }, log: log)
         logind.publish = { [unowned self] drafts in self.publish(drafts) }
         try logind.start { [unowned self] in
             self.logger.info("ready", metadata: ["sessions": "\(self.logind.sessionCount)", "socket": "\(self.configuration.socketPath)"])
@@ -110,8 +187,8 @@ public final class Daemon {
         }
 
         let code = try loop.run()
-        saveStateIfChanged()
         server.stop()
+        stopCleanly()
         if ownsSocketFile { try? Syscall.unlinkIfPresent(configuration.socketPath) }
         if code != 0 {
             logger.error("lost the system bus; exiting so that the service manager restarts sensd")
@@ -119,28 +196,97 @@ public final class Daemon {
         return code
     }
 
+    /// Stamps, logs, then sends: nothing reaches a subscriber before it is in the log.
     private func publish(_ drafts: [EventDraft]) {
+        guard !drafts.isEmpty else { return }
+        if let reservation, sequencer.lastSeq + UInt64(drafts.count) > reservation.reservedThrough {
+            try? reserve(through: sequencer.lastSeq + UInt64(drafts.count) + Self.reservationBlock)
+        }
         let now = EventTime(microsecondsSinceEpoch: Int64(loop.now))
+        var lines: [OutgoingLine] = []
+        lines.reserveCapacity(drafts.count)
         for draft in drafts {
             let event = sequencer.stamp(draft, at: now, host: host)
-            stateDirty = true
             if event.unresolved != nil {
                 logger.warning("session ended before its user could be learned", metadata: ["session": "\(event.sessionId)", "seq": "\(event.seq)"])
             }
             logger.debug("event", metadata: ["event": "\(event.event.rawValue)", "session": "\(event.sessionId)", "user": "\(event.userName ?? "?")", "seq": "\(event.seq)", "late": "\(event.observedLate == true)"])
-            server.broadcast(WireFormat.line(event))
+            lines.append(WireFormat.line(event))
+        }
+        if let log { append(lines, to: log) }
+        for line in lines { server.broadcast(line) }
+    }
+
+    private func append(_ lines: [OutgoingLine], to log: EventLog) {
+        do {
+            try log.append(lines)
+            if logFailing {
+                logFailing = false
+                logger.notice("the event log is being written again")
+            }
+        } catch {
+            // Live subscribers still get the events; resuming clients will be told of the gap.
+            if !logFailing {
+                logFailing = true
+                logger.error("cannot append to the event log; events go to connected subscribers but cannot be replayed", metadata: ["error": "\(error)"])
+            }
+            return
+        }
+        if configuration.syncIntervalMicroseconds == 0 {
+            syncLog()
+        } else if syncTimer == nil {
+            syncTimer = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + configuration.syncIntervalMicroseconds) { [unowned self] in
+                self.syncTimer = nil
+                self.syncLog()
+            }
+        }
+        // A snapshot costs O(sessions); taking one per that many events keeps it O(1) per event.
+        let since = sequencer.lastSeq - snapshotSeq
+        if since >= max(10_000, 2 * UInt64(logind.sessionCount)) { snapshotDue = true }
+    }
+
+    private func syncLog() {
+        do {
+            try log?.sync()
+        } catch {
+            logger.error("cannot sync the event log to the disk", metadata: ["error": "\(error)"])
         }
     }
 
-    /// Writes the state file once per loop iteration that changed it.
-    private func saveStateIfChanged() {
-        guard stateDirty, let store else { return }
-        // Cleared on failure too: retrying every iteration would only repeat the error.
-        stateDirty = false
+    /// Saves the reported sessions as of the last seq given out.
+    private func saveSnapshot() {
+        guard let store else { return }
+        snapshotDue = false
         do {
             try store.save(SessionState(lastSeq: sequencer.lastSeq, sessions: logind.remembered))
+            snapshotSeq = sequencer.lastSeq
         } catch {
-            logger.error("cannot write the state file; sessions reported now may be reported again after a restart", metadata: ["file": "\(store.path)", "error": "\(error)"])
+            logger.error("cannot write the session snapshot", metadata: ["file": "\(store.path)", "error": "\(error)"])
+        }
+    }
+
+    private func reserve(through seq: UInt64) throws {
+        guard let store else { return }
+        let r = SequenceReservation(reservedThrough: seq, bootID: Syscall.bootID(), clean: false)
+        do {
+            try store.save(r)
+            reservation = r
+        } catch {
+            logger.error("cannot write the sequence reservation; after a power loss seqs could repeat", metadata: ["file": "\(store.reservationPath)", "error": "\(error)"])
+            throw error
+        }
+    }
+
+    /// Everything on the disk, and a note that the log's last seq is exact.
+    private func stopCleanly() {
+        guard let store else { return }
+        syncLog()
+        syncTimer = nil
+        saveSnapshot()
+        do {
+            try store.save(SequenceReservation(reservedThrough: sequencer.lastSeq, bootID: Syscall.bootID(), clean: true))
+        } catch {
+            logger.error("cannot record the clean stop", metadata: ["error": "\(error)"])
         }
     }
 

@@ -3,52 +3,83 @@ import Logging
 import SENSCore
 import UnixSocket
 
-/// What sensd keeps across its own restarts: the sessions it has reported and the last seq it gave out.
+/// A snapshot of the sessions sensd has reported, current as of event `lastSeq`. With the event log after
+/// it, it is everything sensd needs about open sessions across its restarts.
 struct SessionState: Codable {
     static let currentVersion = 1
     var version = SessionState.currentVersion
+    /// The last event the snapshot includes.
     var lastSeq: UInt64
     var sessions: [SessionTracker.Remembered]
 }
 
-/// The state file in the state directory, replaced as a whole (write, then rename) after each batch of events.
+/// The highest seq sensd may have given out, made durable before it is given out, so that seqs never
+/// repeat even when the machine loses power before the log reached the disk.
+struct SequenceReservation: Codable, Equatable {
+    /// Seqs up to here may have been used.
+    var reservedThrough: UInt64
+    /// The boot the reservation was made in.
+    var bootID: String?
+    /// sensd stopped cleanly after syncing its log: the log's last seq is exact.
+    var clean: Bool
+}
+
+/// The small state files in the state directory, each replaced as a whole (write, sync, rename).
 final class SessionStateStore {
     let path: String
+    let reservationPath: String
     private let logger: Logger
 
     init(directory: String, logger: Logger) {
         path = directory + "/sessions.json"
+        reservationPath = directory + "/sequence.json"
         self.logger = logger
     }
 
-    /// The state from the previous run. A damaged file is copied aside (the next save replaces it) and
-    /// reported, never fatal.
+    /// The last snapshot. A damaged file is copied aside (the next save replaces it) and reported, never fatal.
     func load() -> SessionState? {
-        let bytes: [UInt8]
-        do {
-            guard let b = try Syscall.readFile(path) else { return nil }
-            bytes = b
-        } catch {
-            logger.error("cannot read the state file; starting without it", metadata: ["error": "\(error)"])
+        guard let state = load(SessionState.self, from: path, what: "session snapshot") else { return nil }
+        guard state.version == SessionState.currentVersion else {
+            reportDamage(path, bytes: nil, what: "session snapshot", error: "unknown version \(state.version)")
             return nil
         }
-        do {
-            let state = try JSONDecoder().decode(SessionState.self, from: Data(bytes))
-            guard state.version == SessionState.currentVersion else {
-                throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "version \(state.version)"))
-            }
-            return state
-        } catch {
-            let aside = path + ".damaged"
-            _ = try? Syscall.replaceFile(aside, with: bytes)
-            logger.error("the state file is damaged; a copy was kept and sensd starts without it", metadata: ["file": "\(path)", "copy": "\(aside)", "error": "\(error)"])
-            return nil
-        }
+        return state
     }
 
     func save(_ state: SessionState) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        try Syscall.replaceFile(path, with: Array(try encoder.encode(state)))
+        try Syscall.replaceFile(path, with: Array(try encoder.encode(state)), mode: 0o640, durable: true)
+    }
+
+    func loadReservation() -> SequenceReservation? {
+        load(SequenceReservation.self, from: reservationPath, what: "sequence reservation")
+    }
+
+    func save(_ reservation: SequenceReservation) throws {
+        try Syscall.replaceFile(reservationPath, with: Array(try JSONEncoder().encode(reservation)), mode: 0o640, durable: true)
+    }
+
+    private func load<T: Decodable>(_ type: T.Type, from path: String, what: String) -> T? {
+        let bytes: [UInt8]
+        do {
+            guard let b = try Syscall.readFile(path) else { return nil }
+            bytes = b
+        } catch {
+            logger.error("cannot read the \(what); starting without it", metadata: ["file": "\(path)", "error": "\(error)"])
+            return nil
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(bytes))
+        } catch {
+            reportDamage(path, bytes: bytes, what: what, error: "\(error)")
+            return nil
+        }
+    }
+
+    private func reportDamage(_ path: String, bytes: [UInt8]?, what: String, error: String) {
+        let aside = path + ".damaged"
+        if let bytes { _ = try? Syscall.replaceFile(aside, with: bytes) }
+        logger.error("the \(what) is damaged; a copy was kept and sensd starts without it", metadata: ["file": "\(path)", "copy": "\(aside)", "error": "\(error)"])
     }
 }

@@ -35,6 +35,8 @@ public final class SubscriberServer {
     private let logger: Logger
     private let daemonVersion: String
     private let lastSeq: () -> UInt64
+    /// The event history resuming clients replay from; nil when sensd keeps none.
+    private let log: EventLog?
     private var listenSource: EventSource?
     private var flushSource: EventSource?
     private var subscribers: [ObjectIdentifier: Subscriber] = [:]
@@ -47,12 +49,13 @@ public final class SubscriberServer {
     public private(set) var overflowed = 0
 
     /// Serves on `listenFD`, which must be a listening stream socket; the server closes it when it stops.
-    public init(
+    init(
         loop: EventLoop, listenFD: Int32, limits: SubscriberLimits, logger: Logger,
-        daemonVersion: String, lastSeq: @escaping () -> UInt64
+        daemonVersion: String, lastSeq: @escaping () -> UInt64, log: EventLog? = nil
     ) throws(SystemdError) {
         self.daemonVersion = daemonVersion
         self.lastSeq = lastSeq
+        self.log = log
         self.loop = loop
         self.listenFD = listenFD
         self.limits = limits
@@ -62,9 +65,14 @@ public final class SubscriberServer {
     }
 
     /// Sends an event line to every subscriber whose subscription it matches. Never blocks: a subscriber
-    /// whose queue is full is cut off instead.
+    /// whose queue is full is cut off instead. Replaying subscribers read the line from the log instead.
     public func broadcast(_ line: OutgoingLine) {
-        for (key, subscriber) in subscribers where subscriber.state != .closing {
+        for (key, subscriber) in subscribers where subscriber.state == .held || subscriber.state == .open {
+            if let seq = line.seq {
+                // The seam between replay and live: never a line twice.
+                guard seq > subscriber.lastSeqSeen else { continue }
+                subscriber.lastSeqSeen = seq
+            }
             if let facts = line.facts, let request = subscriber.request, !request.matches(facts) { continue }
             if subscriber.queue.enqueue(line) {
                 // Held lines wait for the request; the others go out at the end of this loop iteration.
@@ -135,7 +143,9 @@ public final class SubscriberServer {
             subscribers[key] = subscriber
             // One reading: the hello line's lastSeq is the point a subscription applies from.
             subscriber.helloSeq = lastSeq()
-            _ = subscriber.queue.enqueue(OutgoingLine(bytes: WireFormat.hello(daemonVersion: daemonVersion, lastSeq: subscriber.helloSeq), seq: nil))
+            subscriber.lastSeqSeen = subscriber.helloSeq
+            let hello = WireFormat.hello(daemonVersion: daemonVersion, lastSeq: subscriber.helloSeq, oldestSeq: log?.oldestSeq)
+            _ = subscriber.queue.enqueue(OutgoingLine(bytes: hello, seq: nil))
             guard write(subscriber) else { continue }
             subscriber.graceTimer = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + limits.requestGraceMicroseconds) { [unowned self, unowned subscriber] in
                 self.release(subscriber)
@@ -204,6 +214,10 @@ public final class SubscriberServer {
     /// line) and to everything after, and confirms it with an `accepted` line.
     private func subscribe(_ subscriber: Subscriber, to request: SubscriptionRequest) {
         subscriber.requestReceived = true
+        if let since = request.since {
+            resume(subscriber, request, since: since)
+            return
+        }
         if !request.isEverything {
             subscriber.request = request
             subscriber.queue.removeUnstarted { line in line.facts.map { !request.matches($0) } ?? false }
@@ -212,6 +226,71 @@ public final class SubscriberServer {
         subscriber.queue.insertBeforeUnstarted(OutgoingLine(bytes: WireFormat.accepted(request, fromSeq: fromSeq), seq: nil))
         release(subscriber)
         dirty.insert(ObjectIdentifier(subscriber))
+    }
+
+    /// Starts a replay: every retained event after `since` (and after whatever this connection has already
+    /// been sent), read from the log as the client takes it, then the live stream.
+    private func resume(_ subscriber: Subscriber, _ request: SubscriptionRequest, since: UInt64) {
+        guard let log else {
+            close(subscriber, with: ProtocolError(.logUnavailable, "this sensd keeps no event log (started with --state-directory none), so it cannot resume; connect without \"since\""))
+            return
+        }
+        let last = lastSeq()
+        guard since <= last else {
+            close(subscriber, with: ProtocolError(.badRequest, "since \(since) is ahead of the last event sensd has given out (\(last)); its history was reset, so reconnect without \"since\""), extra: [("lastSeq", last)])
+            return
+        }
+        // Events already queued live are read again from the log, in order, with the rest.
+        subscriber.queue.removeUnstarted { $0.seq != nil }
+        let base = max(since, subscriber.queue.lastSeqStarted ?? 0)
+        if !request.isEverything { subscriber.request = request }
+        subscriber.lastSeqSeen = base
+        subscriber.cursor = LogCursor(log: log, after: base)
+        subscriber.queue.insertBeforeUnstarted(OutgoingLine(bytes: WireFormat.accepted(request, fromSeq: base + 1), seq: nil))
+        subscriber.state = .replaying
+        subscriber.graceTimer = nil
+        pump(subscriber)
+        if subscriber.isAttached { dirty.insert(ObjectIdentifier(subscriber)) }
+    }
+
+    /// Refills a replaying subscriber's queue from the log, up to its limit. Missing seqs are announced with
+    /// a gap line; once the log is read to its end the subscriber joins the live stream.
+    private func pump(_ subscriber: Subscriber) {
+        guard subscriber.state == .replaying, let cursor = subscriber.cursor else { return }
+        let room = limits.queueLimit - subscriber.queue.count
+        guard room > 0 else { return }
+        let request = subscriber.request
+        let step = cursor.read(maxLines: room) { line, seq in
+            if seq != subscriber.lastSeqSeen + 1 {
+                subscriber.queue.enqueueFinal(OutgoingLine(bytes: WireFormat.gap(firstMissing: subscriber.lastSeqSeen + 1, lastMissing: seq - 1, oldestSeq: log?.oldestSeq), seq: nil))
+            }
+            subscriber.lastSeqSeen = seq
+            if let request, let facts = EventRecord.facts(of: line), !request.matches(facts) { return }
+            var bytes = [UInt8](line)
+            bytes.append(0x0A)
+            subscriber.queue.enqueueFinal(OutgoingLine(bytes: bytes, seq: seq))
+        }
+        switch step {
+        case .more:
+            break
+        case .caughtUp:
+            // Events published but not in the log (it could not be written) are missing too: say so.
+            let last = lastSeq()
+            if subscriber.lastSeqSeen < last {
+                subscriber.queue.enqueueFinal(OutgoingLine(bytes: WireFormat.gap(firstMissing: subscriber.lastSeqSeen + 1, lastMissing: last, oldestSeq: log?.oldestSeq), seq: nil))
+                subscriber.lastSeqSeen = last
+            }
+            subscriber.cursor = nil
+            subscriber.state = .open
+        case .overtaken:
+            overflowed += 1
+            var extra: [(String, UInt64)] = [("limit", UInt64(limits.queueLimit))]
+            if let last = subscriber.queue.lastSeqWritten { extra.append(("lastSeq", last)) }
+            close(subscriber, with: ProtocolError(.overflow, "the replay fell behind sensd's event log retention; reconnect with \"since\" to continue"), extra: extra)
+        case .failed(let reason):
+            logger.error("cannot replay the event log to a subscriber", metadata: ["error": "\(reason)"])
+            close(subscriber, with: ProtocolError(.logUnavailable, "sensd cannot read its event log: \(reason)"))
+        }
     }
 
     /// Ends the wait for a request: held events start to flow.
@@ -228,7 +307,7 @@ public final class SubscriberServer {
         logger.warning("subscriber fell \(limits.queueLimit) events behind; disconnecting it", metadata: ["lastSeq": "\(last.map(String.init) ?? "none")"])
         var extra: [(String, UInt64)] = [("limit", UInt64(limits.queueLimit))]
         if let last { extra.append(("lastSeq", last)) }
-        close(subscriber, with: ProtocolError(.overflow, "subscriber fell more than \(limits.queueLimit) events behind; reconnect to continue"), extra: extra)
+        close(subscriber, with: ProtocolError(.overflow, "subscriber fell more than \(limits.queueLimit) events behind; reconnect with \"since\" set to lastSeq to continue without loss"), extra: extra)
     }
 
     /// Ends a connection with one final error line: unsent lines are dropped, the error is delivered
@@ -279,6 +358,12 @@ public final class SubscriberServer {
             }
             if wouldBlock || n == 0 { break }
         }
+        if subscriber.state == .replaying && subscriber.queue.count <= limits.queueLimit / 2 {
+            // One refill per call: the loop comes back when the socket takes more, so a long replay
+            // shares the loop with everyone else.
+            pump(subscriber)
+            guard subscriber.isAttached else { return false }
+        }
         if subscriber.state == .closing && subscriber.queue.isEmpty {
             drop(subscriber)
             return false
@@ -290,7 +375,7 @@ public final class SubscriberServer {
     private func updateInterest(_ subscriber: Subscriber) {
         var events: IOEvents = []
         if !subscriber.readClosed { events.insert(.readable) }
-        if !subscriber.queue.isEmpty && subscriber.state != .held { events.insert(.writable) }
+        if (!subscriber.queue.isEmpty || subscriber.state == .replaying) && subscriber.state != .held { events.insert(.writable) }
         if events != subscriber.events {
             subscriber.events = events
             subscriber.source?.setIOEvents(events)
@@ -310,7 +395,8 @@ public final class SubscriberServer {
 /// One connected client.
 final class Subscriber {
     /// held: connected, events queue up until a request arrives or the grace period ends.
-    enum State { case held, open, closing }
+    /// replaying: resuming from the log; live events are read from the log too until it is caught up.
+    enum State { case held, open, replaying, closing }
 
     let fd: Int32
     var source: EventSource?
@@ -321,6 +407,10 @@ final class Subscriber {
     var readClosed = false
     var requestReceived = false
     var request: SubscriptionRequest?
+    /// The replay position while replaying.
+    var cursor: LogCursor?
+    /// The seq of the last event considered for this subscriber (sent or filtered out).
+    var lastSeqSeen: UInt64 = 0
     /// The last seq published before this client connected, as its hello line said.
     var helloSeq: UInt64 = 0
     var events: IOEvents = .readable
@@ -337,6 +427,7 @@ final class Subscriber {
         isAttached = false
         source = nil
         graceTimer = nil
+        cursor = nil
         Syscall.close(fd)
     }
 

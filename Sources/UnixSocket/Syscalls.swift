@@ -212,18 +212,21 @@ extension Syscall {
     }
 
     /// Replaces a file's content all at once: a crash leaves the old file or the new one, never a mix.
-    public static func replaceFile(_ path: String, with bytes: [UInt8], mode: UInt32 = 0o644) throws(SystemCallError) {
+    /// With `durable`, the new content is on stable storage (file and directory synced) when this returns.
+    public static func replaceFile(_ path: String, with bytes: [UInt8], mode: UInt32 = 0o644, durable: Bool = false) throws(SystemCallError) {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode))
         guard fd >= 0 else { throw SystemCallError("open(\(temporary))", errno: errno) }
         do {
             try writeAll(fd, bytes)
+            if durable { try syncData(fd) }
         } catch {
             close(fd)
             throw error
         }
         close(fd)
         guard rename(temporary, path) == 0 else { throw SystemCallError("rename(\(temporary), \(path))", errno: errno) }
+        if durable, let slash = path.lastIndex(of: "/") { syncDirectory(slash == path.startIndex ? "/" : String(path[..<slash])) }
     }
 
     /// This machine's host name.

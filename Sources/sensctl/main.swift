@@ -12,7 +12,7 @@ struct Sensctl: ParsableCommand {
         commandName: "sensctl",
         abstract: "Watches the SENS logon events sensd publishes.",
         version: "0.1.0",
-        subcommands: [Monitor.self],
+        subcommands: [Monitor.self, Position.self],
         defaultSubcommand: Monitor.self
     )
 }
@@ -20,7 +20,12 @@ struct Sensctl: ParsableCommand {
 struct Monitor: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print events as they arrive, one per line.",
-        discussion: "Exits 0 when sensd stops or closes the stream normally, 69 when sensd cannot be reached, 1 when sensd ends the stream with an error (an overflow, a refused request)."
+        discussion: """
+            Exits 0 when sensd stops or closes the stream normally, 69 when sensd cannot be reached, 1 when sensd \
+            ends the stream with an error (an overflow, a refused request). With --reconnect it instead waits for \
+            sensd and resumes after the last event it received, so nothing is lost across overflows and restarts \
+            (within the log's retention; a gap is reported on standard error).
+            """
     )
 
     @Option(help: "Path of sensd's socket.")
@@ -41,97 +46,133 @@ struct Monitor: ParsableCommand {
     @Option(name: .customLong("class"), help: ArgumentHelp("Only sessions of this logind class (repeatable): user, greeter, lock-screen, background, manager.", valueName: "CLASS"))
     var classes: [String] = []
 
+    @Option(help: ArgumentHelp("First replay every retained event after this seq, then the live ones.", valueName: "SEQ"))
+    var since: UInt64?
+
+    @Flag(help: "When sensd stops, restarts or cuts this client off, reconnect and resume where the stream left off.")
+    var reconnect = false
+
     func validate() throws {
         for e in events where EventKind(rawValue: e) == nil {
             throw ValidationError("unknown event '\(e)'; known: \(EventKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
     }
 
-    /// The request line for the options given, or nil for everything.
-    var request: [UInt8]? {
+    /// The request line for the options given and the point to resume after, or nil for everything live.
+    func request(since: UInt64?) -> [UInt8]? {
         let r = SubscriptionRequest(
             events: events.isEmpty ? nil : Set(events.compactMap(EventKind.init(rawValue:))),
             users: users.isEmpty ? nil : Set(users),
             uids: uids.isEmpty ? nil : Set(uids),
-            classes: classes.isEmpty ? nil : Set(classes))
-        return r.isEverything ? nil : r.json + [0x0A]
+            classes: classes.isEmpty ? nil : Set(classes),
+            since: since)
+        return r.isEverything && since == nil ? nil : r.json + [0x0A]
+    }
+
+    /// How one connection ended.
+    enum Ending {
+        case closed
+        case shuttingDown
+        case overflow
+        case failed
     }
 
     func run() throws {
-        let fd: Int32
-        do {
-            fd = try Syscall.unixStreamSocket(nonBlocking: false)
-            try Syscall.connect(fd, path: socket)
-        } catch {
-            let hint = (error.errno == ENOENT || error.errno == ECONNREFUSED) ? " (is sensd running?)" : ""
-            printError("sensctl: cannot connect to \(socket): \(String(cString: strerror(error.errno)))\(hint)")
-            throw ExitCode(69)  // EX_UNAVAILABLE
+        var stream = StreamPosition(since: since)
+        var connectedOnce = false
+        while true {
+            let fd: Int32
+            do throws(SystemCallError) {
+                fd = try Syscall.unixStreamSocket(nonBlocking: false)
+                do {
+                    try Syscall.connect(fd, path: socket)
+                } catch {
+                    Syscall.close(fd)
+                    throw error
+                }
+            } catch {
+                if reconnect && connectedOnce {
+                    // Waiting for sensd to come back (a restart); a client backoff, not synchronisation.
+                    usleep(200_000)
+                    continue
+                }
+                let hint = (error.errno == ENOENT || error.errno == ECONNREFUSED) ? " (is sensd running?)" : ""
+                printError("sensctl: cannot connect to \(socket): \(String(cString: strerror(error.errno)))\(hint)")
+                throw ExitCode(69)  // EX_UNAVAILABLE
+            }
+            if connectedOnce { printError("sensctl: reconnected; resuming after seq \(stream.position.map(String.init) ?? "none")") }
+            connectedOnce = true
+            let ending = try follow(fd, &stream)
+            Syscall.close(fd)
+            switch ending {
+            case .closed, .shuttingDown, .overflow:
+                if reconnect { continue }
+                if ending == .overflow { throw ExitCode(1) }
+                return
+            case .failed:
+                throw ExitCode(1)
+            }
         }
-        defer { Syscall.close(fd) }
-        if let request {
+    }
+
+    /// Reads one connection to its end, printing as it goes.
+    private func follow(_ fd: Int32, _ stream: inout StreamPosition) throws -> Ending {
+        if let request = request(since: stream.position) {
             do {
                 try Syscall.writeAll(fd, request)
             } catch {
                 printError("sensctl: sending the subscription to \(socket): \(error)")
-                throw ExitCode(1)
+                return reconnect ? .closed : .failed
             }
         }
-
         let decoder = JSONDecoder()
         var reader = LineReader(limit: 1 << 20)
         var buffer = [UInt8](repeating: 0, count: 65536)
-        var endedWithError = false
+        var ending = Ending.closed
         while true {
             let n: Int?
             do {
                 n = try buffer.withUnsafeMutableBytes { raw throws(SystemCallError) in try Syscall.read(fd, into: raw) }
             } catch {
                 printError("sensctl: reading from \(socket): \(error)")
-                throw ExitCode(1)
+                return reconnect ? .closed : .failed
             }
-            guard let n, n > 0 else { break }
+            guard let n, n > 0 else { return ending }
             let lines = buffer.withUnsafeBytes { reader.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             var out = Output()
             defer { out.flush() }
             for outcome in lines {
                 guard case .line(let line) = outcome else {
                     printError("sensctl: sensd sent a line longer than 1 MiB; stopping")
-                    throw ExitCode(1)
+                    return .failed
                 }
-                if json {
-                    out.line(line)
-                    if Self.isFailure(line, decoder) { endedWithError = true }
-                } else {
-                    if Self.render(line, decoder: decoder, into: &out) == false { endedWithError = true }
+                let kind = stream.take(line, decoder)
+                if json { out.line(line) }
+                switch kind {
+                case .event(let event):
+                    if !json { out.line(Self.describe(event).utf8) }
+                case .gap(let message):
+                    printError("sensctl: warning: \(message)")
+                case .error(let code, let message):
+                    if code == "shutting-down" {
+                        if !json { printError("sensctl: sensd: \(message)") }
+                        ending = .shuttingDown
+                    } else if code == "overflow" && reconnect {
+                        printError("sensctl: sensd: \(message); resuming")
+                        ending = .overflow
+                    } else {
+                        let hint = code == "overflow" ? stream.position.map { " (resume with --since \($0))" } ?? "" : ""
+                        printError("sensctl: sensd: \(message) [\(code)]\(hint)")
+                        ending = code == "overflow" ? .overflow : .failed
+                    }
+                case .control:
+                    break
+                case .unknown:
+                    // A line this version does not know (a newer daemon): show it rather than hide it.
+                    if !json { out.line(line) }
                 }
             }
         }
-        if endedWithError { throw ExitCode(1) }
-    }
-
-    /// An error line other than the daemon's own orderly shutdown.
-    static func isFailure(_ line: ArraySlice<UInt8>, _ decoder: JSONDecoder) -> Bool {
-        guard let error = (try? decoder.decode(ControlLine.self, from: Data(line)))?.error else { return false }
-        return error != "shutting-down"
-    }
-
-    /// Prints one line for people; false when it was an error line from the daemon.
-    static func render(_ line: ArraySlice<UInt8>, decoder: JSONDecoder, into out: inout Output) -> Bool {
-        let data = Data(line)
-        if let event = try? decoder.decode(SENSEvent.self, from: data) {
-            out.line(describe(event).utf8)
-            return true
-        }
-        if let control = try? decoder.decode(ControlLine.self, from: data) {
-            if let error = control.error {
-                printError("sensctl: sensd: \(control.message ?? error) [\(error)]")
-                return error == "shutting-down"
-            }
-            if control.hello != nil || control.accepted != nil { return true }
-        }
-        // A line this version does not know (a newer daemon): show it rather than hide it.
-        out.line(line)
-        return true
     }
 
     static func describe(_ e: SENSEvent) -> String {
@@ -151,12 +192,111 @@ struct Monitor: ParsableCommand {
     }
 }
 
+struct Position: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the seq of the last event sensd gave out and of the oldest one its log retains.",
+        discussion: "A program that saves the first number can later catch up with 'sensctl monitor --since N' (or the \"since\" request key)."
+    )
+
+    @Option(help: "Path of sensd's socket.")
+    var socket = "/run/sensd/events.sock"
+
+    @Flag(help: "Print sensd's hello line as JSON.")
+    var json = false
+
+    func run() throws {
+        let fd: Int32
+        do {
+            fd = try Syscall.unixStreamSocket(nonBlocking: false)
+            try Syscall.connect(fd, path: socket)
+        } catch {
+            printError("sensctl: cannot connect to \(socket): \(String(cString: strerror(error.errno)))")
+            throw ExitCode(69)
+        }
+        defer { Syscall.close(fd) }
+        var reader = LineReader(limit: 1 << 20)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = try buffer.withUnsafeMutableBytes { raw throws(SystemCallError) in try Syscall.read(fd, into: raw) }
+            guard let n, n > 0 else {
+                printError("sensctl: sensd closed the connection before saying hello")
+                throw ExitCode(1)
+            }
+            for case .line(let line) in buffer.withUnsafeBytes({ reader.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) {
+                guard let hello = try? JSONDecoder().decode(ControlLine.self, from: Data(line)), hello.hello != nil, let last = hello.lastSeq else {
+                    printError("sensctl: sensd's first line was not a hello line: \(String(decoding: line, as: UTF8.self))")
+                    throw ExitCode(1)
+                }
+                var out = Output()
+                if json {
+                    out.line(line)
+                } else {
+                    out.line("lastSeq \(last)".utf8)
+                    out.line("oldestSeq \(hello.oldestSeq.map(String.init) ?? "none (the log retains no events)")".utf8)
+                }
+                out.flush()
+                return
+            }
+        }
+    }
+}
+
+/// Where a stream stands: the seq through which this client has everything it asked for.
+struct StreamPosition {
+    private(set) var position: UInt64?
+
+    init(since: UInt64?) {
+        position = since
+    }
+
+    enum Line {
+        case event(SENSEvent)
+        case gap(String)
+        case error(code: String, message: String)
+        case control
+        case unknown
+    }
+
+    mutating func take(_ line: ArraySlice<UInt8>, _ decoder: JSONDecoder) -> Line {
+        let data = Data(line)
+        if let event = try? decoder.decode(SENSEvent.self, from: data) {
+            advance(event.seq)
+            return .event(event)
+        }
+        guard let control = try? decoder.decode(ControlLine.self, from: data) else { return .unknown }
+        if let error = control.error { return .error(code: error, message: control.message ?? error) }
+        if control.gap != nil, let last = control.lastMissing {
+            advance(last)
+            return .gap(control.message ?? "events are missing")
+        }
+        if control.hello != nil, position == nil, let last = control.lastSeq {
+            // Everything from here on is what this client asked for.
+            position = last
+            return .control
+        }
+        if control.accepted != nil, let from = control.fromSeq, from > 0 {
+            advance(from - 1)
+            return .control
+        }
+        return control.hello != nil || control.accepted != nil ? .control : .unknown
+    }
+
+    private mutating func advance(_ seq: UInt64) {
+        position = max(position ?? 0, seq)
+    }
+}
+
 struct AcceptedRequest: Decodable {}
 
-/// The non-event lines of the protocol: the hello line and error lines.
+/// The non-event lines of the protocol: hello, accepted, gap and error lines.
 struct ControlLine: Decodable {
     var hello: String?
+    var lastSeq: UInt64?
+    var oldestSeq: UInt64?
     var accepted: AcceptedRequest?
+    var fromSeq: UInt64?
+    var gap: String?
+    var lastMissing: UInt64?
     var error: String?
     var message: String?
 }

@@ -32,8 +32,17 @@ struct Sensd: ParsableCommand {
     @Option(help: "Events a subscriber may fall behind before it is disconnected with an overflow line.")
     var queueLimit = 4096
 
-    @Option(help: "Directory where sensd remembers the sessions it reported, across its restarts; 'none' to remember nothing.")
+    @Option(help: "Directory of the event log and of what sensd remembers about open sessions across its restarts; 'none' to keep nothing (no resume, no recovery).")
     var stateDirectory = DaemonConfiguration.defaultStateDirectory
+
+    @Option(help: "Events the log keeps at least, for clients resuming with \"since\" (it keeps up to 10% more).")
+    var logEvents = LogRetention().maxEvents
+
+    @Option(help: "Size the log may reach, in MiB; the oldest events go first.")
+    var logMaxMib = LogRetention().maxBytes >> 20
+
+    @Option(help: "Seconds logged events may wait before they are synced to the disk (what a power loss can take); 0 syncs before subscribers see them.")
+    var syncInterval = 1.0
 
     @Option(help: "Watch logind's session files for sessions that start closing (LogoffInitiated): yes, no, or auto (when the bus is this machine's system bus).")
     var sessionFiles = "auto"
@@ -54,6 +63,12 @@ struct Sensd: ParsableCommand {
         guard maxSubscribers > 0, queueLimit > 0 else {
             throw ValidationError("--max-subscribers and --queue-limit must be positive")
         }
+        guard logEvents > 0, logMaxMib > 0 else {
+            throw ValidationError("--log-events and --log-max-mib must be positive")
+        }
+        guard syncInterval >= 0, syncInterval <= 3600 else {
+            throw ValidationError("--sync-interval must be from 0 to 3600 seconds")
+        }
     }
 
     func run() throws {
@@ -64,7 +79,9 @@ struct Sensd: ParsableCommand {
             socketPath: socket, socketMode: UInt32(socketMode, radix: 8)!, socketGroup: socketGroup,
             limits: SubscriberLimits(maxSubscribers: maxSubscribers, queueLimit: queueLimit),
             stateDirectory: stateDirectory == "none" ? nil : stateDirectory,
-            watchSessionFiles: sessionFiles == "auto" ? nil : sessionFiles == "yes")
+            watchSessionFiles: sessionFiles == "auto" ? nil : sessionFiles == "yes",
+            retention: LogRetention(maxEvents: logEvents, maxBytes: logMaxMib << 20),
+            syncIntervalMicroseconds: UInt64(syncInterval * 1_000_000))
         let code: Int32
         do {
             code = try Daemon(configuration: configuration, logger: logger).run()

@@ -21,7 +21,10 @@ struct SubscriptionRequestTests {
 
     @Test(arguments: [
         (#"{"bogus":1}"#, #"unknown request key "bogus""#),
-        (#"{"since":5}"#, #""since""#),
+        (#"{"since":-1}"#, #""since" must be a seq"#),
+        (#"{"since":"5"}"#, #""since" must be a seq"#),
+        (#"{"since":1.5}"#, #""since" must be a seq"#),
+        (#"{"since":18014398509481984}"#, #""since" must be a seq"#),
         (#"{"events":["Logof"]}"#, #"unknown event "Logof""#),
         (#"{"events":"Logoff"}"#, #""events" must be a list"#),
         (#"{"events":[]}"#, #""events" is empty"#),

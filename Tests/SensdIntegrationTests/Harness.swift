@@ -357,8 +357,8 @@ final class Rig {
         _ = try? sensd?.child.waitForExit()
     }
 
-    /// Opens and closes a session and returns once `subscriber` has its Logoff: everything sensd sent
-    /// before it has been read, so a missing event can be asserted without waiting on a clock.
+    /// Opens and closes a session and returns once `subscriber` has its Logoff (so the subscriber must
+    /// receive root's Logoffs): everything sensd sent before it has been read, so a missing event can be asserted without waiting on a clock.
     func barrier(_ subscriber: TestSubscriber, id: String = "barrier") throws -> [SENSEvent] {
         try logind.run("open \(id) 0 root")
         try logind.run("wait-asked \(id)")
@@ -366,7 +366,11 @@ final class Rig {
         var before: [SENSEvent] = []
         while true {
             let e = try subscriber.nextEvent()
-            if e.sessionId == id { return before }
+            if e.sessionId == id {
+                // The barrier's own events are not returned; its Logoff ends the wait.
+                if e.event == .logoff { return before }
+                continue
+            }
             before.append(e)
         }
     }

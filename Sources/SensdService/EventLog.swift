@@ -1,0 +1,356 @@
+import Logging
+import SENSCore
+import UnixSocket
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How much of the event history the log keeps.
+public struct LogRetention: Sendable {
+    /// Events kept at least (when that many exist): the oldest segment goes only once the rest hold this many.
+    public var maxEvents: Int
+    /// Bytes kept at most: older segments go first, the newest always stays.
+    public var maxBytes: Int
+
+    public init(maxEvents: Int = 100_000, maxBytes: Int = 64 << 20) {
+        precondition(maxEvents > 0 && maxBytes > 0)
+        self.maxEvents = maxEvents
+        self.maxBytes = maxBytes
+    }
+
+    /// A segment holds a tenth of the retention, so the log keeps between 100% and 110% of it.
+    var segmentEvents: Int { max(1, maxEvents / 10) }
+    var segmentBytes: Int { max(4096, maxBytes / 10) }
+}
+
+/// The durable, bounded event history: every event line, byte for byte as subscribers receive it and
+/// followed by its checksum (``EventRecord/stored(_:)``), appended to segment files `<first seq>.log` in the
+/// log directory before any subscriber sees it.
+///
+/// Durability (docs/protocol.md, "Durability"): an append is one write(2), so once `append` returns the
+/// record survives a crash of sensd (the kernel has it); the data reaches the disk at the next ``sync()``,
+/// which the daemon runs at most a sync interval after the first unsynced append, at every segment change
+/// and at a clean stop.
+final class EventLog {
+    struct Segment {
+        /// Creation order; a reader that finds the next ordinal missing knows retention overtook it.
+        let ordinal: Int
+        let firstSeq: UInt64
+        var lastSeq: UInt64
+        var count: Int
+        var bytes: Int
+        let path: String
+    }
+
+    let directory: String
+    private let retention: LogRetention
+    private let logger: Logger
+    private(set) var segments: [Segment] = []
+    private var appendFD: Int32 = -1
+    private var nextOrdinal = 0
+    /// Appended data not yet synced to the disk.
+    private(set) var needsSync = false
+    /// What start-up found damaged and dropped, one sentence each.
+    private(set) var damage: [String] = []
+    /// Called with the last seq of a segment about to be deleted by retention: the daemon's snapshot of its
+    /// sessions must not depend on it.
+    var willDrop: ((UInt64) -> Void)?
+
+    var lastSeq: UInt64? { segments.last?.lastSeq }
+    var oldestSeq: UInt64? { segments.first?.firstSeq }
+    var eventCount: Int { segments.reduce(0) { $0 + $1.count } }
+    var byteCount: Int { segments.reduce(0) { $0 + $1.bytes } }
+
+    /// Opens the log in `directory`, checking every record: a torn or damaged tail is cut off (kept beside
+    /// as `.damaged`), a damaged older segment is set aside with everything older, so that what remains is
+    /// intact and in order. Nothing found damaged is fatal; ``damage`` says what was dropped.
+    init(directory: String, retention: LogRetention, logger: Logger) throws(SystemCallError) {
+        self.directory = directory
+        self.retention = retention
+        self.logger = logger
+        try Syscall.makeDirectoryIfMissing(directory, mode: 0o750)
+        let files = try Syscall.listDirectory(directory).compactMap { name -> (UInt64, String)? in
+            guard name.hasSuffix(".log"), let seq = UInt64(name.dropLast(4)), name.count == 24 else { return nil }
+            return (seq, name)
+        }.sorted { $0.0 < $1.0 }
+        var previous: UInt64 = 0
+        for (index, (firstSeq, name)) in files.enumerated() {
+            let path = directory + "/" + name
+            let isLast = index == files.count - 1
+            let check = try Self.check(path: path, namedSeq: firstSeq, after: previous)
+            if let problem = check.problem {
+                if isLast {
+                    // A torn tail: keep every intact record, set the rest aside.
+                    let bytes = try Syscall.readFile(path, limit: Int.max) ?? []
+                    _ = try? Syscall.replaceFile(path + ".damaged", with: Array(bytes[check.goodBytes...]))
+                    try Syscall.truncate(path, to: check.goodBytes)
+                    damage.append("\(name): \(problem); dropped its last \(bytes.count - check.goodBytes) bytes (kept in \(name).damaged), kept \(check.count) events")
+                } else {
+                    // Damage in the middle: what comes after it is intact, what was before no longer connects.
+                    let dropped = segments.reduce(0) { $0 + $1.count } + check.count
+                    for s in segments { try Syscall.unlinkIfPresent(s.path) }
+                    segments.removeAll()
+                    _ = rename(path, path + ".damaged")
+                    damage.append("\(name): \(problem); set the segment aside as \(name).damaged and dropped it and every older segment (\(dropped) intact events before the damage)")
+                    continue
+                }
+            }
+            if check.count == 0 {
+                try Syscall.unlinkIfPresent(path)
+                continue
+            }
+            segments.append(Segment(ordinal: nextOrdinal, firstSeq: check.firstSeq!, lastSeq: check.lastSeq, count: check.count, bytes: check.goodBytes, path: path))
+            nextOrdinal += 1
+            previous = check.lastSeq
+        }
+        if !damage.isEmpty { Syscall.syncDirectory(directory) }
+        if let last = segments.last, last.count < retention.segmentEvents, last.bytes < retention.segmentBytes {
+            appendFD = try Syscall.openForAppend(last.path)
+        }
+    }
+
+    private struct Check {
+        var firstSeq: UInt64?
+        var lastSeq: UInt64 = 0
+        var count = 0
+        var goodBytes = 0
+        var problem: String?
+    }
+
+    /// Walks a segment's records; stops at the first that is not whole, fails its checksum, is not an event
+    /// line, or does not have a seq above the one before.
+    private static func check(path: String, namedSeq: UInt64, after previous: UInt64) throws(SystemCallError) -> Check {
+        let bytes = try Syscall.readFile(path, limit: Int.max) ?? []
+        var c = Check()
+        var last = previous
+        bytes.withUnsafeBytes { raw in
+            var start = 0
+            while start < raw.count {
+                guard let newline = raw[start...].firstIndex(of: 0x0A) else {
+                    c.problem = "torn record after seq \(last) (\(raw.count - start) bytes without an end of line)"
+                    return
+                }
+                guard let json = EventRecord.verified(UnsafeRawBufferPointer(rebasing: raw[start..<newline])),
+                      let seq = EventRecord.seq(of: json) else {
+                    c.problem = "damaged record after seq \(last) at byte \(start)"
+                    return
+                }
+                guard seq > last, c.firstSeq != nil || seq == namedSeq else {
+                    c.problem = "record with seq \(seq) out of order after seq \(last) at byte \(start)"
+                    return
+                }
+                if c.firstSeq == nil { c.firstSeq = seq }
+                last = seq
+                c.lastSeq = seq
+                c.count += 1
+                start = newline + 1
+                c.goodBytes = start
+            }
+        }
+        return c
+    }
+
+    deinit {
+        if appendFD >= 0 { Syscall.close(appendFD) }
+    }
+
+    /// Appends event lines (each ending in a newline) in seq order, starting a new segment when the current
+    /// one is full. On a failed write the segment is cut back to its last whole record.
+    func append(_ lines: [OutgoingLine]) throws(SystemCallError) {
+        var pending: [UInt8] = []
+        var pendingCount = 0
+        var pendingLast: UInt64 = 0
+        for line in lines {
+            guard let seq = line.seq else { continue }
+            if appendFD < 0 || (segments.last.map { $0.count + pendingCount >= retention.segmentEvents || $0.bytes + pending.count >= retention.segmentBytes } ?? true) {
+                try write(&pending, count: &pendingCount, last: pendingLast)
+                try startSegment(at: seq)
+            }
+            pending += EventRecord.stored(line.bytes)
+            pendingCount += 1
+            pendingLast = seq
+        }
+        try write(&pending, count: &pendingCount, last: pendingLast)
+    }
+
+    private func write(_ pending: inout [UInt8], count: inout Int, last: UInt64) throws(SystemCallError) {
+        guard count > 0, let index = segments.indices.last else { return }
+        do {
+            try Syscall.writeAll(appendFD, pending)
+        } catch {
+            try? Syscall.truncate(segments[index].path, to: segments[index].bytes)
+            throw error
+        }
+        segments[index].bytes += pending.count
+        segments[index].count += count
+        segments[index].lastSeq = last
+        needsSync = true
+        pending.removeAll(keepingCapacity: true)
+        count = 0
+    }
+
+    private func startSegment(at seq: UInt64) throws(SystemCallError) {
+        if appendFD >= 0 {
+            try? Syscall.syncData(appendFD)
+            Syscall.close(appendFD)
+            appendFD = -1
+            needsSync = false
+        }
+        var name = String(seq)
+        name = String(repeating: "0", count: max(0, 20 - name.count)) + name + ".log"
+        let path = directory + "/" + name
+        // A leftover file of that name (an empty segment cut back to nothing) is replaced.
+        try Syscall.unlinkIfPresent(path)
+        appendFD = try Syscall.openForAppend(path)
+        segments.append(Segment(ordinal: nextOrdinal, firstSeq: seq, lastSeq: seq, count: 0, bytes: 0, path: path))
+        nextOrdinal += 1
+        enforceRetention()
+        Syscall.syncDirectory(directory)
+    }
+
+    /// Deletes the oldest segments while the rest still hold `maxEvents`, or while the log is over `maxBytes`.
+    private func enforceRetention() {
+        while segments.count > 1 {
+            let oldest = segments[0]
+            let events = eventCount, bytes = byteCount
+            guard events - oldest.count >= retention.maxEvents || bytes > retention.maxBytes else { return }
+            willDrop?(oldest.lastSeq)
+            do {
+                try Syscall.unlinkIfPresent(oldest.path)
+            } catch {
+                logger.error("cannot delete an old event log segment", metadata: ["file": "\(oldest.path)", "error": "\(error)"])
+                return
+            }
+            segments.removeFirst()
+        }
+    }
+
+    /// Puts appended data on the disk.
+    func sync() throws(SystemCallError) {
+        guard needsSync, appendFD >= 0 else { return }
+        needsSync = false
+        try Syscall.syncData(appendFD)
+    }
+
+    /// The segment a reader positioned after `seq` starts in.
+    fileprivate func segment(forReadingAfter seq: UInt64) -> Segment? {
+        segments.last { $0.firstSeq <= seq + 1 } ?? segments.first
+    }
+
+    fileprivate func segment(ordinal: Int) -> Segment? {
+        guard let first = segments.first, ordinal >= first.ordinal, ordinal - first.ordinal < segments.count else { return nil }
+        return segments[ordinal - first.ordinal]
+    }
+
+    /// Every retained event after `seq`, in order, for start-up's rebuilding of sessions.
+    func forEachRecord(after seq: UInt64, _ body: (UnsafeRawBufferPointer) -> Void) {
+        let cursor = LogCursor(log: self, after: seq)
+        while true {
+            let step = cursor.read(maxLines: 4096) { line, _ in body(line) }
+            if case .more = step { continue }
+            return
+        }
+    }
+}
+
+/// A reader of the log from a seq onwards, for one replaying subscriber. It holds its segment open, so
+/// retention deleting the file under it does not disturb it; it notices when retention overtook it.
+final class LogCursor {
+    enum Step {
+        /// Stopped at `maxLines`; more is retained.
+        case more
+        /// Everything logged has been read.
+        case caughtUp
+        /// Retention deleted segments this reader had not read yet.
+        case overtaken
+        /// The log could not be read (the error says why).
+        case failed(String)
+    }
+
+    private let log: EventLog
+    /// The seq of the last record read (or the starting point).
+    private(set) var lastSeq: UInt64
+    private var fd: Int32 = -1
+    private var ordinal: Int?
+    private var offset = 0
+    private static let chunk = 65536
+
+    init(log: EventLog, after seq: UInt64) {
+        self.log = log
+        lastSeq = seq
+    }
+
+    deinit {
+        if fd >= 0 { Syscall.close(fd) }
+    }
+
+    /// Hands up to `maxLines` records after ``lastSeq`` to `deliver` (the event JSON without newline, seq).
+    func read(maxLines: Int, _ deliver: (UnsafeRawBufferPointer, UInt64) -> Void) -> Step {
+        var delivered = 0
+        var buffer = [UInt8](repeating: 0, count: Self.chunk)
+        while delivered < maxLines {
+            if fd < 0 {
+                let segment: EventLog.Segment?
+                if let ordinal {
+                    segment = log.segment(ordinal: ordinal + 1)
+                    if segment == nil {
+                        if let newest = log.segments.last, newest.ordinal > ordinal { return .overtaken }
+                        return .caughtUp
+                    }
+                } else {
+                    segment = log.segment(forReadingAfter: lastSeq)
+                }
+                guard let segment else { return .caughtUp }
+                do {
+                    guard let opened = try Syscall.openForReading(segment.path) else { return .overtaken }
+                    fd = opened
+                } catch {
+                    return .failed("\(error)")
+                }
+                ordinal = segment.ordinal
+                offset = 0
+            }
+            let n: Int
+            do {
+                n = try buffer.withUnsafeMutableBytes { raw throws(SystemCallError) in try Syscall.read(fd, at: offset, into: raw) }
+            } catch {
+                return .failed("\(error)")
+            }
+            if n == 0 {
+                // The end of this segment: move on if a newer one exists, else everything is read.
+                if let ordinal, let newest = log.segments.last, newest.ordinal > ordinal {
+                    Syscall.close(fd)
+                    fd = -1
+                    continue
+                }
+                return .caughtUp
+            }
+            var consumed = 0
+            var malformed = false
+            buffer.withUnsafeBytes { raw in
+                var start = 0
+                while delivered < maxLines, start < n, let newline = raw[start..<n].firstIndex(of: 0x0A) {
+                    guard let line = EventRecord.verified(UnsafeRawBufferPointer(rebasing: raw[start..<newline])),
+                          let seq = EventRecord.seq(of: line) else {
+                        malformed = true
+                        return
+                    }
+                    if seq > lastSeq {
+                        deliver(line, seq)
+                        lastSeq = seq
+                        delivered += 1
+                    }
+                    start = newline + 1
+                }
+                consumed = start
+            }
+            if malformed { return .failed("damaged record in the event log after seq \(lastSeq)") }
+            if consumed == 0 && delivered < maxLines {
+                return .failed("a record in the event log after seq \(lastSeq) is longer than \(Self.chunk) bytes")
+            }
+            offset += consumed
+        }
+        return .more
+    }
+}

@@ -1,0 +1,81 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// File calls for the event log and the state files: append, positioned reads, syncing, listing.
+extension Syscall {
+    /// Opens `path` for appending (created with `mode` if missing).
+    public static func openForAppend(_ path: String, mode: UInt32 = 0o640) throws(SystemCallError) -> Int32 {
+        let fd = retryingEINTR { open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode_t(mode)) }
+        guard fd >= 0 else { throw SystemCallError("open(\(path))", errno: errno) }
+        return fd
+    }
+
+    /// Opens `path` for reading; nil if it does not exist.
+    public static func openForReading(_ path: String) throws(SystemCallError) -> Int32? {
+        let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC) }
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
+            throw SystemCallError("open(\(path))", errno: errno)
+        }
+        return fd
+    }
+
+    /// Writes every byte of every chunk, in order (one writev when the kernel takes it all).
+    public static func writeAll(_ fd: Int32, chunks: [[UInt8]]) throws(SystemCallError) {
+        for chunk in chunks { try writeAll(fd, chunk) }
+    }
+
+    /// Reads up to `buffer.count` bytes at `offset`; 0 at the end of the file.
+    public static func read(_ fd: Int32, at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(SystemCallError) -> Int {
+        let n = retryingEINTR { pread(fd, buffer.baseAddress, buffer.count, off_t(offset)) }
+        guard n >= 0 else { throw SystemCallError("pread", errno: errno) }
+        return n
+    }
+
+    /// Flushes a file's data to stable storage.
+    public static func syncData(_ fd: Int32) throws(SystemCallError) {
+        guard retryingEINTR({ fdatasync(fd) }) == 0 else { throw SystemCallError("fdatasync", errno: errno) }
+    }
+
+    /// Flushes a directory, so that names created, renamed or removed in it are durable.
+    public static func syncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = fsync(fd)
+        Glibc.close(fd)
+    }
+
+    public static func truncate(_ path: String, to length: Int) throws(SystemCallError) {
+        guard Glibc.truncate(path, off_t(length)) == 0 else { throw SystemCallError("truncate(\(path))", errno: errno) }
+    }
+
+    /// The size of an open file.
+    public static func fileSize(_ fd: Int32) throws(SystemCallError) -> Int {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw SystemCallError("fstat", errno: errno) }
+        return Int(st.st_size)
+    }
+
+    /// The names in a directory (without `.` and `..`).
+    public static func listDirectory(_ path: String) throws(SystemCallError) -> [String] {
+        guard let dir = opendir(path) else { throw SystemCallError("opendir(\(path))", errno: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// This boot's id (`/proc/sys/kernel/random/boot_id`): tells "sensd crashed" from "the machine went down".
+    public static func bootID() -> String? {
+        guard let bytes = try? readFile("/proc/sys/kernel/random/boot_id") else { return nil }
+        return String(decoding: bytes, as: UTF8.self).filter { !$0.isWhitespace }
+    }
+}

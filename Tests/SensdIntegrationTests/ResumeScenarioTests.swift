@@ -1,0 +1,199 @@
+import Foundation
+import SENSCore
+import Testing
+import UnixSocket
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads a stream to its end (or through `untilSession`'s Logoff) and sorts what came.
+struct Received {
+    var events: [SENSEvent] = []
+    var gaps: [[String: Any]] = []
+    var error: [String: Any]?
+    var accepted: [String: Any]?
+
+    var logoffs: [String] { events.filter { $0.event == .logoff }.map(\.sessionId) }
+
+    init() {}
+
+    init(_ sub: TestSubscriber, untilLogoffOf id: String? = nil) throws {
+        while let line = try sub.nextLine() {
+            if let e = try? JSONDecoder().decode(SENSEvent.self, from: Data(line.utf8)) {
+                events.append(e)
+                if e.event == .logoff && e.sessionId == id { return }
+                continue
+            }
+            let o = try object(line)
+            if o["gap"] != nil { gaps.append(o) }
+            else if o["accepted"] != nil { accepted = o }
+            else if o["error"] != nil { error = o; return }
+        }
+    }
+}
+
+@Suite("Resume, overflow and restart recovery against a scripted logind", .serialized)
+struct ResumeScenarioTests {
+    @Test func resumingReplaysEverythingAfterSinceThenGoesLiveWithNoGapAndNoDuplicateAtTheSeam() throws {
+        let rig = try Rig()
+        let early = try rig.sensd.subscribe(nil)
+        try rig.logind.run("burst 300 a 1000 alice")
+        // 900 events (Logon, LogoffInitiated, Logoff each); reading them proves they were published.
+        var reference = try early.events(900)
+        // A client resumes from 100 while a second burst is being published: the replay and the live
+        // stream meet somewhere in the middle of it.
+        try rig.logind.start("burst 300 b 1001 bob")
+        let resumed = try rig.sensd.subscribe(#"{"since":100,"events":["Logoff","Logon"]}"#)
+        try rig.logind.finish("burst")
+        reference += try rig.barrier(early)
+        let got = try Received(resumed, untilLogoffOf: "barrier")
+        #expect(got.gaps.isEmpty && got.error == nil)
+        let expected = reference.filter { $0.seq > 100 && ($0.event == .logon || $0.event == .logoff) }
+        let received = got.events.filter { $0.sessionId != "barrier" }
+        #expect(received.count == expected.count)
+        #expect(received == expected, "exactly the events after seq 100, once each, in order, byte-identical in content")
+        #expect(received.filter { $0.event == .logoff && $0.sessionId.hasPrefix("b") }.count == 300)
+    }
+
+    @Test func resumingFromBeforeTheRetainedHistoryIsToldOfTheGapFirst() throws {
+        let rig = try Rig(sensdArguments: ["--log-events", "30"])
+        let watcher = try rig.sensd.subscribe(nil)
+        try rig.logind.run("burst 100 a 1000 alice")
+        _ = try watcher.events(300)
+        let hello = try object(try TestSubscriber(path: rig.sensd.socketPath).hello)
+        let last = try #require(hello["lastSeq"] as? Int)
+        let oldest = try #require(hello["oldestSeq"] as? Int)
+        #expect(last == 300)
+        #expect(oldest > 1 && last - oldest + 1 >= 30 && last - oldest + 1 <= 33, "retains 30 to 33 events: \(oldest)...\(last)")
+        let sub = try TestSubscriber(path: rig.sensd.socketPath)
+        try sub.send(#"{"since":5}"# + "\n")
+        #expect(try object(try sub.nextLine())["fromSeq"] as? Int == 6)
+        let gap = try object(try sub.nextLine())
+        #expect(gap["gap"] as? String == "not-retained")
+        #expect(gap["firstMissing"] as? Int == 6 && gap["lastMissing"] as? Int == oldest - 1 && gap["oldestSeq"] as? Int == oldest)
+        let replayed = try sub.events(last - oldest + 1)
+        #expect(replayed.map(\.seq) == (oldest...last).map(UInt64.init))
+    }
+
+    @Test func sinceAheadOfTheLastSeqIsRefusedWithTheLastSeq() throws {
+        let rig = try Rig()
+        let watcher = try rig.sensd.subscribe(nil)
+        try rig.logind.run("burst 2 a 1000 alice")
+        _ = try watcher.events(6)
+        let sub = try TestSubscriber(path: rig.sensd.socketPath)
+        try sub.send(#"{"since":500}"# + "\n")
+        let error = try object(try sub.nextLine())
+        #expect(error["error"] as? String == "bad-request")
+        #expect(error["lastSeq"] as? Int == 6)
+        #expect((error["message"] as? String)?.contains("ahead of the last event") == true)
+    }
+
+    @Test func withoutALogResumingIsRefusedByName() throws {
+        let dir = try ScratchDirectory()
+        let bus = try PrivateBus(in: dir)
+        let logind = try LogindStandIn(bus: bus, dir: dir)
+        _ = logind
+        let sensd = try SensdUnderTest(bus: bus, dir: dir, arguments: ["--state-directory", "none"])
+        defer { sensd.child.signal(SIGTERM); _ = try? sensd.child.waitForExit() }
+        let sub = try TestSubscriber(path: sensd.socketPath)
+        #expect(try object(sub.hello)["oldestSeq"] == nil)
+        try sub.send(#"{"since":0}"# + "\n")
+        let error = try object(try sub.nextLine())
+        #expect(error["error"] as? String == "log-unavailable")
+    }
+
+    @Test func anOverflowedSubscriberResumesFromItsLastSeqAndEndsWithExactlyEveryLogoff() throws {
+        let rig = try Rig(sensdArguments: ["--queue-limit", "16"])
+        let stalled = try rig.sensd.subscribe()
+        let healthy = try rig.sensd.subscribe()
+        try rig.logind.start("burst 3000 x 1000 alice")
+        let all = try healthy.events(3000)
+        try rig.logind.finish("burst")
+        let cut = try Received(stalled)
+        #expect(cut.error?["error"] as? String == "overflow")
+        let lastSeq = try #require(cut.error?["lastSeq"] as? Int)
+        #expect(lastSeq == Int(cut.events.last?.seq ?? 0))
+        #expect(cut.events.count < 3000)
+        let resumed = try rig.sensd.subscribe(#"{"events":["Logoff"],"since":\#(lastSeq)}"#)
+        _ = try rig.barrier(resumed)  // consumes the replay up to the barrier
+        let sub2 = try rig.sensd.subscribe(#"{"events":["Logoff"],"since":\#(lastSeq)}"#)
+        let rest = try Received(sub2, untilLogoffOf: "barrier")
+        let union = cut.logoffs + rest.logoffs.filter { $0 != "barrier" }
+        #expect(union.count == 3000, "each Logoff exactly once")
+        #expect(Set(union) == Set(all.map(\.sessionId)))
+        #expect(rest.gaps.isEmpty)
+    }
+
+    @Test func killDashNineMidBurstLosesNothingAndRepeatsNoSeq() throws {
+        let rig = try Rig()
+        let sub = try rig.sensd.subscribe(#"{"events":["Logon","Logoff"]}"#)
+        for i in 0..<60 { try rig.logind.run("open k\(i) 1000 alice") }
+        for i in 0..<60 { try rig.logind.run("wait-asked k\(i)") }
+        // Read the 60 Logons: they are in the log before anyone saw them.
+        let logons = try sub.events(60)
+        for i in 0..<20 { try rig.logind.run("close k\(i)") }
+        // Killed right after publishing the 20th Logoff, with a burst still pouring in.
+        #expect(try sub.events(20).map(\.sessionId) == (0..<20).map { "k\($0)" })
+        try rig.logind.start("burst 200 z 1002 carol")
+        rig.sensd.child.signal(SIGKILL)
+        _ = try rig.sensd.child.waitForExit()
+        var seen = Received()
+        while let line = try sub.nextLine(), let e = try? JSONDecoder().decode(SENSEvent.self, from: Data(line.utf8)) { seen.events.append(e) }
+        // While sensd is down: 20 more end, 5 begin.
+        for i in 20..<40 { try rig.logind.run("close k\(i)") }
+        for i in 60..<65 { try rig.logind.run("open k\(i) 1001 bob") }
+        try rig.logind.finish("burst")
+        rig.sensd = try SensdUnderTest(bus: rig.bus, dir: rig.dir)
+        let position = (seen.events.last ?? logons.last!).seq
+        let resumed = try rig.sensd.subscribe(#"{"events":["Logon","Logoff"],"since":\#(position)}"#)
+        for i in 40..<65 { try rig.logind.run("close k\(i)") }
+        _ = try rig.barrier(resumed).count
+        // Re-read from the start to check the whole history: every seq once, in order.
+        let history = try rig.sensd.subscribe(#"{"events":["Logon","Logoff"],"since":0}"#)
+        let everything = try Received(history, untilLogoffOf: "barrier")
+        let seqs = everything.events.map(\.seq)
+        #expect(increasing(seqs))
+        let logoffs = everything.logoffs.filter { $0.hasPrefix("k") }
+        #expect(logoffs.count == 65 && Set(logoffs) == Set((0..<65).map { "k\($0)" }), "every session ended exactly once")
+        let logonIDs = everything.events.filter { $0.event == .logon && $0.sessionId.hasPrefix("k") }.map(\.sessionId)
+        #expect(logonIDs.count == 65 && Set(logonIDs).count == 65, "no Logon twice")
+        // The burst's sessions that sensd saw begin got their Logoff; those it never saw left no trace
+        // (logind announces nothing of them afterwards, so nothing can be reported: known limit).
+        let burstLogons = Set(everything.events.filter { $0.event == .logon && $0.sessionId.hasPrefix("z") }.map(\.sessionId))
+        let burstLogoffs = everything.logoffs.filter { $0.hasPrefix("z") }
+        #expect(Set(burstLogoffs) == burstLogons && burstLogoffs.count == burstLogons.count)
+        let late = everything.events.filter { $0.observedLate == true && $0.sessionId.hasPrefix("k") }.map(\.sessionId)
+        #expect(Set(late) == Set((20..<40).map { "k\($0)" }), "exactly the sessions that ended while sensd was down are late")
+        #expect(everything.events.first { $0.sessionId == "k25" && $0.event == .logoff }?.userName == "alice")
+        #expect(everything.gaps.isEmpty)
+    }
+
+    @Test func aTornLogAndAGarbageSnapshotAreReportedAndTheRestIsServed() throws {
+        let rig = try Rig(before: { try $0.run("add c1 1000 alice") })
+        let sub = try rig.sensd.subscribe(nil)
+        try rig.logind.run("burst 10 a 1000 alice")
+        let before = try sub.events(30)  // 3 for each of the 10, after c1's Logon at start-up
+        #expect(before.last?.seq == 31)
+        rig.sensd.child.signal(SIGKILL)
+        _ = try rig.sensd.child.waitForExit()
+        let state = rig.dir.path + "/state"
+        try Syscall.replaceFile(state + "/sessions.json", with: Array("{\"version\":1,\"lastSeq\":3,\"sess".utf8))
+        let segment = state + "/log/" + (try Syscall.listDirectory(state + "/log").first { $0.hasSuffix(".log") }!)
+        let fd = try Syscall.openForAppend(segment)
+        try Syscall.writeAll(fd, Array(#"{"event":"Logoff","seq":32,"time":"2026-"#.utf8))
+        Syscall.close(fd)
+        rig.sensd = try SensdUnderTest(bus: rig.bus, dir: rig.dir)
+        let log = rig.sensdLog
+        #expect(log.contains("the session snapshot is damaged"), "\(log)")
+        #expect(log.contains("the event log was damaged") && log.contains("torn record after seq 31"), "\(log)")
+        // Everything intact is served, and c1 (known only from the log now) is not announced again.
+        let resumed = try rig.sensd.subscribe(#"{"since":0}"#)
+        let replayed = try resumed.events(31)
+        #expect(replayed.map(\.seq) == (1...31).map(UInt64.init))
+        try rig.logind.run("close c1")
+        let end = try resumed.events(2)
+        #expect(end.map(\.event) == [.logoffInitiated, .logoff] && end[1].userName == "alice")
+        #expect(FileManager.default.fileExists(atPath: state + "/sessions.json.damaged"))
+    }
+}
