@@ -35,6 +35,9 @@ public struct SENSEvent: Codable, Equatable, Sendable {
     public var unresolved: String?
     /// The change happened while sensd was not running; `time` is when sensd noticed.
     public var observedLate: Bool?
+    /// For an event observed late whose `time` comes from logind's own record (the journal): when sensd
+    /// noticed it.
+    public var observedAt: EventTime?
     public var host: String?
     public var sessionClass: String?
     public var type: String?
@@ -87,7 +90,7 @@ public struct SENSEvent: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case event, seq, time, sessionId, userName, uid, unresolved, observedLate, host
+        case event, seq, time, sessionId, userName, uid, unresolved, observedLate, observedAt, host
         case sessionClass = "class"
         case type, service, tty, seat, display, remote, remoteHost, remoteUser, leader, audit, sessionStart
         case logonType, logonTypeCode
@@ -113,6 +116,7 @@ public struct SENSEvent: Codable, Equatable, Sendable {
         uid = try c.decodeIfPresent(UInt32.self, forKey: .uid)
         unresolved = try c.decodeIfPresent(String.self, forKey: .unresolved)
         observedLate = try c.decodeIfPresent(Bool.self, forKey: .observedLate)
+        observedAt = try time(.observedAt)
         host = try c.decodeIfPresent(String.self, forKey: .host)
         sessionClass = try c.decodeIfPresent(String.self, forKey: .sessionClass)
         type = try c.decodeIfPresent(String.self, forKey: .type)
@@ -142,6 +146,7 @@ public struct SENSEvent: Codable, Equatable, Sendable {
         try c.encode(uid, forKey: .uid)
         try c.encodeIfPresent(unresolved, forKey: .unresolved)
         try c.encodeIfPresent(observedLate, forKey: .observedLate)
+        try c.encodeIfPresent(observedAt?.rfc3339, forKey: .observedAt)
         try c.encodeIfPresent(host, forKey: .host)
         try c.encodeIfPresent(sessionClass, forKey: .sessionClass)
         try c.encodeIfPresent(type, forKey: .type)

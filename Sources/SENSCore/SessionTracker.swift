@@ -36,6 +36,10 @@ public struct SessionTracker: Sendable {
 
     private var tracked: [String: Tracked] = [:]
     private var idByPath: [String: String] = [:]
+    /// Sessions whose processes are gone but which logind still lists: their end is already reported (or
+    /// they were never live for sensd), so a later listing, announcement or removal of the same session
+    /// is not news.
+    private var dead: [String: LogindSession] = [:]
 
     public init() {}
 
@@ -82,6 +86,14 @@ public struct SessionTracker: Sendable {
         guard var t = tracked[details.id] else {
             // Removed while the details were on their way; its Logoff has gone out already.
             return []
+        }
+        if let corpse = dead[details.id] {
+            if !corpse.isDifferentSession(from: details) {
+                // A dead session logind lists again (after its own restart, or after sensd's).
+                untrack(details.id)
+                return []
+            }
+            dead[details.id] = nil
         }
         var drafts: [EventDraft] = []
         if t.session.isDifferentSession(from: details) {
@@ -130,6 +142,10 @@ public struct SessionTracker: Sendable {
 
     /// logind removed the session (`SessionRemoved`): its `LogoffInitiated` if not yet sent, then exactly one `Logoff`.
     public mutating func removed(id: String) -> [EventDraft] {
+        if dead.removeValue(forKey: id) != nil, tracked[id].map({ !$0.reported }) ?? true {
+            untrack(id)
+            return []
+        }
         guard let t = untrack(id) else {
             // Ended between subscribing and listing: the removal is the only trace, and it is reported.
             let unknown = Tracked(session: LogindSession(id: id), reported: true, logoffInitiated: false)
@@ -147,6 +163,8 @@ public struct SessionTracker: Sendable {
     /// Listed sessions are announced; fetch their details.
     public mutating func resynchronised(live: [LogindSession]) -> [EventDraft] {
         let liveIDs = Set(live.map(\.id))
+        // A dead session logind no longer lists is finally gone.
+        dead = dead.filter { liveIDs.contains($0.key) }
         var drafts: [EventDraft] = []
         for id in tracked.keys.sorted() where !liveIDs.contains(id) {
             drafts += ending(untrack(id)!, late: true)
@@ -164,6 +182,32 @@ public struct SessionTracker: Sendable {
         }
         return drafts
     }
+
+    /// systemd says the session's scope is gone (its processes have all exited) and logind has not removed
+    /// the session: logind loses track of sessions that were closing when it restarted and lists them as
+    /// closing forever. The session ends now (`late` if that happened while sensd was not looking); logind
+    /// listing or removing it later changes nothing.
+    public mutating func processesEnded(id: String, late: Bool = false) -> [EventDraft] {
+        guard let t = untrack(id) else { return [] }
+        dead[id] = t.session
+        var drafts: [EventDraft] = []
+        if !t.reported { drafts.append(draft(.logon, t.session, late: late)) }
+        drafts += ending(t, late: late)
+        return drafts
+    }
+
+    /// A session sensd has not reported turns out to have been dead before sensd learned of it (found closing
+    /// with its processes gone): nothing to report, now or when logind lists or removes it again.
+    public mutating func forgetDead(id: String) {
+        guard let t = untrack(id) else { return }
+        dead[id] = t.session
+    }
+
+    /// Whether `Logon` has gone out for the session tracked under `id`.
+    public func isReported(_ id: String) -> Bool { tracked[id]?.reported == true }
+
+    /// Sessions known to be dead while logind still lists them.
+    public var deadCount: Int { dead.count }
 
     // MARK: Rules
 
@@ -204,6 +248,7 @@ public struct SessionTracker: Sendable {
         if let path = t.session.objectPath { idByPath[path] = t.session.id }
     }
 
+    @discardableResult
     private mutating func untrack(_ id: String) -> Tracked? {
         guard let t = tracked.removeValue(forKey: id) else { return nil }
         if let path = t.session.objectPath, idByPath[path] == id { idByPath[path] = nil }

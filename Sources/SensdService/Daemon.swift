@@ -60,6 +60,8 @@ public final class Daemon {
     private let loop: EventLoop
     private let bus: Bus
     private let logind: LogindSource
+    /// Whether sd-login and the journal describe the logind sensd follows (it is this machine's).
+    private let localLogind: Bool
     private var server: SubscriberServer!
     private var sequencer = EventSequencer()
     private var signalSources: [EventSource] = []
@@ -111,6 +113,7 @@ public final class Daemon {
             log = nil
         }
         let watch = configuration.watchSessionFiles ?? DaemonConfiguration.busIsThisMachines()
+        localLogind = watch
         logind = LogindSource(bus: bus, loop: loop, logger: logger, watchSessionFiles: watch, remembered: remembered)
     }
 
@@ -140,8 +143,11 @@ public final class Daemon {
             logger.error("some logged events could not be read back; their sessions may be reported again", metadata: ["events": "\(undecodable)"])
         }
         var lastSeq = max(base, log?.lastSeq ?? 0)
-        if let r = store.loadReservation(), !r.clean {
-            if r.bootID != nil && r.bootID == Syscall.bootID() {
+        if let r = store.loadReservation() {
+            if r.clean {
+                // A clean stop recorded the exact last seq: it holds even if the log lost its tail since.
+                lastSeq = max(lastSeq, r.reservedThrough)
+            } else if r.bootID != nil && r.bootID == Syscall.bootID() {
                 // sensd itself stopped (crash, kill -9, watchdog): the kernel kept every logged event.
             } else if r.reservedThrough > lastSeq {
                 logger.warning("the machine went down without a clean stop of sensd; seqs continue after every one that could have been given out, and events not yet on the disk are lost", metadata: ["lastLogged": "\(lastSeq)", "nextSeq": "\(r.reservedThrough + 1)"])
@@ -205,8 +211,17 @@ public final class Daemon {
         let now = EventTime(microsecondsSinceEpoch: Int64(loop.now))
         var lines: [OutgoingLine] = []
         lines.reserveCapacity(drafts.count)
+        var journal: JournalReader??
         for draft in drafts {
-            let event = sequencer.stamp(draft, at: now, host: host)
+            var event = sequencer.stamp(draft, at: now, host: host)
+            if draft.observedLate, localLogind, event.event == .logoff || event.event == .logoffInitiated, let start = draft.session.startedAt {
+                // The best time known for a session that ended unseen: when logind logged its removal.
+                if journal == nil { journal = try? JournalReader() }
+                if let reader = journal ?? nil, let removed = reader.sessionRemoval(id: draft.session.id, notBefore: start) {
+                    event.observedAt = now
+                    event.time = EventTime(microsecondsSinceEpoch: Int64(removed))
+                }
+            }
             if event.unresolved != nil {
                 logger.warning("session ended before its user could be learned", metadata: ["session": "\(event.sessionId)", "seq": "\(event.seq)"])
             }

@@ -15,6 +15,11 @@ public final class LogindSource {
     static let managerInterface = "org.freedesktop.login1.Manager"
     static let sessionInterface = "org.freedesktop.login1.Session"
     static let sessionPathPrefix = "/org/freedesktop/login1/session"
+    static let systemdService = "org.freedesktop.systemd1"
+    static let systemdPath = "/org/freedesktop/systemd1"
+    static let systemdManager = "org.freedesktop.systemd1.Manager"
+    /// How long logind gets to remove a session after systemd removed the session's scope.
+    static let scopeGraceMicroseconds: UInt64 = 2_000_000
 
     private let bus: Bus
     private let loop: EventLoop
@@ -30,6 +35,10 @@ public final class LogindSource {
     /// Detail fetches in flight from the first enumeration; readiness waits for them.
     private var enumerationFetches = 0
     private var enumerationDone: (() -> Void)?
+    /// The unique name of systemd (PID 1) on this bus, when it is there to say that a session's scope ended.
+    private(set) var systemdOwner: String?
+    /// Sessions whose scope systemd removed, waiting for logind to remove them too.
+    private var scopeTimers: [String: EventSource] = [:]
 
     /// Receives the events each change produces, in order.
     public var publish: ([EventDraft]) -> Void = { _ in }
@@ -67,12 +76,11 @@ public final class LogindSource {
             "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='\(Self.service)'"
         ) { [unowned self] in self.nameOwnerChanged($0) })
         startWatchingSessionFiles()
+        startFollowingScopes()
 
         enumerationDone = ready
-        let call = try bus.methodCall(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus", member: "GetNameOwner")
-        try call.append(.string(Self.service))
         do {
-            owner = try bus.call(call).readValue()?.stringValue
+            owner = try nameOwner(Self.service)
         } catch where error.busErrorName == "org.freedesktop.DBus.Error.NameHasNoOwner" {
             logger.warning("systemd-logind is not on the bus; waiting for it to appear")
         }
@@ -82,6 +90,12 @@ public final class LogindSource {
             enumerate(try Self.parseSessionList(reply), counting: true)
         }
         finishEnumerationIfDone()
+    }
+
+    private func nameOwner(_ name: String) throws(SystemdError) -> String? {
+        let call = try bus.methodCall(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus", member: "GetNameOwner")
+        try call.append(.string(name))
+        return try bus.call(call).readValue()?.stringValue
     }
 
     private static func managerRule(member: String) -> String {
@@ -158,6 +172,7 @@ public final class LogindSource {
             logger.error("malformed SessionRemoved signal from systemd-logind, ignoring")
             return
         }
+        scopeTimers[id] = nil
         publish(tracker.removed(id: id))
     }
 
@@ -234,7 +249,20 @@ public final class LogindSource {
                 switch result {
                 case .success(let reply):
                     if let properties = (try? reply.readValue())?.propertyDictionary {
-                        self.publish(self.tracker.detailsArrived(Self.session(id: id, properties: properties)))
+                        let details = Self.session(id: id, properties: properties)
+                        if details.state == "closing", self.systemdOwner != nil {
+                            // Closing, perhaps for ever: make sure its processes are still there.
+                            if counting { self.enumerationFetches += 1 }
+                            // At start-up the scope may have gone while sensd was down: then the end is late.
+                            self.checkScope(of: details, late: counting) {
+                                if counting {
+                                    self.enumerationFetches -= 1
+                                    self.finishEnumerationIfDone()
+                                }
+                            }
+                        } else {
+                            self.publish(self.tracker.detailsArrived(details))
+                        }
                     } else {
                         self.logger.error("malformed session properties from systemd-logind", metadata: ["session": "\(id)"])
                     }
@@ -278,6 +306,95 @@ public final class LogindSource {
         for name in Set(Syscall.readWatchedNames(sessionFilesFD)) where !name.hasPrefix(".") {
             guard tracker.session(name) != nil, Login.sessionState(name) == "closing" else { continue }
             publish(tracker.closing(id: name))
+        }
+    }
+
+    // MARK: Sessions logind loses track of
+
+    /// systemd removes a session's scope unit once every process of the session has exited; logind then
+    /// removes the session. A logind that restarted while a session was closing lists it as closing for
+    /// ever and never removes it (seen with v252), so sensd follows the scopes itself.
+    private func startFollowingScopes() {
+        do {
+            systemdOwner = try nameOwner(Self.systemdService)
+        } catch {
+            logger.info("systemd is not on this bus; a session that logind loses track of while it is closing will not get its Logoff", metadata: ["error": "\(error)"])
+            return
+        }
+        do {
+            slots.append(try bus.addMatch(
+                "type='signal',sender='\(Self.systemdService)',path='\(Self.systemdPath)',interface='\(Self.systemdManager)',member='UnitRemoved'"
+            ) { [unowned self] in self.unitRemoved($0) })
+            // systemd sends unit signals only to clients that subscribed.
+            try bus.callAsync(try bus.methodCall(destination: Self.systemdService, path: Self.systemdPath, interface: Self.systemdManager, member: "Subscribe")) { [weak self] result in
+                if case .failure(let error) = result {
+                    self?.logger.warning("cannot subscribe to systemd's unit signals; sessions that logind loses track of will not get their Logoff", metadata: ["error": "\(error)"])
+                }
+            }
+        } catch {
+            logger.warning("cannot follow systemd's units: \(error)")
+            systemdOwner = nil
+        }
+    }
+
+    private func unitRemoved(_ m: BusMessage) {
+        if m.sender != systemdOwner {
+            // systemd reconnects after `daemon-reexec`; anyone else is an impostor.
+            systemdOwner = (try? nameOwner(Self.systemdService)) ?? systemdOwner
+            guard m.sender == systemdOwner else {
+                ignoredSignals += 1
+                logger.warning("ignored a UnitRemoved signal not sent by systemd", metadata: ["sender": "\(m.sender ?? "?")"])
+                return
+            }
+        }
+        guard let args = try? m.readAll(), let name = args.first?.stringValue, let id = Self.sessionID(ofScope: name),
+              tracker.session(id) != nil else { return }
+        awaitRemoval(of: id)
+    }
+
+    /// `session-<id>.scope` -> `<id>`.
+    static func sessionID(ofScope unit: String) -> String? {
+        guard unit.hasPrefix("session-"), unit.hasSuffix(".scope") else { return nil }
+        let id = unit.dropFirst("session-".count).dropLast(".scope".count)
+        return id.isEmpty ? nil : String(id)
+    }
+
+    /// Gives logind its usual moment to remove a session whose processes are gone, then ends it if logind did not.
+    private func awaitRemoval(of id: String) {
+        guard scopeTimers[id] == nil else { return }
+        let startedAt = tracker.session(id)?.startedAt
+        scopeTimers[id] = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + Self.scopeGraceMicroseconds) { [unowned self] in
+            self.scopeTimers[id] = nil
+            guard let session = self.tracker.session(id), session.startedAt == startedAt else { return }
+            self.logger.notice("systemd-logind did not remove a session whose processes have all exited (it loses track of sessions that were closing when it restarted); reporting its end", metadata: ["session": "\(id)", "user": "\(session.userName ?? "?")"])
+            self.publish(self.tracker.processesEnded(id: id))
+        }
+    }
+
+    /// A closing session's details arrived: if its scope is already gone, its processes ended unseen.
+    private func checkScope(of details: LogindSession, late: Bool, done: @escaping () -> Void) {
+        let id = details.id
+        func alive() {
+            publish(tracker.detailsArrived(details))
+            done()
+        }
+        do {
+            let call = try bus.methodCall(destination: Self.systemdService, path: Self.systemdPath, interface: Self.systemdManager, member: "GetUnit")
+            try call.append(.string("session-\(id).scope"))
+            try bus.callAsync(call) { [weak self] result in
+                guard let self else { return }
+                guard case .failure(let error) = result, error.busErrorName == "org.freedesktop.systemd1.NoSuchUnit" else { return alive() }
+                if self.tracker.isReported(id) {
+                    self.logger.notice("a session sensd reported has ended, but systemd-logind still lists it as closing; reporting its end", metadata: ["session": "\(id)"])
+                    self.publish(self.tracker.processesEnded(id: id, late: late))
+                } else {
+                    self.logger.info("ignoring a session systemd-logind lists as closing although its processes are gone", metadata: ["session": "\(id)"])
+                    self.tracker.forgetDead(id: id)
+                }
+                done()
+            }
+        } catch {
+            alive()
         }
     }
 }

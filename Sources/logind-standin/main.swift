@@ -19,6 +19,10 @@
 //   wait-asked ID                answers once someone has read the details of session ID
 //   set ID PROPERTY VALUE        changes Active, IdleHint, LockedHint (true/false) or State, with PropertiesChanged
 //   sessions                     prints the live session ids
+//   systemd                      also play systemd (PID 1) on the bus: answer Subscribe and GetUnit for
+//                                session scopes, and send UnitRemoved for a scope when its session closes
+//   scope-gone ID                the session's processes have all exited: UnitRemoved for its scope, but
+//                                logind keeps listing the session (as v252 does after its own restart)
 import Systemd
 import UnixSocket
 
@@ -38,6 +42,7 @@ struct Session {
     var leader: UInt32
     var timestamp: UInt64
     var sessionClass = "user"
+    var scopeGone = false
     var remote = false
     var active = true
     var idle = false
@@ -77,6 +82,9 @@ final class StandIn {
     /// Sessions whose details have been read, and the acknowledgements waiting for that.
     var asked: Set<String> = []
     var waitingForAsk: [String: Int] = [:]
+    /// The connection playing systemd, once `systemd` was given.
+    var systemd: Bus?
+    var systemdSlot: BusSlot?
 
     init(loop: EventLoop) throws {
         self.loop = loop
@@ -141,6 +149,34 @@ final class StandIn {
         return .reply(reply)
     }
 
+    func systemdCall(_ m: BusMessage) -> BusMethodOutcome {
+        guard m.interface == "org.freedesktop.systemd1.Manager", let reply = try? m.methodReturn() else { return .notHandled }
+        switch m.member {
+        case "Subscribe":
+            return .reply(reply)
+        case "GetUnit":
+            let unit = (try? m.readValue())?.stringValue ?? ""
+            guard let session = sessions.values.first(where: { "session-\($0.id).scope" == unit }), !session.scopeGone else {
+                return .error(name: "org.freedesktop.systemd1.NoSuchUnit", message: "Unit \(unit) not loaded.")
+            }
+            guard (try? reply.append(.objectPath(scopePath(session)))) != nil else { return .notHandled }
+            return .reply(reply)
+        default:
+            return .notHandled
+        }
+    }
+
+    func scopePath(_ s: Session) -> String { "/org/freedesktop/systemd1/unit/session_2d" + escape(s.id) + "_2escope" }
+
+    /// systemd's UnitRemoved for the session's scope.
+    func scopeRemoved(_ s: Session) throws {
+        guard let systemd else { return }
+        let m = try systemd.signal(path: "/org/freedesktop/systemd1", interface: "org.freedesktop.systemd1.Manager", member: "UnitRemoved")
+        try m.append(.string("session-\(s.id).scope"), .objectPath(scopePath(s)))
+        try systemd.send(m)
+        systemd.flush()
+    }
+
     func signal(_ member: String, _ session: Session, on bus: Bus? = nil) throws {
         let m = try (bus ?? self.bus).signal(path: managerPath, interface: manager, member: member)
         try m.append(.string(session.id), .objectPath(session.path))
@@ -177,6 +213,8 @@ final class StandIn {
             try signal("SessionNew", add(try arg(1), try uid(2), try arg(3), leader: words.count > 4 ? UInt32(words[4]) : nil))
         case "close":
             guard let s = remove(try arg(1)) else { throw DaemonlessError("no session \(words[1])") }
+            // As for real: the scope goes, then logind removes the session.
+            if !s.scopeGone { try scopeRemoved(s) }
             try signal("SessionRemoved", s)
             for call in held.removeValue(forKey: s.id) ?? [] {
                 try bus.replyError(to: call, name: "org.freedesktop.DBus.Error.UnknownObject", message: "Unknown object '\(s.path)'.")
@@ -254,6 +292,17 @@ final class StandIn {
                 try m.append(.string("org.freedesktop.login1.Session"), .propertyMap([(property, changed)]), .array(elementSignature: "s", []))
                 try bus.send(m)
             }
+        case "systemd":
+            let systemd = try Bus.system(description: "systemd-standin")
+            try systemd.attach(to: loop)
+            systemdSlot = try systemd.addObject(path: "/org/freedesktop/systemd1", fallback: false) { [unowned self] in self.systemdCall($0) }
+            try systemd.requestName("org.freedesktop.systemd1")
+            self.systemd = systemd
+        case "scope-gone":
+            let id = try arg(1)
+            guard sessions[id] != nil else { throw DaemonlessError("no session \(id)") }
+            sessions[id]!.scopeGone = true
+            try scopeRemoved(sessions[id]!)
         case "sessions":
             bus.flush()
             return "ok " + order.joined(separator: " ")

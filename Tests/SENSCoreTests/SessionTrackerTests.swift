@@ -221,4 +221,43 @@ struct SessionTrackerTests {
         #expect(a.seq == 41 && b.seq == 42)
         #expect(a.userName == "alice" && a.uid == 1000 && a.sessionId == "c1" && a.host == "h" && a.logonType == .interactive)
     }
+
+    @Test func aSessionWhoseProcessesEndedIsEndedOnceAndStaysDeadWhenLogindListsItAgain() {
+        var t = withAlice()
+        var closing = alice
+        closing.state = "closing"
+        #expect(kinds(t.propertiesChanged(path: Self.path, changes: closing)) == [.logoffInitiated])
+        let ended = t.processesEnded(id: "c1")
+        #expect(kinds(ended) == [.logoff] && ended[0].session.userName == "alice" && !ended[0].observedLate)
+        #expect(t.processesEnded(id: "c1").isEmpty)
+        // A restarted logind lists it again, still closing: the same session, nothing to say.
+        #expect(t.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice", objectPath: Self.path)]).isEmpty)
+        #expect(t.detailsArrived(closing).isEmpty)
+        #expect(t.session("c1") == nil && t.deadCount == 1)
+        // If logind does remove it after all, that is not a second Logoff.
+        #expect(t.removed(id: "c1").isEmpty)
+        #expect(t.deadCount == 0)
+        // A new session reusing the id is news again.
+        t.announced(id: "c1", path: Self.path)
+        var reused = alice
+        reused.leader = 5000
+        #expect(kinds(t.detailsArrived(reused)) == [.logon])
+    }
+
+    @Test func aDeadSessionNeverReportedIsForgottenWithoutEvents() {
+        var t = SessionTracker()
+        t.announced(id: "c7", path: "/s/c7")
+        t.forgetDead(id: "c7")
+        #expect(t.count == 0)
+        #expect(t.removed(id: "c7").isEmpty, "its removal is not an unknown session's Logoff")
+        // Unknown otherwise: a removal of a session never seen is reported.
+        #expect(kinds(t.removed(id: "c8")) == [.logoffInitiated, .logoff])
+    }
+
+    @Test func aSessionWhoseProcessesEndedWhileSensdWasDownIsLate() {
+        var t = SessionTracker()
+        t.remember([SessionTracker.Remembered(session: alice, logoffInitiated: true)])
+        let ended = t.processesEnded(id: "c1", late: true)
+        #expect(kinds(ended) == [.logoff] && ended.allSatisfy(\.observedLate))
+    }
 }

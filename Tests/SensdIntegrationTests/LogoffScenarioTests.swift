@@ -275,4 +275,45 @@ struct SensctlTests {
         let message = try String(contentsOfFile: dir.path + "/err", encoding: .utf8)
         #expect(message.contains("cannot connect to \(dir.path)/absent.sock") && message.contains("is sensd running?"), "\(message)")
     }
+
+    @Test func positionPrintsTheLastAndOldestSeq() throws {
+        let rig = try Rig()
+        let watcher = try rig.sensd.subscribe(nil)
+        try rig.logind.run("burst 4 a 1000 alice")
+        _ = try watcher.events(12)
+        let position = try Child(productsDirectory + "/sensctl", ["position", "--socket", rig.sensd.socketPath])
+        #expect(try position.output.next() == "lastSeq 12")
+        #expect(try position.output.next() == "oldestSeq 1")
+        #expect(try position.waitForExit() == 0)
+    }
+
+    @Test func reconnectResumesAcrossADaemonRestartWithNothingLostOrRepeated() throws {
+        let rig = try Rig()
+        let watcher = try rig.sensd.subscribe(nil)
+        try rig.logind.run("burst 5 a 1000 alice")
+        _ = try watcher.events(15)
+        let dir = rig.dir
+        let monitor = try Child(productsDirectory + "/sensctl", ["monitor", "--json", "--reconnect", "--event", "Logoff", "--since", "3", "--socket", rig.sensd.socketPath], stderrPath: dir.path + "/monitor.err")
+        var seqs: [UInt64] = []
+        func nextLogoff() throws -> SENSEvent {
+            while true {
+                let line = try #require(try monitor.output.next())
+                if let e = try? JSONDecoder().decode(SENSEvent.self, from: Data(line.utf8)) {
+                    seqs.append(e.seq)
+                    return e
+                }
+            }
+        }
+        // Replayed: the Logoffs after seq 3 (a1 ... a4; a0's is seq 3 itself).
+        #expect(try (0..<4).map { _ in try nextLogoff().sessionId } == ["a1", "a2", "a3", "a4"])
+        rig.sensd.child.signal(SIGTERM)
+        _ = try rig.sensd.child.waitForExit()
+        rig.sensd = try SensdUnderTest(bus: rig.bus, dir: dir)
+        try rig.logind.run("burst 3 b 1001 bob")
+        #expect(try (0..<3).map { _ in try nextLogoff().sessionId } == ["b0", "b1", "b2"])
+        #expect(increasing(seqs))
+        monitor.signal(SIGTERM)
+        let err = try String(contentsOfFile: dir.path + "/monitor.err", encoding: .utf8)
+        #expect(err.contains("reconnected; resuming after seq 15"), "\(err)")
+    }
 }

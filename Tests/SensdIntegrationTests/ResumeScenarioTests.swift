@@ -196,4 +196,43 @@ struct ResumeScenarioTests {
         #expect(end.map(\.event) == [.logoffInitiated, .logoff] && end[1].userName == "alice")
         #expect(FileManager.default.fileExists(atPath: state + "/sessions.json.damaged"))
     }
+
+    @Test func aSessionLogindLosesTrackOfEndsWhenSystemdSaysItsProcessesAreGoneAndOnlyOnce() throws {
+        let rig = try Rig(before: {
+            try $0.run("systemd")
+            try $0.run("add c1 1000 alice")
+            try $0.run("add c2 1001 bob")
+        })
+        let sub = try rig.sensd.subscribe(#"{"events":["LogoffInitiated","Logoff","Logon"]}"#)
+        // c1 starts closing; logind restarts and from then on lists c1 as closing for ever.
+        try rig.logind.run("set c1 State closing")
+        try rig.logind.run("restart")
+        #expect(try sub.nextEvent().event == .logoffInitiated)
+        // Its processes exit: systemd removes the scope, logind says nothing.
+        try rig.logind.run("scope-gone c1")
+        let end = try sub.nextEvent()
+        #expect(end.event == .logoff && end.sessionId == "c1" && end.userName == "alice" && end.observedLate == nil)
+        // An ordinary end, scope then session removal: one Logoff, no second one from the scope. A session
+        // that ends by its scope alone afterwards is the barrier: its Logoff comes after c2's grace has passed.
+        try rig.logind.run("close c2")
+        try rig.logind.run("open zb 0 root")
+        try rig.logind.run("wait-asked zb")
+        try rig.logind.run("set zb State closing")
+        try rig.logind.run("scope-gone zb")
+        let rest = try Received(sub, untilLogoffOf: "zb")
+        #expect(rest.events.filter { $0.sessionId == "c2" }.map(\.event) == [.logoffInitiated, .logoff])
+        #expect(rest.events.filter { $0.sessionId == "c1" }.isEmpty)
+        // logind restarts again and re-announces the dead c1 (and zb): not a new session.
+        try rig.logind.run("restart")
+        _ = try rig.barrier(sub, id: "b1")
+        // Nor after sensd restarts and finds them listed as closing with no scope.
+        let last = try #require(try object(try TestSubscriber(path: rig.sensd.socketPath).hello)["lastSeq"] as? Int)
+        rig.sensd.child.signal(SIGTERM)
+        _ = try rig.sensd.child.waitForExit()
+        rig.sensd = try SensdUnderTest(bus: rig.bus, dir: rig.dir)
+        let after = try rig.sensd.subscribe(#"{"since":\#(last)}"#)
+        let replayed = try rig.barrier(after, id: "b2")
+        #expect(replayed.isEmpty, "\(replayed.map { "\($0.event) \($0.sessionId)" })")
+        #expect(rig.sensdLog.contains("ignoring a session systemd-logind lists as closing although its processes are gone"))
+    }
 }

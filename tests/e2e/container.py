@@ -163,3 +163,23 @@ class Container:
 
 
 SSH = "ssh -q -i /root/.ssh/id_ed25519 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes"
+
+
+def read_lines(path) -> list[str]:
+    """The non-empty lines of a file that may not exist yet."""
+    try:
+        return [line for line in path.read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def login_command(how: str, user: str, hold: str, record: str) -> str:
+    """A real PAM login (su, runuser or ssh) that appends "<XDG_SESSION_ID> <user> <uid> <how>" to `record`,
+    then waits for the file `hold` to exist before it ends."""
+    body = f'echo "$XDG_SESSION_ID $(id -un) $(id -u) {how}" >> {record}; while [ ! -e {hold} ]; do sleep 0.05; done'
+    if how == "su":
+        return f"su - {user} -c '{body}'"
+    if how == "runuser":
+        return f"runuser -l {user} -c '{body}'"
+    return f"{SSH} {user}@127.0.0.1 '{body}'"
+

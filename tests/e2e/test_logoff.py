@@ -4,19 +4,12 @@ real PAM logins (su, runuser, ssh); what plain socket subscribers (socat, a bare
 import json
 import time
 
-from container import SHARE, SSH, wait_until
+from container import SHARE, login_command, read_lines, wait_until
 
 USERS = ["alice", "bob", "carol"]
 SOCKET = "/run/sensd/events.sock"
 # One line per session, written by the session itself: "<XDG_SESSION_ID> <user> <uid> <how>".
 SESSIONS = f"{SHARE}/sessions.txt"
-
-
-def read_lines(path):
-    try:
-        return [line for line in path.read_text().splitlines() if line.strip()]
-    except FileNotFoundError:
-        return []
 
 
 def start_subscribers(c, tag):
@@ -46,13 +39,7 @@ def logoffs(path):
 
 
 def session_command(how, user, hold):
-    """A real login that records its own session id, then waits for `hold` to exist before ending."""
-    body = f'echo "$XDG_SESSION_ID $(id -un) $(id -u) {how}" >> {SESSIONS}; while [ ! -e {hold} ]; do sleep 0.05; done'
-    if how == "su":
-        return f"su - {user} -c '{body}'"
-    if how == "runuser":
-        return f"runuser -l {user} -c '{body}'"
-    return f"{SSH} {user}@127.0.0.1 '{body}'"
+    return login_command(how, user, hold, SESSIONS)
 
 
 def test_every_logoff_reaches_every_plain_subscriber_exactly_once(container, record):

@@ -1,0 +1,35 @@
+import CSystemd
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Read access to this machine's system journal, for what logind logged while sensd was not running.
+public final class JournalReader {
+    private var journal: OpaquePointer?
+
+    /// logind's "Removed session" entry (`SD_MESSAGE_SESSION_STOP` in sd-messages.h).
+    public static let sessionStopMessageID = "3354939424b4456d9802ca8333ed424a"
+
+    /// Opens the local system journal; fails without the right to read it (root, or the systemd-journal group).
+    public init() throws(SystemdError) {
+        var j: OpaquePointer?
+        try check(sd_journal_open(&j, Int32(SD_JOURNAL_LOCAL_ONLY | SD_JOURNAL_SYSTEM)), "sd_journal_open")
+        journal = j
+    }
+
+    deinit { sd_journal_close(journal) }
+
+    /// When logind logged the removal of session `id` (CLOCK_REALTIME microseconds), if it did so no
+    /// earlier than `notBefore` (ids are reused: an older entry is another session's).
+    public func sessionRemoval(id: String, notBefore: UInt64) -> UInt64? {
+        sd_journal_flush_matches(journal)
+        guard sd_journal_add_match(journal, "MESSAGE_ID=\(Self.sessionStopMessageID)", 0) >= 0,
+              sd_journal_add_match(journal, "SESSION_ID=\(id)", 0) >= 0,
+              sd_journal_seek_tail(journal) >= 0,
+              sd_journal_previous(journal) > 0 else { return nil }
+        var usec: UInt64 = 0
+        guard sd_journal_get_realtime_usec(journal, &usec) >= 0, usec >= notBefore else { return nil }
+        return usec
+    }
+}

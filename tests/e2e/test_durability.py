@@ -1,0 +1,269 @@
+"""End to end, the faults the event log exists for, injected for real against the real logind: sensd
+killed with SIGKILL mid-burst (and restarted by its unit), logind restarted mid-burst with sessions
+lingering in "closing", a subscriber stopped with SIGSTOP across a burst larger than its queue, and a torn
+log plus a garbage snapshot at start-up. Subscribers are plain Python clients that resume with "since"."""
+
+import calendar
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+from container import SHARE, login_command, read_lines, wait_until
+
+SOCKET = "/run/sensd/events.sock"
+STATE = "/var/lib/sensd"
+USERS = ["alice", "bob", "carol"]
+CLIENT = f"{SHARE}/resume_client.py"
+
+
+def prepare(c):
+    c.add_users(*USERS)
+    shutil.copy(Path(__file__).with_name("resume_client.py"), c.path(CLIENT))
+
+
+def resuming_client(c, name, request='{"events":["Logoff"]}'):
+    """Starts the resuming client; returns (process, output path) once it is subscribed."""
+    out = f"{SHARE}/{name}.out"
+    c.run(f"rm -f {out}")
+    proc = c.spawn(f"exec python3 {CLIENT} {SOCKET} {out} '{request}'")
+    path = c.path(out)
+    wait_until(lambda: any('"accepted"' in line for line in read_lines(path)), f"{name} to be subscribed")
+    return proc, path
+
+
+def received(path):
+    """(receipt time, object) for every line the client got."""
+    out = []
+    for line in read_lines(path):
+        t, _, text = line.partition(" ")
+        out.append((float(t), json.loads(text)))
+    return out
+
+
+def events(path, kind=None):
+    return [o for _, o in received(path) if "event" in o and (kind is None or o["event"] == kind)]
+
+
+def burst(c, name, count, hold, users=USERS, ssh=0):
+    """`count` real su/runuser sessions (plus `ssh` ssh logins) held open until `hold` exists; returns the
+    file they record themselves in."""
+    record = f"{SHARE}/{name}.sessions"
+    c.run(f"install -m 666 /dev/null {record}")
+    commands = [login_command("su" if i % 2 == 0 else "runuser", users[i % len(users)], hold, record) for i in range(count)]
+    commands += [login_command("ssh", users[i % len(users)], hold, record) for i in range(ssh)]
+    c.spawn("\n".join(f"({cmd}) &" for cmd in commands) + "\nwait\n")
+    wait_until(lambda: len(read_lines(c.path(record))) >= count + ssh, f"{count + ssh} sessions of {name} to start", timeout=180)
+    return record
+
+
+def sessions_in(c, record):
+    out = {}
+    for line in read_lines(c.path(record)):
+        sid, user, uid, _ = line.split()
+        assert sid not in out, f"logind gave id {sid} twice"
+        out[sid] = (user, int(uid))
+    return out
+
+
+def assert_exactly_once(logoffs, expected, what):
+    got = [e["sessionId"] for e in logoffs]
+    assert len(got) == len(set(got)), f"{what}: a Logoff arrived twice: {sorted(s for s in got if got.count(s) > 1)}"
+    assert set(got) == set(expected), f"{what}: missing {set(expected) - set(got)}, extra {set(got) - set(expected)}"
+    for e in logoffs:
+        assert (e["userName"], e["uid"]) == expected[e["sessionId"]], f"{what}: wrong user: {e}"
+
+
+def journal(c, since_cursor=""):
+    return c.run(f"journalctl -u sensd.service --no-pager -q -o cat {since_cursor}", check=False).stdout
+
+
+def test_kill_dash_nine_mid_burst_loses_no_logoff_and_repeats_none(container, record):
+    c = container
+    prepare(c)
+    # Stay down long enough for sessions to end unseen; the unit's own Restart= brings sensd back.
+    c.run("mkdir -p /etc/systemd/system/sensd.service.d && printf '[Service]\\nRestartSec=3\\n' > /etc/systemd/system/sensd.service.d/test-restart.conf && systemctl daemon-reload")
+    c.run("systemctl enable --now sensd.service")
+    proc, out = resuming_client(c, "kill9")
+    first = burst(c, "kill9-a", 60, f"{SHARE}/kill9-release-a")
+    # ssh logins are "user" sessions, whose removal logind writes to the journal (not so for su -c's
+    # "background" ones): sensd takes the time of a late Logoff from there.
+    second = burst(c, "kill9-b", 57, f"{SHARE}/kill9-release-b", ssh=3)
+    pid = c.main_pid("sensd.service")
+    c.run(f"touch {SHARE}/kill9-release-a")
+    # Mid-burst: some Logoffs of the first group are out, most are not.
+    wait_until(lambda: len(events(out, "Logoff")) >= 5, "the first Logoffs")
+    c.run(f"kill -9 {pid}")
+    before_kill = len(events(out, "Logoff"))
+    c.run(f"touch {SHARE}/kill9-release-b")  # these end while sensd is down
+    expected = {**sessions_in(c, first), **sessions_in(c, second)}
+    wait_until(lambda: c.main_pid("sensd.service") not in (0, pid) and c.run("systemctl is-active sensd.service", check=False).stdout.strip() == "active",
+               "systemd to restart sensd", timeout=30)
+    wait_until(lambda: len(events(out, "Logoff")) >= len(expected), "every Logoff at the resuming client", timeout=60)
+    # Barrier: a session after everything; once its Logoff is here, a duplicate would be too.
+    c.run("su - alice -c true")
+    wait_until(lambda: len(events(out, "Logoff")) >= len(expected) + 1, "the barrier Logoff")
+    logoffs = events(out, "Logoff")[:-1]
+    assert_exactly_once(logoffs, expected, "after kill -9")
+    seqs = [e["seq"] for e in events(out)]
+    assert seqs == sorted(set(seqs)), "seqs repeated or out of order across the crash"
+    late = [e for e in logoffs if e.get("observedLate")]
+    assert late, "no session ended while sensd was down: the scenario did not happen"
+    assert all(e["userName"] in USERS for e in late)
+    # The best time known for those: logind's own record of the removal, before sensd noticed.
+    timed = [e for e in late if "observedAt" in e]
+    assert timed and all(e["time"] <= e["observedAt"] for e in timed), late
+    assert {e["service"] for e in timed} == {"sshd"}
+    assert not any('"gap"' in line for line in read_lines(out))
+    assert "recovered state from the previous run" in journal(c)
+    record["kill9_sessions"] = len(expected)
+    record["kill9_logoffs_before_kill"] = before_kill
+    record["kill9_logoffs_observed_late"] = len(late)
+    record["kill9_late_with_journal_time"] = len(timed)
+    record["kill9_reconnects"] = sum(1 for _, o in received(out) if "hello" in o) - 1
+    proc.kill()
+    c.run("rm -f /etc/systemd/system/sensd.service.d/test-restart.conf && systemctl daemon-reload")
+
+
+def test_logind_restart_mid_burst_with_closing_sessions_loses_and_repeats_nothing(container, record):
+    c = container
+    c.run("systemctl start sensd.service")
+    proc, out = resuming_client(c, "logind", '{"events":["Logoff","LogoffInitiated"]}')
+    start = len(events(out, "Logoff"))
+    # Five sessions that linger in "closing": the shell is gone, a process it left behind is not.
+    fifo = f"{SHARE}/linger.fifo"
+    linger_record = f"{SHARE}/linger.sessions"
+    c.run(f"rm -f {fifo} && mkfifo {fifo} && chmod 666 {fifo} && install -m 666 /dev/null {linger_record}")
+    for i in range(5):
+        user = USERS[i % 3]
+        c.run(f"su - {user} -c 'setsid sh -c \"read x < {fifo}\" </dev/null >/dev/null 2>&1 & "
+              f"echo \"$XDG_SESSION_ID $(id -un) $(id -u) su\" >> {linger_record}'")
+    lingering = sessions_in(c, linger_record)
+    wait_until(lambda: all(c.run(f"loginctl show-session {s} -p State --value", check=False).stdout.strip() == "closing" for s in lingering),
+               "the lingering sessions to be closing")
+    held = burst(c, "logind-burst", 100, f"{SHARE}/logind-release")
+    c.run(f"touch {SHARE}/logind-release")
+    wait_until(lambda: len(events(out, "Logoff")) >= start + 5, "the burst's first Logoffs")
+    c.run("systemctl restart systemd-logind.service")
+    restarted_at = len(events(out, "Logoff"))
+    # The lingering processes end after the restart: logind never announces those sessions' removal.
+    for _ in lingering:
+        c.run(f"echo bye > {fifo}")
+    expected = {**sessions_in(c, held), **lingering}
+    wait_until(lambda: len(events(out, "Logoff")) - start >= len(expected), "every Logoff", timeout=60)
+    c.run("su - bob -c true")
+    wait_until(lambda: len(events(out, "Logoff")) - start >= len(expected) + 1, "the barrier Logoff")
+    logoffs = events(out, "Logoff")[start:-1]
+    assert_exactly_once(logoffs, expected, "logind restart")
+    initiated = [e["sessionId"] for e in events(out, "LogoffInitiated")]
+    for sid in expected:
+        assert initiated.count(sid) == 1, f"LogoffInitiated of {sid} not exactly once"
+    record["logind_restart_sessions"] = len(expected)
+    record["logind_restart_lingering"] = len(lingering)
+    record["logind_restart_logoffs_before_restart"] = restarted_at - start
+    proc.kill()
+
+
+def latencies_ms(path, kind="Logoff"):
+    """Receipt time minus the event's own time (stamped by sensd when it published), in ms."""
+    out = []
+    for t, o in received(path):
+        if o.get("event") == kind:
+            stamped = calendar.timegm(time.strptime(o["time"][:19], "%Y-%m-%dT%H:%M:%S")) + int(o["time"][20:26]) / 1e6
+            out.append((t - stamped) * 1000)
+    return out
+
+
+def summary(values):
+    values = sorted(values)
+    return {"p50": round(statistics.median(values), 3), "p99": round(values[int(len(values) * 0.99) - 1], 3), "max": round(values[-1], 3), "n": len(values)}
+
+
+def test_stopped_subscriber_overflows_resumes_and_slows_no_one(container, record):
+    c = container
+    c.run("mkdir -p /etc/systemd/system/sensd.service.d && printf '[Service]\\nExecStart=\\nExecStart=/usr/sbin/sensd --queue-limit 32\\n' > /etc/systemd/system/sensd.service.d/test-queue.conf")
+    c.run("systemctl daemon-reload && systemctl restart sensd.service")
+    everything = '{"events":["Logon","LogoffInitiated","Logoff"]}'
+
+    def run_burst(name, with_stopped):
+        healthy, healthy_out = resuming_client(c, f"{name}-healthy", everything)
+        if with_stopped:
+            stopped, stopped_out = resuming_client(c, f"{name}-stopped", everything)
+            c.run(f"kill -STOP $(pgrep -f '{name}-stopped.out')")
+            cursor = c.run("journalctl -u sensd.service -n 1 -o json --no-pager | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"__CURSOR\"])'").stdout.strip()
+        # Short logins, six at a time: three events each, well past the queue and the socket's buffer.
+        rec, done = f"{SHARE}/{name}.sessions", f"{SHARE}/{name}.done"
+        c.run(f"install -m 666 /dev/null {rec} && rm -f {done}")
+        c.spawn(f"seq 400 | xargs -P 6 -I{{}} su - alice -c 'echo \"$XDG_SESSION_ID $(id -un) $(id -u) su\" >> {rec}'; touch {done}")
+        if with_stopped:
+            # Let it go as soon as sensd has cut it off, so that the overflow line is read within the
+            # close grace period; it then resumes while the burst goes on.
+            wait_until(lambda: "disconnecting it" in journal(c, f"'--after-cursor={cursor}'"), "sensd to cut off the stopped subscriber", timeout=300)
+            c.run(f"kill -CONT $(pgrep -f '{name}-stopped.out')")
+        wait_until(lambda: c.path(done).exists(), f"{name}: the burst to finish", timeout=600)
+        expected = sessions_in(c, rec)
+        wait_until(lambda: len([e for e in events(healthy_out, "Logoff") if e["sessionId"] in expected]) >= len(expected), f"{name}: the healthy subscriber's Logoffs", timeout=60)
+        result = {"healthy": healthy_out, "expected": expected, "procs": [healthy]}
+        if with_stopped:
+            result["stopped"] = stopped_out
+            result["procs"].append(stopped)
+        return result
+
+    baseline = run_burst("sigstop-base", with_stopped=False)
+    loaded = run_burst("sigstop", with_stopped=True)
+    stopped_out = loaded["stopped"]
+    expected = loaded["expected"]
+    wait_until(lambda: len([e for e in events(stopped_out, "Logoff") if e["sessionId"] in expected]) >= len(expected), "the stopped subscriber to catch up", timeout=60)
+    c.run("su - alice -c true")  # barrier
+    wait_until(lambda: len(events(stopped_out, "Logoff")) >= len(expected) + 1, "the barrier at the resumed subscriber")
+    lines = [o for _, o in received(stopped_out)]
+    overflow = [o for o in lines if o.get("error") == "overflow"]
+    assert len(overflow) == 1 and overflow[0]["limit"] == 32, "the stopped subscriber was not cut off exactly once"
+    assert "lastSeq" in overflow[0]
+    logoffs = [e for e in events(stopped_out, "Logoff") if e["sessionId"] in expected]
+    assert_exactly_once(logoffs, expected, "stopped then resumed")
+    all_events = events(stopped_out)
+    assert [e["seq"] for e in all_events] == sorted({e["seq"] for e in all_events}), "duplicate or disorder across the resume"
+    assert_exactly_once([e for e in events(loaded["healthy"], "Logoff") if e["sessionId"] in expected], expected, "healthy")
+    base, load = summary(latencies_ms(baseline["healthy"])), summary(latencies_ms(loaded["healthy"]))
+    record["sigstop_burst_sessions"] = len(expected)
+    record["sigstop_healthy_latency_ms_without_stopped"] = base
+    record["sigstop_healthy_latency_ms_with_stopped"] = load
+    record["sigstop_events_before_overflow"] = lines.index(overflow[0]) - 2
+    for p in baseline["procs"] + loaded["procs"]:
+        p.kill()
+    c.run("rm -f /etc/systemd/system/sensd.service.d/test-queue.conf && systemctl daemon-reload && systemctl restart sensd.service")
+
+
+def test_torn_log_and_garbage_snapshot_at_start_are_reported_and_the_rest_served(container, record):
+    c = container
+    c.run("systemctl start sensd.service")
+    position = c.run("sensctl position").stdout
+    last = int(position.split()[1])
+    assert last > 0 and "oldestSeq 1" in position, position
+    c.run("systemctl stop sensd.service")
+    segments = sorted(p for p in c.run(f"ls {STATE}/log").stdout.split() if p.endswith(".log"))
+    newest = f"{STATE}/log/{segments[-1]}"
+    size = int(c.run(f"stat -c %s {newest}").stdout)
+    # Cut the last record in half, as a power loss mid-write would, and scribble over the snapshot.
+    c.run(f"truncate -s {size - 40} {newest}")
+    c.run(f"head -c 300 /dev/urandom > {STATE}/sessions.json")
+    cursor = "--after-cursor=" + c.run("journalctl -u sensd.service -n 1 -o json --no-pager | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"__CURSOR\"])'").stdout.strip()
+    c.run("systemctl start sensd.service")
+    assert c.run("systemctl is-active sensd.service").stdout.strip() == "active"
+    said = journal(c, f"'{cursor}'")
+    assert "the session snapshot is damaged" in said, said
+    assert f"torn record after seq {last - 1}" in said and "dropped its last" in said, said
+    # Everything intact is served: a client from 0 gets 1 ... last-1, in order.
+    proc, out = resuming_client(c, "torn", '{"since":0}')
+    wait_until(lambda: len(events(out)) >= last - 1, "the intact history")
+    assert [e["seq"] for e in events(out)][: last - 1] == list(range(1, last))
+    # The lost seq is never given out again, and a client reading across it is told it is missing.
+    c.run("su - carol -c true")
+    wait_until(lambda: any(e["event"] == "Logoff" and e["userName"] == "carol" for e in events(out)), "a fresh event after the damage")
+    assert min(e["seq"] for e in events(out) if e["userName"] == "carol") == last + 1
+    gaps = [o for _, o in received(out) if "gap" in o]
+    assert len(gaps) == 1 and (gaps[0]["firstMissing"], gaps[0]["lastMissing"]) == (last, last), gaps
+    record["torn_log_intact_events_served"] = last - 1
+    proc.kill()
