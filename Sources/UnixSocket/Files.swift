@@ -23,11 +23,6 @@ extension Syscall {
         return fd
     }
 
-    /// Writes every byte of every chunk, in order (one writev when the kernel takes it all).
-    public static func writeAll(_ fd: Int32, chunks: [[UInt8]]) throws(SystemCallError) {
-        for chunk in chunks { try writeAll(fd, chunk) }
-    }
-
     /// Reads up to `buffer.count` bytes at `offset`; 0 at the end of the file.
     public static func read(_ fd: Int32, at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(SystemCallError) -> Int {
         let n = retryingEINTR { pread(fd, buffer.baseAddress, buffer.count, off_t(offset)) }
@@ -50,13 +45,6 @@ extension Syscall {
 
     public static func truncate(_ path: String, to length: Int) throws(SystemCallError) {
         guard Glibc.truncate(path, off_t(length)) == 0 else { throw SystemCallError("truncate(\(path))", errno: errno) }
-    }
-
-    /// The size of an open file.
-    public static func fileSize(_ fd: Int32) throws(SystemCallError) -> Int {
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw SystemCallError("fstat", errno: errno) }
-        return Int(st.st_size)
     }
 
     /// The names in a directory (without `.` and `..`).
