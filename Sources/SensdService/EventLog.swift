@@ -83,9 +83,10 @@ final class EventLog {
                 if isLast {
                     // A torn tail: keep every intact record, set the rest aside.
                     let bytes = try Syscall.readFile(path, limit: Int.max) ?? []
-                    _ = try? Syscall.replaceFile(path + ".damaged", with: Array(bytes[check.goodBytes...]))
+                    let tail = bytes.count > check.goodBytes ? Array(bytes[check.goodBytes...]) : []
+                    _ = try? Syscall.replaceFile(path + ".damaged", with: tail)
                     try Syscall.truncate(path, to: check.goodBytes)
-                    damage.append("\(name): \(problem); dropped its last \(bytes.count - check.goodBytes) bytes (kept in \(name).damaged), kept \(check.count) events")
+                    damage.append("\(name): \(problem); dropped its last \(tail.count) bytes (kept in \(name).damaged), kept \(check.count) events")
                 } else {
                     // Damage in the middle: what comes after it is intact, what was before no longer connects.
                     let dropped = segments.reduce(0) { $0 + $1.count } + check.count
@@ -121,34 +122,66 @@ final class EventLog {
     /// Walks a segment's records; stops at the first that is not whole, fails its checksum, is not an event
     /// line, or does not have a seq above the one before.
     private static func check(path: String, namedSeq: UInt64, after previous: UInt64) throws(SystemCallError) -> Check {
-        let bytes = try Syscall.readFile(path, limit: Int.max) ?? []
         var c = Check()
+        guard let fd = try Syscall.openForReading(path) else { return c }
+        defer { Syscall.close(fd) }
         var last = previous
-        bytes.withUnsafeBytes { raw in
-            var start = 0
-            while start < raw.count {
-                guard let newline = raw[start...].firstIndex(of: 0x0A) else {
-                    c.problem = "torn record after seq \(last) (\(raw.count - start) bytes without an end of line)"
-                    return
+        // Read in chunks: a segment can be megabytes, and the daemon's memory should not grow with it.
+        var buffer = [UInt8](repeating: 0, count: 256 << 10)
+        var filled = 0
+        var offset = 0
+        while true {
+            let start = filled, position = offset + filled
+            let n: Int
+            do {
+                n = try buffer.withUnsafeMutableBytes { raw throws(SystemCallError) -> Int in
+                    try Syscall.read(fd, at: position, into: UnsafeMutableRawBufferPointer(rebasing: raw[start...]))
                 }
-                guard let json = EventRecord.verified(UnsafeRawBufferPointer(rebasing: raw[start..<newline])),
-                      let seq = EventRecord.seq(of: json) else {
-                    c.problem = "damaged record after seq \(last) at byte \(start)"
-                    return
-                }
-                guard seq > last, c.firstSeq != nil || seq == namedSeq else {
-                    c.problem = "record with seq \(seq) out of order after seq \(last) at byte \(start)"
-                    return
-                }
-                if c.firstSeq == nil { c.firstSeq = seq }
-                last = seq
-                c.lastSeq = seq
-                c.count += 1
-                start = newline + 1
-                c.goodBytes = start
+            } catch let error as SystemCallError {
+                throw error
+            } catch {
+                throw SystemCallError("pread(\(path))", errno: EIO)
             }
+            filled += n
+            var consumed = 0
+            buffer.withUnsafeBytes { raw in
+                while c.problem == nil, let newline = raw[consumed..<filled].firstIndex(of: 0x0A) {
+                    let at = offset + consumed
+                    guard let json = EventRecord.verified(UnsafeRawBufferPointer(rebasing: raw[consumed..<newline])),
+                          let seq = EventRecord.seq(of: json) else {
+                        c.problem = "damaged record after seq \(last) at byte \(at)"
+                        return
+                    }
+                    guard seq > last, c.firstSeq != nil || seq == namedSeq else {
+                        c.problem = "record with seq \(seq) out of order after seq \(last) at byte \(at)"
+                        return
+                    }
+                    if c.firstSeq == nil { c.firstSeq = seq }
+                    last = seq
+                    c.lastSeq = seq
+                    c.count += 1
+                    consumed = newline + 1
+                    c.goodBytes = offset + consumed
+                }
+            }
+            if c.problem != nil { return c }
+            if n == 0 {
+                if filled > consumed {
+                    c.problem = "torn record after seq \(last) (\(filled - consumed) bytes without an end of line)"
+                }
+                return c
+            }
+            if consumed == 0 && filled == buffer.count {
+                c.problem = "damaged record after seq \(last) at byte \(offset) (no end of line in \(buffer.count) bytes)"
+                return c
+            }
+            // Keep the unfinished record at the front and read on after it.
+            buffer.withUnsafeMutableBytes { raw in
+                raw.baseAddress!.copyMemory(from: raw.baseAddress! + consumed, byteCount: filled - consumed)
+            }
+            offset += consumed
+            filled -= consumed
         }
-        return c
     }
 
     deinit {

@@ -104,7 +104,9 @@ struct ResumeScenarioTests {
     }
 
     @Test func anOverflowedSubscriberResumesFromItsLastSeqAndEndsWithExactlyEveryLogoff() throws {
-        let rig = try Rig(sensdArguments: ["--queue-limit", "16"])
+        // 3000 Logoff lines are far more than a stopped reader's socket buffer plus 256 queued; a reader
+        // that keeps reading stays well within 256 even on a loaded machine.
+        let rig = try Rig(sensdArguments: ["--queue-limit", "256"])
         let stalled = try rig.sensd.subscribe()
         let healthy = try rig.sensd.subscribe()
         try rig.logind.start("burst 3000 x 1000 alice")

@@ -129,6 +129,28 @@ struct EventLogTests {
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/00000000000000000001.log"))
     }
 
+    @Test func segmentsLargerThanTheReadChunkAreCheckedWhole() throws {
+        let dir = try TemporaryDirectory()
+        let retention = LogRetention(maxEvents: 100_000, maxBytes: 1 << 30)
+        do {
+            let log = try EventLog(directory: dir.path, retention: retention, logger: quiet)
+            try log.append((1...6000).map { line($0, user: "user-with-a-longer-name-\($0)") })
+            #expect(log.byteCount > 3 * (256 << 10), "several read chunks")
+        }
+        let segment = dir.path + "/00000000000000000001.log"
+        let clean = try EventLog(directory: dir.path, retention: retention, logger: quiet)
+        #expect(clean.damage.isEmpty && clean.lastSeq == 6000 && clean.eventCount == 6000)
+        // Damage deep inside, past the first chunk.
+        var bytes = try #require(try Syscall.readFile(segment))
+        bytes[700_000] ^= 0x01
+        try Syscall.replaceFile(segment, with: bytes)
+        let damaged = try EventLog(directory: dir.path, retention: retention, logger: quiet)
+        let kept = try #require(damaged.lastSeq)
+        #expect(kept > 3000 && kept < 6000)
+        #expect(damaged.damage.first?.contains("damaged record after seq \(kept)") == true, "\(damaged.damage)")
+        #expect(readAll(damaged, after: 0).seqs == Array(1...kept))
+    }
+
     @Test func aFlippedByteInsideANameFailsTheChecksum() throws {
         let dir = try TemporaryDirectory()
         do {
