@@ -25,6 +25,9 @@ public struct DaemonConfiguration: Sendable {
     /// How long appended events may wait before they are synced to the disk; 0 syncs every batch before
     /// subscribers see it.
     public var syncIntervalMicroseconds: UInt64
+    /// Whether every event is also written to the journal as a structured entry; nil: when running under
+    /// systemd (stderr is a journal stream).
+    public var journalEvents: Bool?
 
     public static let defaultSocketPath = "/run/sensd/events.sock"
     public static let defaultStateDirectory = "/var/lib/sensd"
@@ -32,8 +35,10 @@ public struct DaemonConfiguration: Sendable {
     public init(
         socketPath: String = DaemonConfiguration.defaultSocketPath, socketMode: UInt32 = 0o666, socketGroup: String? = nil,
         limits: SubscriberLimits = SubscriberLimits(), stateDirectory: String? = DaemonConfiguration.defaultStateDirectory,
-        watchSessionFiles: Bool? = nil, retention: LogRetention = LogRetention(), syncIntervalMicroseconds: UInt64 = 1_000_000
+        watchSessionFiles: Bool? = nil, retention: LogRetention = LogRetention(), syncIntervalMicroseconds: UInt64 = 1_000_000,
+        journalEvents: Bool? = nil
     ) {
+        self.journalEvents = journalEvents
         self.retention = retention
         self.syncIntervalMicroseconds = syncIntervalMicroseconds
         self.socketPath = socketPath
@@ -81,6 +86,11 @@ public final class Daemon {
     /// Seqs reserved at a time: one small synced write per this many events.
     static let reservationBlock: UInt64 = 65_536
 
+    private let journalEvents: Bool
+    private var eventsSinceStart = 0
+    private var statusTimer: EventSource?
+    private var ready = false
+
     public init(configuration: DaemonConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
@@ -114,6 +124,7 @@ public final class Daemon {
         }
         let watch = configuration.watchSessionFiles ?? DaemonConfiguration.busIsThisMachines()
         localLogind = watch
+        journalEvents = configuration.journalEvents ?? StderrLogHandler.stderrIsJournal()
         logind = LogindSource(bus: bus, loop: loop, logger: logger, watchSessionFiles: watch, remembered: remembered)
     }
 
@@ -186,10 +197,12 @@ public final class Daemon {
         server = try SubscriberServer(
             loop: loop, listenFD: fd, limits: configuration.limits, logger: logger,
             daemonVersion: Self.version, lastSeq: { [unowned self] in self.sequencer.lastSeq }, log: log)
+        server.onSubscribersChanged = { [unowned self] in self.statusChanged() }
         logind.publish = { [unowned self] drafts in self.publish(drafts) }
         try logind.start { [unowned self] in
-            self.logger.info("ready", metadata: ["sessions": "\(self.logind.sessionCount)", "socket": "\(self.configuration.socketPath)"])
-            ServiceManager.notify("READY=1")
+            self.logger.info("ready", metadata: ["sessions": "\(self.logind.sessionCount)", "socket": "\(self.configuration.socketPath)", "journalEvents": "\(self.journalEvents)"])
+            self.ready = true
+            ServiceManager.notify("READY=1\nSTATUS=\(self.status)")
         }
 
         let code = try loop.run()
@@ -227,9 +240,34 @@ public final class Daemon {
             }
             logger.debug("event", metadata: ["event": "\(event.event.rawValue)", "session": "\(event.sessionId)", "user": "\(event.userName ?? "?")", "seq": "\(event.seq)", "late": "\(event.observedLate == true)"])
             lines.append(WireFormat.line(event))
+            if journalEvents { JournalWriter.send(JournalEntry.fields(event)) }
         }
+        eventsSinceStart += drafts.count
+        statusChanged()
         if let log { append(lines, to: log) }
         for line in lines { server.broadcast(line) }
+    }
+
+    /// What `systemctl status` shows.
+    private var status: String {
+        var parts = [
+            "\(logind.sessionCount) session\(logind.sessionCount == 1 ? "" : "s") tracked",
+            "\(server.subscriberCount) subscriber\(server.subscriberCount == 1 ? "" : "s")",
+            "\(eventsSinceStart) event\(eventsSinceStart == 1 ? "" : "s") since start",
+            "last seq \(sequencer.lastSeq)",
+        ]
+        if server.overflowed > 0 { parts.append("\(server.overflowed) cut off for falling behind") }
+        if logind.ignoredSignals > 0 { parts.append("\(logind.ignoredSignals) forged signals ignored") }
+        return parts.joined(separator: ", ")
+    }
+
+    /// Sends STATUS= at most once a second, and only after a change: no wakeups while idle.
+    private func statusChanged() {
+        guard ready, statusTimer == nil else { return }
+        statusTimer = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + 1_000_000) { [unowned self] in
+            self.statusTimer = nil
+            ServiceManager.notify("STATUS=\(self.status)")
+        }
     }
 
     private func append(_ lines: [OutgoingLine], to log: EventLog) {
@@ -324,6 +362,8 @@ public final class Daemon {
     private func listeningSocket() throws -> Int32 {
         if let fd = ServiceManager.listenFDs().first(where: ServiceManager.isListeningUnixStream) {
             logger.info("using the socket passed by the service manager")
+            // Accepting drains the backlog until it would block: it must not block.
+            try Syscall.setNonBlocking(fd)
             return fd
         }
         let path = configuration.socketPath

@@ -44,6 +44,8 @@ public final class SubscriberServer {
     private var dirty: Set<ObjectIdentifier> = []
 
     public var subscriberCount: Int { subscribers.count }
+    /// Called when a subscriber connects or goes.
+    var onSubscribersChanged: () -> Void = {}
     /// Connections refused or cut off, by reason, since start.
     public private(set) var refused = 0
     public private(set) var overflowed = 0
@@ -151,6 +153,7 @@ public final class SubscriberServer {
                 self.release(subscriber)
             }
             logger.debug("subscriber connected", metadata: ["subscribers": "\(subscribers.count)"])
+            onSubscribersChanged()
         }
     }
 
@@ -389,6 +392,7 @@ public final class SubscriberServer {
         dirty.remove(key)
         subscriber.detach()
         logger.debug("subscriber disconnected", metadata: ["subscribers": "\(subscribers.count)"])
+        onSubscribersChanged()
     }
 }
 

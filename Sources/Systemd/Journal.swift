@@ -33,3 +33,26 @@ public final class JournalReader {
         return usec
     }
 }
+
+/// Structured entries for the system journal. The corresponding C function is `sd_journal_sendv`.
+public enum JournalWriter {
+    /// Sends one entry; `fields` are (NAME, value) pairs, NAME in upper case (`MESSAGE`, `PRIORITY`, ...).
+    /// Values may hold any bytes, newlines included. Returns false if journald did not take it.
+    @discardableResult
+    public static func send(_ fields: [(String, String)]) -> Bool {
+        // One buffer for every field, so that every iovec points into memory valid for the whole call.
+        var bytes: [UInt8] = []
+        var ranges: [Range<Int>] = []
+        for (name, value) in fields {
+            let start = bytes.count
+            bytes += name.utf8
+            bytes.append(UInt8(ascii: "="))
+            bytes += value.utf8
+            ranges.append(start..<bytes.count)
+        }
+        return bytes.withUnsafeMutableBytes { raw in
+            let vectors = ranges.map { iovec(iov_base: raw.baseAddress! + $0.lowerBound, iov_len: $0.count) }
+            return sd_journal_sendv(vectors, Int32(vectors.count)) >= 0
+        }
+    }
+}

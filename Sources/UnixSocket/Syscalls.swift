@@ -68,7 +68,14 @@ public enum Syscall {
         guard r == 0 else { throw SystemCallError("connect(\(path))", errno: errno) }
     }
 
+    /// Makes `fd` non-blocking (a socket handed over by the service manager is blocking unless told otherwise).
+    public static func setNonBlocking(_ fd: Int32) throws(SystemCallError) {
+        let flags = fcntl(fd, F_GETFL)
+        guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else { throw SystemCallError("fcntl(O_NONBLOCK)", errno: errno) }
+    }
+
     /// Accepts one connection as a non-blocking, close-on-exec descriptor; nil when none is waiting.
+    /// `fd` must be non-blocking, or this waits for a connection.
     public static func accept(_ fd: Int32) throws(SystemCallError) -> Int32? {
         // accept4 is not in Glibc's Swift module; the daemon never execs, so CLOEXEC set after accept is enough.
         let client = retryingEINTR { Glibc.accept(fd, nil, nil) }
@@ -79,7 +86,7 @@ public enum Syscall {
         }
         switch errno {
         case EAGAIN, ECONNABORTED: return nil
-        default: throw SystemCallError("accept4", errno: errno)
+        default: throw SystemCallError("accept", errno: errno)
         }
     }
 

@@ -11,8 +11,17 @@ struct Sensd: ParsableCommand {
         commandName: "sensd",
         abstract: "Turns systemd-logind's sessions into SENS logon events (Logoff, ...) for local subscribers.",
         discussion: """
-            Subscribers connect to the Unix socket and read one JSON object per line; see /usr/share/doc/sensd/protocol.md.
-            The system bus is the one DBUS_SYSTEM_BUS_ADDRESS names, or the default.
+            Subscribers connect to the Unix socket and read one JSON object per line, and may resume after any event \
+            they saw; see sensd-protocol(7) and sensctl(1). Under systemd, sensd.socket owns the socket and sensd \
+            takes it by socket activation; run by hand, sensd creates it. The system bus is the one \
+            DBUS_SYSTEM_BUS_ADDRESS names, or the default.
+
+            Files: /var/lib/sensd/log/ holds the event log, /var/lib/sensd/sessions.json what sensd knows of open \
+            sessions, /var/lib/sensd/sequence.json the seqs reserved (see --state-directory). Every event is in the \
+            log before any subscriber sees it.
+
+            Signals: SIGTERM and SIGINT stop sensd cleanly (subscribers get a shutting-down line; the log is synced). \
+            Exit status: 0 after a clean stop, 1 when it cannot start or loses the system bus (systemd then restarts it).
             """,
         version: Daemon.version
     )
@@ -47,6 +56,9 @@ struct Sensd: ParsableCommand {
     @Option(help: "Watch logind's session files for sessions that start closing (LogoffInitiated): yes, no, or auto (when the bus is this machine's system bus).")
     var sessionFiles = "auto"
 
+    @Option(help: "Also write every event to the journal as a structured entry (MESSAGE_ID per event type, SENS_* fields): yes, no, or auto (when running under systemd).")
+    var journalEvents = "auto"
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -59,6 +71,9 @@ struct Sensd: ParsableCommand {
         }
         guard ["yes", "no", "auto"].contains(sessionFiles) else {
             throw ValidationError("--session-files must be yes, no or auto")
+        }
+        guard ["yes", "no", "auto"].contains(journalEvents) else {
+            throw ValidationError("--journal-events must be yes, no or auto")
         }
         guard maxSubscribers > 0, queueLimit > 0 else {
             throw ValidationError("--max-subscribers and --queue-limit must be positive")
@@ -73,7 +88,12 @@ struct Sensd: ParsableCommand {
 
     func run() throws {
         let level = Logger.Level(rawValue: logLevel)!
-        LoggingSystem.bootstrap { StderrLogHandler(label: $0, level: level) }
+        // Under systemd, straight to the journal with structured fields; elsewhere to stderr.
+        if StderrLogHandler.stderrIsJournal() {
+            LoggingSystem.bootstrap { _ in JournalLogHandler(level: level) }
+        } else {
+            LoggingSystem.bootstrap { StderrLogHandler(label: $0, level: level) }
+        }
         let logger = Logger(label: "sensd")
         let configuration = DaemonConfiguration(
             socketPath: socket, socketMode: UInt32(socketMode, radix: 8)!, socketGroup: socketGroup,
@@ -81,7 +101,8 @@ struct Sensd: ParsableCommand {
             stateDirectory: stateDirectory == "none" ? nil : stateDirectory,
             watchSessionFiles: sessionFiles == "auto" ? nil : sessionFiles == "yes",
             retention: LogRetention(maxEvents: logEvents, maxBytes: logMaxMib << 20),
-            syncIntervalMicroseconds: UInt64(syncInterval * 1_000_000))
+            syncIntervalMicroseconds: UInt64(syncInterval * 1_000_000),
+            journalEvents: journalEvents == "auto" ? nil : journalEvents == "yes")
         let code: Int32
         do {
             code = try Daemon(configuration: configuration, logger: logger).run()

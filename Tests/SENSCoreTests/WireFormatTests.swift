@@ -112,3 +112,31 @@ struct EventTimeTests {
         #expect(EventTime(rfc3339: "1970-01-01T00:00:01Z")?.microsecondsSinceEpoch == 1_000_000)
     }
 }
+
+@Suite("Journal entries: one per event, with a stable MESSAGE_ID")
+struct JournalEntryTests {
+    @Test func everyEventTypeHasItsOwnWellFormedMessageID() {
+        let ids = EventKind.allCases.map(JournalEntry.messageID)
+        #expect(Set(ids).count == EventKind.allCases.count)
+        #expect(ids.allSatisfy { $0.count == 32 && $0.allSatisfy(\.isHexDigit) && $0 == $0.lowercased() })
+    }
+
+    @Test func aLogoffCarriesTheDocumentedFields() {
+        var e = SENSEvent(event: .logoff, seq: 41, time: EventTime(rfc3339: "2026-11-20T10:00:00.123456Z")!, sessionId: "c12", userName: "alice", uid: 1000)
+        e.sessionClass = "user"
+        e.remote = true
+        e.remoteHost = "192.0.2.7"
+        e.logonType = .remoteInteractive
+        e.logonTypeCode = 10
+        e.observedLate = true
+        let f = Dictionary(JournalEntry.fields(e), uniquingKeysWith: { a, _ in a })
+        #expect(f["MESSAGE_ID"] == JournalEntry.messageID(.logoff))
+        #expect(f["MESSAGE"] == "alice (uid 1000) logged off, session c12 (observed late)")
+        #expect(f["SENS_EVENT"] == "Logoff" && f["SENS_USER_NAME"] == "alice" && f["SENS_SESSION_ID"] == "c12")
+        #expect(f["SENS_UID"] == "1000" && f["SENS_SEQ"] == "41" && f["SENS_TIME"] == "2026-11-20T10:00:00.123456Z")
+        #expect(f["SENS_REMOTE"] == "true" && f["SENS_REMOTE_HOST"] == "192.0.2.7" && f["SENS_LOGON_TYPE_CODE"] == "10")
+        #expect(f["SENS_OBSERVED_LATE"] == "true" && f["PRIORITY"] == "5")
+        #expect(f["SENS_TTY"] == nil, "absent values are left out")
+        #expect(JournalEntry.fields(e).allSatisfy { name, _ in name.allSatisfy { $0.isUppercase || $0 == "_" } })
+    }
+}

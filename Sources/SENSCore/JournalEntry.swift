@@ -1,0 +1,76 @@
+/// An event as a structured journal entry: `MESSAGE_ID` per event type (explained by the catalog in
+/// packaging/sensd.catalog) and the event's fields as `SENS_*`. So `journalctl MESSAGE_ID=<Logoff>` is to a
+/// Linux administrator what filtering the Security log on 4634/4647 is on Windows, and any journal shipper
+/// forwards logoffs. Pure: the daemon hands the fields to sd-journal.
+public enum JournalEntry {
+    /// Stable for the life of the project: never change one, only add.
+    public static func messageID(_ kind: EventKind) -> String {
+        switch kind {
+        case .logon: "3364411bede640789d2a74209a7a9462"
+        case .logoffInitiated: "25cc6645e493436e94acc75e9689db63"
+        case .logoff: "5055ac5a8fc549bd8d77276386b809a7"
+        case .sessionDisconnect: "b693f4a9ad3a43f69c08ba0f429346e0"
+        case .sessionReconnect: "9e6ae68745d643e9bbef521abbec6260"
+        case .displayLock: "c0544fb641084c479a2567071d4a5348"
+        case .displayUnlock: "47a53982fefa48d590286cb97df3231e"
+        case .startScreenSaver: "d96f37ab685e47fba426dc18db3e292a"
+        case .stopScreenSaver: "90fe187b76d04b4db27a68d2c0448d82"
+        }
+    }
+
+    /// The entry's fields, in a fixed order.
+    public static func fields(_ e: SENSEvent) -> [(String, String)] {
+        let who = e.userName.map { "\($0) (uid \(e.uid.map(String.init) ?? "?"))" } ?? "an unknown user"
+        let message: String
+        switch e.event {
+        case .logon:
+            var how: [String] = []
+            if let t = e.logonType { how.append(t.rawValue) }
+            if let s = e.service, !s.isEmpty { how.append("via \(s)") }
+            if let h = e.remoteHost, !h.isEmpty { how.append("from \(h)") }
+            message = "\(who) logged on, session \(e.sessionId)" + (how.isEmpty ? "" : " (" + how.joined(separator: " ") + ")")
+        case .logoffInitiated: message = "\(who) initiated the logoff of session \(e.sessionId)"
+        case .logoff: message = "\(who) logged off, session \(e.sessionId)"
+        case .sessionDisconnect: message = "session \(e.sessionId) of \(who) was disconnected (left the foreground of its seat)"
+        case .sessionReconnect: message = "session \(e.sessionId) of \(who) was reconnected (back in the foreground of its seat)"
+        case .displayLock: message = "session \(e.sessionId) of \(who) was locked"
+        case .displayUnlock: message = "session \(e.sessionId) of \(who) was unlocked"
+        case .startScreenSaver: message = "session \(e.sessionId) of \(who) went idle (screen saver started)"
+        case .stopScreenSaver: message = "session \(e.sessionId) of \(who) is no longer idle (screen saver stopped)"
+        }
+        let notable: Set<EventKind> = [.logon, .logoffInitiated, .logoff]
+        var f: [(String, String)] = [
+            ("MESSAGE", message + (e.observedLate == true ? " (observed late)" : "")),
+            ("MESSAGE_ID", messageID(e.event)),
+            ("PRIORITY", notable.contains(e.event) ? "5" : "6"),
+            ("SYSLOG_IDENTIFIER", "sensd"),
+            ("SENS_EVENT", e.event.rawValue),
+            ("SENS_SEQ", String(e.seq)),
+            ("SENS_TIME", e.time.rfc3339),
+            ("SENS_SESSION_ID", e.sessionId),
+        ]
+        func add(_ name: String, _ value: String?) {
+            if let value, !value.isEmpty { f.append((name, value)) }
+        }
+        add("SENS_USER_NAME", e.userName)
+        add("SENS_UID", e.uid.map(String.init))
+        add("SENS_UNRESOLVED", e.unresolved)
+        add("SENS_OBSERVED_LATE", e.observedLate == true ? "true" : nil)
+        add("SENS_OBSERVED_AT", e.observedAt?.rfc3339)
+        add("SENS_CLASS", e.sessionClass)
+        add("SENS_TYPE", e.type)
+        add("SENS_SERVICE", e.service)
+        add("SENS_TTY", e.tty)
+        add("SENS_SEAT", e.seat)
+        add("SENS_DISPLAY", e.display)
+        add("SENS_REMOTE", e.remote.map { $0 ? "true" : "false" })
+        add("SENS_REMOTE_HOST", e.remoteHost)
+        add("SENS_REMOTE_USER", e.remoteUser)
+        add("SENS_LEADER", e.leader.flatMap { $0 == 0 ? nil : String($0) })
+        add("SENS_AUDIT", e.audit.map(String.init))
+        add("SENS_SESSION_START", e.sessionStart?.rfc3339)
+        add("SENS_LOGON_TYPE", e.logonType?.rawValue)
+        add("SENS_LOGON_TYPE_CODE", e.logonTypeCode.map(String.init))
+        return f
+    }
+}
