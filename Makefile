@@ -2,6 +2,7 @@
 #
 #   make                      release build (Swift runtime linked statically)
 #   make install DESTDIR=DIR PREFIX=/usr
+#   make deb                  a Debian package of exactly what `make install PREFIX=/usr` installs
 #   make check                every test tier: unit, integration (private bus), end-to-end (real logind)
 #   make demo                 sensd in a throwaway container with a real logind, printing live events
 #
@@ -12,7 +13,16 @@ BINDIR     ?= $(PREFIX)/bin
 SBINDIR    ?= $(PREFIX)/sbin
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 DOCDIR     ?= $(PREFIX)/share/doc/sensd
+MANDIR     ?= $(PREFIX)/share/man
+CATALOGDIR ?= $(PREFIX)/lib/systemd/catalog
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/vendor-completions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 DESTDIR    ?=
+VERSION    := $(shell sed -n 's/.*static let version = "\(.*\)"/\1/p' Sources/SensdService/Daemon.swift)
+# The date in the man pages: the last commit's, so that a build is reproducible.
+MANDATE    := $(shell git log -1 --format=%cs 2>/dev/null || date -u +%F)
 
 SWIFT      ?= swift
 PYTHON     ?= /usr/bin/python3
@@ -20,7 +30,7 @@ RELEASE_FLAGS = -c release --static-swift-stdlib
 RELEASE_DIR   = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path 2>/dev/null)
 E2E_STAGE  ?= $(CURDIR)/.build-e2e/stage
 
-.PHONY: all build install uninstall deps test-deps check unit-and-integration e2e demo clean
+.PHONY: all build man install uninstall deb deps test-deps check unit-and-integration e2e demo clean
 
 all: build
 
@@ -28,17 +38,55 @@ build:
 	$(SWIFT) build $(RELEASE_FLAGS) --product sensd
 	$(SWIFT) build $(RELEASE_FLAGS) --product sensctl
 
-install: build
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+# sensd(8) and sensctl(1) from the programs' own --help, by swift-argument-parser's generate-manual tool
+# (built with the same flags, so that the programs are not rebuilt without the static runtime, as its
+# package plugin would); the protocol as sensd-protocol(7) from docs/protocol.md.
+man: build
+	$(SWIFT) build $(RELEASE_FLAGS) --product generate-manual
+	mkdir -p .build/man
+	$(RELEASE_DIR)/generate-manual $(RELEASE_DIR)/sensd --section 8 --date $(MANDATE) --output-directory .build/man
+	$(RELEASE_DIR)/generate-manual $(RELEASE_DIR)/sensctl --section 1 --date $(MANDATE) --output-directory .build/man
+	$(PYTHON) scripts/md2man.py docs/protocol.md sensd-protocol 7 $(MANDATE) "the sensd subscriber protocol: lines, events, requests, resuming, durability" > .build/man/sensd-protocol.7
+
+install: build man
+	@if ldd $(RELEASE_DIR)/sensd $(RELEASE_DIR)/sensctl | grep -q libswiftCore; then \
+		echo "install: the programs are linked to a shared Swift runtime; refusing to install them" >&2; exit 1; fi
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CATALOGDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	install -m 0755 -s $(RELEASE_DIR)/sensd $(DESTDIR)$(SBINDIR)/sensd
 	install -m 0755 -s $(RELEASE_DIR)/sensctl $(DESTDIR)$(BINDIR)/sensctl
-	sed -e 's|/usr/sbin/sensd|$(SBINDIR)/sensd|g' -e 's|/usr/share/doc/sensd|$(DOCDIR)|g' packaging/sensd.service > $(DESTDIR)$(UNITDIR)/sensd.service
-	chmod 0644 $(DESTDIR)$(UNITDIR)/sensd.service
+	for unit in sensd.service sensd.socket; do \
+		sed -e 's|/usr/sbin/sensd|$(SBINDIR)/sensd|g' -e 's|/usr/share/doc/sensd|$(DOCDIR)|g' packaging/$$unit > $(DESTDIR)$(UNITDIR)/$$unit && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit; done
+	install -m 0644 packaging/sensd.catalog $(DESTDIR)$(CATALOGDIR)/sensd.catalog
+	install -m 0644 packaging/sensd.sysusers $(DESTDIR)$(SYSUSERSDIR)/sensd.conf
 	install -m 0644 README.md docs/protocol.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 .build/man/sensd.8 $(DESTDIR)$(MANDIR)/man8/sensd.8
+	install -m 0644 .build/man/sensctl.1 $(DESTDIR)$(MANDIR)/man1/sensctl.1
+	install -m 0644 .build/man/sensd-protocol.7 $(DESTDIR)$(MANDIR)/man7/sensd-protocol.7
+	$(RELEASE_DIR)/sensctl --generate-completion-script bash > $(DESTDIR)$(BASHCOMPDIR)/sensctl
+	$(RELEASE_DIR)/sensctl --generate-completion-script zsh > $(DESTDIR)$(ZSHCOMPDIR)/_sensctl
+	$(RELEASE_DIR)/sensctl --generate-completion-script fish > $(DESTDIR)$(FISHCOMPDIR)/sensctl.fish
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/sensd $(DESTDIR)$(BINDIR)/sensctl $(DESTDIR)$(UNITDIR)/sensd.service
+	rm -f $(DESTDIR)$(SBINDIR)/sensd $(DESTDIR)$(BINDIR)/sensctl $(DESTDIR)$(UNITDIR)/sensd.service $(DESTDIR)$(UNITDIR)/sensd.socket
+	rm -f $(DESTDIR)$(CATALOGDIR)/sensd.catalog $(DESTDIR)$(SYSUSERSDIR)/sensd.conf $(DESTDIR)$(MANDIR)/man8/sensd.8 $(DESTDIR)$(MANDIR)/man1/sensctl.1 $(DESTDIR)$(MANDIR)/man7/sensd-protocol.7
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/sensctl $(DESTDIR)$(ZSHCOMPDIR)/_sensctl $(DESTDIR)$(FISHCOMPDIR)/sensctl.fish
 	rm -rf $(DESTDIR)$(DOCDIR)
+
+# A Debian package of `make install PREFIX=/usr`, with maintainer scripts that enable and start the
+# service, stop it on removal and clean up its state on purge.
+DEB_ROOT = $(CURDIR)/.build-deb/root
+deb:
+	rm -rf $(DEB_ROOT)
+	$(MAKE) --no-print-directory install DESTDIR=$(DEB_ROOT) PREFIX=/usr
+	gzip -9n $(DEB_ROOT)/usr/share/man/man*/*
+	install -d $(DEB_ROOT)/DEBIAN
+	sed -e 's/@VERSION@/$(VERSION)/' -e "s/@ARCH@/$$(dpkg --print-architecture)/" \
+		-e "s/@SIZE@/$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)/" packaging/debian/control.in > $(DEB_ROOT)/DEBIAN/control
+	install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm $(DEB_ROOT)/DEBIAN/
+	dpkg-deb --root-owner-group --build $(DEB_ROOT) sensd_$(VERSION)_$$(dpkg --print-architecture).deb
 
 # Build dependencies only.
 deps:
@@ -59,10 +107,11 @@ unit-and-integration:
 	$(SWIFT) test
 
 # The installed daemon under systemd, against a real logind, with real PAM logins.
+# The package's own tree is the stage: the tier tests exactly what `make deb` ships, once laid over the
+# container's root (as `make install` would) and once installed with apt.
 e2e:
-	rm -rf $(E2E_STAGE)
-	$(MAKE) --no-print-directory install DESTDIR=$(E2E_STAGE) PREFIX=/usr
-	$(PYTHON) -m pytest -v -p no:cacheprovider tests/e2e --stage $(E2E_STAGE)
+	$(MAKE) --no-print-directory deb
+	$(PYTHON) -m pytest -v -p no:cacheprovider tests/e2e --stage $(DEB_ROOT) --deb $(CURDIR)/sensd_$(VERSION)_$$(dpkg --print-architecture).deb
 
 demo: test-deps
 	rm -rf $(E2E_STAGE)
@@ -70,4 +119,4 @@ demo: test-deps
 	$(PYTHON) tests/e2e/demo.py --stage $(E2E_STAGE)
 
 clean:
-	rm -rf .build .build-e2e
+	rm -rf .build .build-e2e .build-deb sensd_*.deb

@@ -3,7 +3,8 @@
 # Does nothing when they are all present; otherwise needs root (apt-get).
 set -eu
 
-build="libsystemd-dev"
+# python3 turns docs/protocol.md into the sensd-protocol(7) man page.
+build="libsystemd-dev python3"
 # dbus: a private dbus-daemon for the integration tier. systemd-container and mmdebstrap: a throwaway
 # container with a real systemd-logind. python3-pytest: the end-to-end driver.
 test="dbus systemd-container mmdebstrap python3 python3-pytest"

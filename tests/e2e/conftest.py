@@ -9,6 +9,7 @@ from container import Container
 
 def pytest_addoption(parser):
     parser.addoption("--stage", required=True, help="the output of `make install DESTDIR=... PREFIX=/usr`")
+    parser.addoption("--deb", required=True, help="the package `make deb` built")
 
 
 def pytest_configure(config):
@@ -22,6 +23,17 @@ def container(request):
     stage = Path(request.config.getoption("--stage"))
     assert (stage / "usr/sbin/sensd").exists(), f"{stage} holds no installed sensd"
     c = Container(stage).start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope="module")
+def bare_container(request):
+    """A container with nothing of ours installed: for installing the package as a user would."""
+    deb = Path(request.config.getoption("--deb"))
+    assert deb.exists(), f"no package at {deb}"
+    c = Container(None).start()
+    c.deb = deb
     yield c
     c.stop()
 

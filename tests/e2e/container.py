@@ -20,7 +20,7 @@ from pathlib import Path
 SUITE = "bookworm"
 PACKAGES = sorted([
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "openssh-client",
-    "libstdc++6", "libsystemd0", "socat", "python3", "procps", "iproute2", "jq",
+    "libstdc++6", "libsystemd0", "socat", "python3", "procps", "iproute2", "jq", "systemd-journal-remote",
 ])
 CACHE = Path(os.environ.get("SENSD_E2E_CACHE", "/var/cache/sensd-e2e"))
 # Files the host and the container exchange (nspawn gives the container a fresh /tmp).
@@ -56,7 +56,7 @@ def wait_until(condition, what: str, timeout: float = 60.0, interval: float = 0.
 
 
 class Container:
-    def __init__(self, stage: Path):
+    def __init__(self, stage: Path | None):
         self.stage = stage
         self.workdir = Path(tempfile.mkdtemp(prefix="sensd-e2e-"))
         self.root = self.workdir / "root"
@@ -69,8 +69,10 @@ class Container:
     def start(self) -> "Container":
         self.root.mkdir()
         subprocess.run(["tar", "-C", str(self.root), "-xf", str(rootfs_tarball())], check=True)
-        # What a distribution package would put there: exactly the output of `make install`.
-        subprocess.run(["cp", "-a", f"{self.stage}/.", str(self.root)], check=True)
+        if self.stage is not None:
+            # What a distribution package would put there: exactly the output of `make install`.
+            subprocess.run(["cp", "-a", f"{self.stage}/.", str(self.root)], check=True)
+            shutil.rmtree(self.root / "DEBIAN", ignore_errors=True)
         share = self.root / SHARE.lstrip("/")
         share.mkdir(parents=True, exist_ok=True)
         share.chmod(0o1777)  # the logged-in users write here too
@@ -88,6 +90,9 @@ class Container:
             "systemd to answer in the container", timeout=60, interval=0.1)
         if state not in ("running", "degraded"):
             raise RuntimeError(f"container did not boot: {state}\n{self.run('systemctl --failed', check=False).stdout}")
+        if self.stage is not None:
+            # What a packager's scripts do after `make install`: create the service's user, load the units.
+            self.run("systemd-sysusers && systemctl daemon-reload && journalctl --update-catalog")
         return self
 
     def _find_init(self):

@@ -94,12 +94,16 @@ def test_kill_dash_nine_mid_burst_loses_no_logoff_and_repeats_none(container, re
     c.run(f"touch {SHARE}/kill9-release-a")
     # Mid-burst: some Logoffs of the first group are out, most are not.
     wait_until(lambda: len(events(out, "Logoff")) >= 5, "the first Logoffs")
+    # The client is paused across the crash: reconnecting at once would make the socket unit start sensd
+    # again before its RestartSec, and the second group should end while sensd is really down.
+    c.run("kill -STOP $(pgrep -f '[k]ill9.out')")
     c.run(f"kill -9 {pid}")
     before_kill = len(events(out, "Logoff"))
     c.run(f"touch {SHARE}/kill9-release-b")  # these end while sensd is down
     expected = {**sessions_in(c, first), **sessions_in(c, second)}
     wait_until(lambda: c.main_pid("sensd.service") not in (0, pid) and c.run("systemctl is-active sensd.service", check=False).stdout.strip() == "active",
                "systemd to restart sensd", timeout=30)
+    c.run("kill -CONT $(pgrep -f '[k]ill9.out')")
     wait_until(lambda: len(events(out, "Logoff")) >= len(expected), "every Logoff at the resuming client", timeout=60)
     # Barrier: a session after everything; once its Logoff is here, a duplicate would be too.
     c.run("su - alice -c true")

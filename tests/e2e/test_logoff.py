@@ -160,7 +160,8 @@ def test_stopping_the_unit_ends_the_stream_cleanly(container):
     c = container
     c.run("systemctl start sensd.service")
     subscribers = start_subscribers(c, "stop")
-    c.run("systemctl stop sensd.service")
+    # The socket belongs to sensd.socket, which outlives the service; stopping both removes it.
+    c.run("systemctl stop sensd.service sensd.socket")
     assert c.run("systemctl is-active sensd.service", check=False).stdout.strip() == "inactive"
     assert c.run(f"test -e {SOCKET}", check=False).returncode != 0, "socket left behind"
     for name, p in subscribers.items():
