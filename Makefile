@@ -30,7 +30,7 @@ RELEASE_FLAGS = -c release --static-swift-stdlib
 RELEASE_DIR   = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path 2>/dev/null)
 E2E_STAGE  ?= $(CURDIR)/.build-e2e/stage
 
-.PHONY: all build man install uninstall deb deps test-deps check unit-and-integration e2e demo clean
+.PHONY: all build man install uninstall deb deps test-deps check unit-and-integration e2e bench bench-programs bench-smoke demo clean
 
 all: build
 
@@ -97,14 +97,31 @@ test-deps:
 	scripts/install-deps.sh build test
 
 check: test-deps
+	scripts/install-deps.sh bench
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory unit-and-integration && \
+	$(MAKE) --no-print-directory bench-smoke && \
 	$(MAKE) --no-print-directory e2e && \
 	echo "make check: every tier passed in $$(( $$(date +%s) - start )) s"
 
 unit-and-integration:
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+
+# The benchmark (BENCHMARKS.md): every configuration side by side, results in bench/results/latest.*.
+# Not part of `check`; its smoke run (tiny sizes, fails on any lost or wrong event) is.
+bench-programs:
+	$(SWIFT) build $(RELEASE_FLAGS) --product sensd
+	$(SWIFT) build $(RELEASE_FLAGS) --product logind-standin
+	$(SWIFT) build $(RELEASE_FLAGS) --product sensd-bench
+
+bench:
+	scripts/install-deps.sh build bench
+	$(MAKE) --no-print-directory bench-programs
+	$(PYTHON) bench/run.py
+
+bench-smoke: bench-programs
+	$(PYTHON) bench/run.py --smoke --out $(CURDIR)/.build/bench-smoke
 
 # The installed daemon under systemd, against a real logind, with real PAM logins.
 # The package's own tree is the stage: the tier tests exactly what `make deb` ships, once laid over the

@@ -8,13 +8,16 @@ build="libsystemd-dev python3"
 # dbus: a private dbus-daemon for the integration tier. systemd-container and mmdebstrap: a throwaway
 # container with a real systemd-logind. python3-pytest: the end-to-end driver.
 test="dbus systemd-container mmdebstrap python3 python3-pytest"
+# The benchmark's "what users write today" subscriber: python3-dbus with a GLib main loop.
+bench="dbus python3 python3-dbus python3-gi"
 
 wanted=""
 for set in "$@"; do
     case "$set" in
         build) wanted="$wanted $build" ;;
         test) wanted="$wanted $test" ;;
-        *) echo "install-deps.sh: unknown set '$set' (build, test)" >&2; exit 2 ;;
+        bench) wanted="$wanted $bench" ;;
+        *) echo "install-deps.sh: unknown set '$set' (build, test, bench)" >&2; exit 2 ;;
     esac
 done
 

@@ -64,6 +64,13 @@ public final class Bus {
     /// Whether the connection is still open.
     public var isOpen: Bool { sd_bus_is_open(handle) > 0 }
 
+    /// Outgoing messages not yet written to the socket. The corresponding C function is `sd_bus_get_n_queued_write`.
+    public var queuedWrites: Int {
+        var n: UInt64 = 0
+        _ = sd_bus_get_n_queued_write(handle, &n)
+        return Int(n)
+    }
+
     /// Writes every queued outgoing message. The corresponding C function is `sd_bus_flush`.
     public func flush() {
         _ = sd_bus_flush(handle)

@@ -19,6 +19,13 @@
 //   wait-asked ID                answers once someone has read the details of session ID
 //   set ID PROPERTY VALUE        changes Active, IdleHint, LockedHint (true/false) or State, with PropertiesChanged
 //   sessions                     prints the live session ids
+//   storm N PREFIX UID NAME RATE WINDOW FILE
+//                                load for benchmarks: N sessions PREFIX0... opened at RATE per second (0: as
+//                                fast as the bus takes them), each removed once WINDOW newer ones are open (so
+//                                it lives while its details are asked); answers "ok storm SECONDS" when the last
+//                                is removed, having written "<index> <CLOCK_MONOTONIC ns>" of each SessionRemoved
+//                                to FILE
+//   populate N PREFIX UID NAME   N sessions that already exist (no signals), for start-up measurements
 //   systemd                      also play systemd (PID 1) on the bus: answer Subscribe and GetUnit for
 //                                session scopes, and send UnitRemoved for a scope when its session closes
 //   scope-gone ID                the session's processes have all exited: UnitRemoved for its scope, but
@@ -76,12 +83,17 @@ final class StandIn {
     var bus: Bus
     var slots: [BusSlot] = []
     var sessions: [String: Session] = [:]
+    /// Session ids by object path: a GetAll must not cost a search through every session.
+    var idByPath: [String: String] = [:]
     var order: [String] = []
     var held: [String: [BusMessage]] = [:]
     var nextLeader: UInt32 = 10_000
     /// Sessions whose details have been read, and the acknowledgements waiting for that.
     var asked: Set<String> = []
     var waitingForAsk: [String: Int] = [:]
+    /// The storm in progress.
+    var storm: Storm?
+
     /// The connection playing systemd, once `systemd` was given.
     var systemd: Bus?
     var systemdSlot: BusSlot?
@@ -111,8 +123,8 @@ final class StandIn {
     }
 
     func sessionCall(_ m: BusMessage) -> BusMethodOutcome {
-        guard m.interface == "org.freedesktop.DBus.Properties", m.member == "GetAll" else { return .notHandled }
-        guard let session = sessions.values.first(where: { $0.path == m.path }) else {
+        guard m.interface == "org.freedesktop.DBus.Properties", m.member == "GetAll" || m.member == "Get" else { return .notHandled }
+        guard let id = m.path.flatMap({ idByPath[$0] }), let session = sessions[id] else {
             return .error(name: "org.freedesktop.DBus.Error.UnknownObject", message: "Unknown object '\(m.path ?? "")'.")
         }
         if held[session.id] != nil {
@@ -140,6 +152,15 @@ final class StandIn {
             ("IdleHint", .bool(session.idle)),
             ("LockedHint", .bool(session.locked)),
         ]
+        if m.member == "Get" {
+            // Get(interface, name) -> v
+            let args = (try? m.readAll()) ?? []
+            guard args.count == 2, let name = args[1].stringValue, let value = properties.first(where: { $0.0 == name })?.1 else {
+                return .error(name: "org.freedesktop.DBus.Error.UnknownProperty", message: "Unknown property")
+            }
+            guard (try? reply.append(.variant(value))) != nil else { return .notHandled }
+            return .reply(reply)
+        }
         guard (try? reply.append(.propertyMap(properties))) != nil else { return .notHandled }
         asked.insert(session.id)
         if let n = waitingForAsk.removeValue(forKey: session.id) {
@@ -188,12 +209,14 @@ final class StandIn {
         let s = Session(id: id, uid: uid, name: name, leader: leader ?? nextLeader, timestamp: realtimeMicroseconds())
         if sessions[id] == nil { order.append(id) }
         sessions[id] = s
+        idByPath[s.path] = id
         return s
     }
 
     func remove(_ id: String) -> Session? {
         guard let s = sessions.removeValue(forKey: id) else { return nil }
-        order.removeAll { $0 == id }
+        idByPath[s.path] = nil
+        if order.first == id { order.removeFirst() } else { order.removeAll { $0 == id } }
         return s
     }
 
@@ -292,6 +315,18 @@ final class StandIn {
                 try m.append(.string("org.freedesktop.login1.Session"), .propertyMap([(property, changed)]), .array(elementSignature: "s", []))
                 try bus.send(m)
             }
+        case "storm":
+            guard storm == nil else { throw DaemonlessError("a storm is already running") }
+            guard let n = Int(try arg(1)), let rate = Double(try arg(5)), let window = Int(try arg(6)) else {
+                throw DaemonlessError("usage: storm N PREFIX UID NAME RATE WINDOW FILE")
+            }
+            storm = Storm(count: n, prefix: try arg(2), uid: try uid(3), name: try arg(4), rate: rate, window: max(1, window), file: try arg(7))
+            try stormTick()
+            return ""
+        case "populate":
+            guard let n = Int(try arg(1)) else { throw DaemonlessError("expected a count") }
+            let prefix = try arg(2), u = try uid(3), name = try arg(4)
+            for i in 0..<n { _ = add("\(prefix)\(i)", u, name, leader: nil) }
         case "systemd":
             let systemd = try Bus.system(description: "systemd-standin")
             try systemd.attach(to: loop)
@@ -311,6 +346,87 @@ final class StandIn {
         }
         bus.flush()
         return "ok"
+    }
+}
+
+struct Storm {
+    let count: Int
+    let prefix: String
+    let uid: UInt32
+    let name: String
+    let rate: Double
+    let window: Int
+    let file: String
+    var opened = 0
+    var removed = 0
+    var started: UInt64 = 0
+    var removals: [UInt64] = []
+    var timer: EventSource?
+}
+
+func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+extension StandIn {
+    /// Emits what is due, then comes back: at a rate, on a 1 ms tick; flat out, whenever the bus has taken
+    /// what was queued (so that the load is what the bus carries, not what piles up in this process).
+    func stormTick() throws {
+        guard var s = storm else { return }
+        if s.started == 0 {
+            s.started = monotonicNanoseconds()
+            s.removals = [UInt64](repeating: 0, count: s.count)
+        }
+        let due: Int
+        if s.rate > 0 {
+            let elapsed = Double(monotonicNanoseconds() - s.started) / 1e9
+            due = min(s.count, Int(elapsed * s.rate) + 1) - s.opened
+        } else {
+            due = bus.queuedWrites < 64 ? 64 : 0
+        }
+        var left = due
+        while left > 0 && s.opened < s.count {
+            try signal("SessionNew", add("\(s.prefix)\(s.opened)", s.uid, s.name, leader: nil))
+            s.opened += 1
+            left -= 1
+            try stormRemovals(&s)
+        }
+        try stormRemovals(&s)
+        bus.flush()
+        if s.removed == s.count {
+            let seconds = Double(monotonicNanoseconds() - s.started) / 1e9
+            var text = ""
+            text.reserveCapacity(s.count * 24)
+            for (i, t) in s.removals.enumerated() { text += "\(i) \(t)\n" }
+            let fd = open(s.file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            if fd >= 0 {
+                try? Syscall.writeAll(fd, Array(text.utf8))
+                close(fd)
+            }
+            storm = nil
+            say("ok storm \(seconds)")
+            return
+        }
+        let next = s.rate > 0 ? loop.monotonicNow + 1000 : loop.monotonicNow
+        s.timer = try loop.addTimer(monotonicDeadline: next, accuracy: 1) { [unowned self] in
+            do { try self.stormTick() } catch { say("error storm: \(error)") }
+        }
+        storm = s
+    }
+}
+
+extension StandIn {
+    /// Removes the oldest sessions once `window` newer ones are open, and all of them once every one is open.
+    func stormRemovals(_ s: inout Storm) throws {
+        while s.removed < s.opened && (s.opened - s.removed > s.window || s.opened == s.count) {
+            if let gone = remove("\(s.prefix)\(s.removed)") {
+                try signal("SessionRemoved", gone)
+                s.removals[s.removed] = monotonicNanoseconds()
+            }
+            s.removed += 1
+        }
     }
 }
 

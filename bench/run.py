@@ -1,0 +1,338 @@
+#!/usr/bin/python3
+"""The sensd benchmark: one command, one machine, one run (see BENCHMARKS.md).
+
+A private dbus-daemon; the logind stand-in (Sources/logind-standin) playing logind and emitting a storm of
+sessions at a controlled rate or as fast as the bus takes them, recording when it sent each SessionRemoved;
+and, side by side on the same load:
+
+  floor    a bare sd-bus client timestamping the signals (sensd-bench floor): what the bus itself delivers
+  python   what users write today: python3-dbus + GLib, user looked up on SessionNew, a line on SessionRemoved
+  sensd    the release sensd with 1, 100 and 1,000 subscribers (sensd-bench subscribe) timestamping every line
+
+Latency is receipt minus emission of the SessionRemoved (CLOCK_MONOTONIC, same machine); for sensd the
+receipt of the Logoff line at the first and at the last of its subscribers. The floor runs in every
+configuration, so each has its own reference on the same load.
+
+    bench/run.py [--smoke] [--out DIR]
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = "/usr/bin/python3"
+
+
+def products(config):
+    out = subprocess.run(["swift", "build", "-c", config, "--static-swift-stdlib", "--show-bin-path"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    return Path(out)
+
+
+def wait_line(proc, want, timeout, what):
+    """Reads proc's stdout until a line starting with `want`; the deadline guards against a hang."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{what}: process ended before '{want}'")
+        if line.startswith(want):
+            return line.strip()
+        if line.startswith("error"):
+            raise RuntimeError(f"{what}: {line.strip()}")
+    raise TimeoutError(f"{what}: no '{want}' within {timeout} s")
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def status_field(pid, name):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(name + ":"):
+            return int(line.split()[1])
+    raise KeyError(name)
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, int(round(p / 100 * len(values))) - 1))]
+
+
+def latency_summary(ms):
+    if not ms:
+        return None
+    return {"p50": round(statistics.median(ms), 3), "p99": round(percentile(ms, 99), 3), "max": round(max(ms), 3)}
+
+
+def read_receipts(path):
+    lines = Path(path).read_text().splitlines()
+    summary = json.loads(lines[0])
+    first, last = {}, {}
+    for line in lines[1:]:
+        i, a, b = line.split()
+        first[int(i)], last[int(i)] = int(a), int(b)
+    return summary, first, last
+
+
+class Rig:
+    """A private bus with the logind stand-in on it, torn down on exit."""
+
+    def __init__(self, bins, work):
+        self.bins, self.work = bins, work
+        self.dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
+        conf = self.dir / "bus.conf"
+        # As the integration tier's private bus, with the per-connection limits raised: the storm is the point.
+        conf.write_text(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <listen>unix:path={self.dir}/bus</listen>
+  <auth>EXTERNAL</auth>
+  <limit name="max_incoming_bytes">1000000000</limit>
+  <limit name="max_outgoing_bytes">1000000000</limit>
+  <limit name="max_connections_per_user">100000</limit>
+  <limit name="max_match_rules_per_connection">100000</limit>
+  <limit name="max_replies_per_connection">100000</limit>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/><allow send_type="signal"/>
+    <allow send_type="method_return"/><allow send_type="error"/>
+    <allow receive_type="method_call"/><allow receive_type="signal"/>
+    <allow receive_type="method_return"/><allow receive_type="error"/>
+  </policy>
+</busconfig>""")
+        self.procs = []
+        self.bus = self.spawn(["dbus-daemon", "--config-file", str(conf), "--nofork", "--print-address"])
+        self.address = self.bus.stdout.readline().strip()
+        self.env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.address)
+        self.standin = self.spawn([str(bins / "logind-standin")], stdin=True)
+        wait_line(self.standin, "ready", 30, "the stand-in")
+
+    def spawn(self, argv, stdin=False, env=None, **kw):
+        p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=kw.pop("stderr", subprocess.DEVNULL), text=True, env=env or getattr(self, "env", None), **kw)
+        self.procs.append(p)
+        return p
+
+    def command(self, text, timeout=600):
+        self.standin.stdin.write(text + "\n")
+        self.standin.stdin.flush()
+        return wait_line(self.standin, "ok", timeout, text)
+
+    def sensd(self, extra=()):
+        """Starts the release sensd; returns (process, socket path, seconds from start to READY=1)."""
+        notify = self.dir / "notify"
+        ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        ns.bind(str(notify))
+        ns.settimeout(300)
+        sock = self.dir / "events.sock"
+        started = time.monotonic()
+        p = self.spawn([str(self.bins / "sensd"), "--socket", str(sock), "--state-directory", str(self.dir / "state"),
+                        "--session-files", "no", "--journal-events", "no", "--max-subscribers", "2000", *extra],
+                       env=dict(self.env, NOTIFY_SOCKET=str(notify)), stderr=open(self.dir / "sensd.log", "w"))
+        while b"READY=1" not in ns.recv(4096):
+            pass
+        ready = time.monotonic() - started
+        ns.close()
+        return p, str(sock), ready
+
+    def close(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def storm_run(bins, work, target, count, rate, subscribers=0):
+    """One configuration on one storm. Returns its figures."""
+    rig = Rig(bins, work)
+    try:
+        # Sessions live about 100 ms at a set rate (so they end at the offered rate, not in one final burst),
+        # and 1,000 sessions flat out.
+        window = max(5, int(rate / 10)) if rate else 1000
+        result = {"target": target, "sessions": count, "offered_rate": rate or "max", "subscribers": subscribers, "window": window}
+        floor_out = rig.dir / "floor.out"
+        floor = rig.spawn([str(bins / "sensd-bench"), "floor", "s", str(count), str(floor_out)])
+        wait_line(floor, "ready", 30, "the floor")
+        sensd = None
+        if target == "python":
+            client_out = rig.dir / "python.out"
+            client = rig.spawn([PYTHON, str(ROOT / "bench/python_subscriber.py"), "s", str(count), str(client_out)])
+            wait_line(client, "ready", 60, "the python subscriber")
+        elif target == "sensd":
+            sensd, sock, _ = rig.sensd()
+            client_out = rig.dir / "subs.out"
+            client = rig.spawn([str(bins / "sensd-bench"), "subscribe", sock, str(subscribers), "s", str(count), "alice", str(client_out)])
+            wait_line(client, "ready", 120, "the subscribers")
+            cpu0 = cpu_seconds(sensd.pid)
+        else:
+            client = None
+        emitted = rig.dir / "emitted"
+        line = rig.command(f"storm {count} s 1000 alice {rate} {window} {emitted}", timeout=1800)
+        result["storm_seconds"] = float(line.split()[2])
+        # Every receiver says "done" once it has every session's Logoff; one that loses some never does, and
+        # is stopped after the deadline with what it got.
+        for p, what in ((floor, "the floor"), (client, target)):
+            if p is not None:
+                try:
+                    wait_line(p, "done", 60 + count / 500, what)
+                except (TimeoutError, RuntimeError) as e:
+                    result.setdefault("incomplete", []).append(str(e))
+        if sensd is not None:
+            result["sensd_cpu_us_per_event"] = round((cpu_seconds(sensd.pid) - cpu0) / (3 * count) * 1e6, 2)
+            result["sensd_rss_kib"] = status_field(sensd.pid, "VmRSS")
+        for p in (floor, client):
+            if p is not None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=60)
+        emit = {}
+        for l in Path(emitted).read_text().splitlines():
+            i, t = l.split()
+            emit[int(i)] = int(t)
+        _, floor_first, _ = read_receipts(floor_out)
+        result["floor_received"] = len(floor_first)
+        result["floor_latency_ms"] = latency_summary([(floor_first[i] - emit[i]) / 1e6 for i in floor_first])
+        if floor_first:
+            result["floor_delivered_rate"] = round(len(floor_first) / ((max(floor_first.values()) - min(emit.values())) / 1e9))
+        if client is not None:
+            summary, first, last = read_receipts(client_out)
+            result.update({k: v for k, v in summary.items() if k != "received"})
+            result["received"] = len(first)
+            result["lost"] = count - len(first)
+            result["latency_first_ms"] = latency_summary([(first[i] - emit[i]) / 1e6 for i in first])
+            result["latency_last_ms"] = latency_summary([(last[i] - emit[i]) / 1e6 for i in last])
+            added = [(last[i] - floor_first[i]) / 1e6 for i in last if i in floor_first]
+            result["added_over_floor_last_ms"] = latency_summary(added)
+            if first:
+                result["delivered_rate"] = round(len(last) / ((max(last.values()) - min(emit.values())) / 1e9))
+        return result
+    finally:
+        rig.close()
+
+
+def memory_and_startup(bins, work, smoke):
+    """RSS idle, with 1,000 idle subscribers, with many sessions tracked; time to READY; idle wakeups."""
+    out = {}
+    rig = Rig(bins, work)
+    try:
+        sensd, sock, ready = rig.sensd()
+        time.sleep(0.5)
+        out["rss_idle_kib"] = status_field(sensd.pid, "VmRSS")
+        switches = status_field(sensd.pid, "voluntary_ctxt_switches") + status_field(sensd.pid, "nonvoluntary_ctxt_switches")
+        cpu = cpu_seconds(sensd.pid)
+        idle = 1 if smoke else 5
+        time.sleep(idle)
+        out["idle_seconds_watched"] = idle
+        out["idle_wakeups"] = status_field(sensd.pid, "voluntary_ctxt_switches") + status_field(sensd.pid, "nonvoluntary_ctxt_switches") - switches
+        out["idle_cpu_seconds"] = round(cpu_seconds(sensd.pid) - cpu, 3)
+        n = 10 if smoke else 1000
+        subs = rig.spawn([str(bins / "sensd-bench"), "subscribe", sock, str(n), "s", "1", "alice", str(rig.dir / "idle.out")])
+        wait_line(subs, "ready", 120, "idle subscribers")
+        time.sleep(0.5)
+        with_subs = status_field(sensd.pid, "VmRSS")
+        out[f"rss_with_{n}_subscribers_kib"] = with_subs
+        out["rss_per_subscriber_kib"] = round((with_subs - out["rss_idle_kib"]) / n, 2)
+    finally:
+        rig.close()
+    for n, key in ((1000 if smoke else 100_000, "tracked"), (100 if smoke else 10_000, "ready")):
+        rig = Rig(bins, work)
+        try:
+            rig.command(f"populate {n} p 1000 alice")
+            sensd, _, ready = rig.sensd()
+            if key == "tracked":
+                time.sleep(0.5)
+                rss = status_field(sensd.pid, "VmRSS")
+                out[f"rss_with_{n}_sessions_kib"] = rss
+                out["rss_per_session_bytes"] = round((rss - out["rss_idle_kib"]) * 1024 / n)
+                out[f"ready_seconds_with_{n}_sessions"] = round(ready, 3)
+            else:
+                out[f"ready_seconds_with_{n}_sessions"] = round(ready, 3)
+        finally:
+            rig.close()
+    return out
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
+    mem = status = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+    swift = subprocess.run(["swift", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    dbus = subprocess.run(["dbus-daemon", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_kib": int(mem), "kernel": platform.release(), "swift": swift,
+            "dbus": dbus, "host": platform.node(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def table(results):
+    rows = ["| configuration | sessions | offered (sessions/s) | delivered (sessions/s) | floor delivered | lost / wrong | latency p50 / p99 / max (ms) | floor p50 / p99 (ms) | added over floor p50 / p99 (ms) | sensd CPU per event |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results["storms"]:
+        name = r["target"] + (f" ×{r['subscribers']}" if r["target"] == "sensd" else "")
+        lat = r.get("latency_last_ms") or r["floor_latency_ms"]
+        floor = r["floor_latency_ms"]
+        lost = f"{r.get('lost', r['sessions'] - r['floor_received'])} / {r.get('wrong', 0)}"
+        added = r.get("added_over_floor_last_ms")
+        delivered = r.get("delivered_rate", r.get("floor_delivered_rate"))
+        cpu = f"{r['sensd_cpu_us_per_event']} µs" if "sensd_cpu_us_per_event" in r else ""
+        rows.append(f"| {name} | {r['sessions']} | {r['offered_rate']} | {delivered} | {r.get('floor_delivered_rate')} | {lost} | "
+                    f"{lat['p50']} / {lat['p99']} / {lat['max']} | {floor['p50']} / {floor['p99']} | "
+                    f"{(str(added['p50']) + ' / ' + str(added['p99'])) if added else ''} | {cpu} |")
+    m = results["memory"]
+    rows += ["", "| memory and start-up | value |", "|---|---|"]
+    for k, v in m.items():
+        rows.append(f"| {k} | {v} |")
+    return "\n".join(rows)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness works (part of make check)")
+    ap.add_argument("--out", default=str(ROOT / "bench/results"))
+    args = ap.parse_args()
+    bins = products("release")
+    work = Path(tempfile.mkdtemp(prefix="sensd-bench-"))
+    try:
+        if args.smoke:
+            plan = [("floor", 200, 500, 0), ("python", 200, 500, 0), ("sensd", 200, 500, 10), ("sensd", 300, 0, 10)]
+        else:
+            plan = [("floor", 20000, 0, 0), ("python", 5000, 1000, 0),
+                    ("sensd", 10000, 2000, 1), ("sensd", 10000, 2000, 100), ("sensd", 2000, 500, 1000),
+                    ("sensd", 20000, 0, 1), ("sensd", 20000, 0, 100)]
+        storms = []
+        for target, count, rate, subs in plan:
+            print(f"bench: {target} {subs or ''} {count} sessions at {rate or 'max'}/s", file=sys.stderr, flush=True)
+            storms.append(storm_run(bins, work, target, count, rate, subs))
+        results = {"machine": machine(), "smoke": args.smoke, "storms": storms, "memory": memory_and_startup(bins, work, args.smoke)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = "smoke" if args.smoke else "latest"
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    text = table(results)
+    (out / f"{name}.md").write_text(text + "\n")
+    print(text)
+    if args.smoke:
+        # The floor and sensd must lose nothing and name every user right; what the Python client gets
+        # wrong (a user it looked up too late) is one of the figures, not a failure of the harness.
+        bad = [r for r in storms if r.get("lost", 0) or r.get("errors", 0) or r["floor_received"] != r["sessions"]
+               or (r["target"] == "sensd" and r.get("wrong", 0))]
+        if bad:
+            print(f"bench smoke: lost or wrong events: {json.dumps(bad, indent=1)}", file=sys.stderr)
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
