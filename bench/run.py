@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import select
 import shutil
 import signal
 import socket
@@ -41,17 +42,28 @@ def products(config):
 
 
 def wait_line(proc, want, timeout, what):
-    """Reads proc's stdout until a line starting with `want`; the deadline guards against a hang."""
+    """Reads proc's stdout until a line starting with `want`. The deadline holds even for a process that
+    prints nothing: the pipe is read raw, only when select says there is something."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
+    fd = proc.stdout.fileno()
+    pending = proc.__dict__.setdefault("_pending", b"")
+    while True:
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            proc._pending = pending
+            text = line.decode(errors="replace")
+            if text.startswith(want):
+                return text.strip()
+            if text.startswith("error"):
+                raise RuntimeError(f"{what}: {text.strip()}")
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError(f"{what}: no '{want}' within {timeout:.0f} s")
+        chunk = os.read(fd, 65536)
+        if not chunk:
             raise RuntimeError(f"{what}: process ended before '{want}'")
-        if line.startswith(want):
-            return line.strip()
-        if line.startswith("error"):
-            raise RuntimeError(f"{what}: {line.strip()}")
-    raise TimeoutError(f"{what}: no '{want}' within {timeout} s")
+        pending += chunk
+        proc._pending = pending
 
 
 def cpu_seconds(pid):
