@@ -286,10 +286,7 @@ public final class SubscriberServer {
             subscriber.cursor = nil
             subscriber.state = .open
         case .overtaken:
-            overflowed += 1
-            var extra: [(String, UInt64)] = [("limit", UInt64(limits.queueLimit))]
-            if let last = subscriber.queue.lastSeqWritten { extra.append(("lastSeq", last)) }
-            close(subscriber, with: ProtocolError(.overflow, "the replay fell behind sensd's event log retention; reconnect with \"since\" to continue"), extra: extra)
+            overflow(subscriber, "the replay fell behind sensd's event log retention; reconnect with \"since\" to continue")
         case .failed(let reason):
             logger.error("cannot replay the event log to a subscriber", metadata: ["error": "\(reason)"])
             close(subscriber, with: ProtocolError(.logUnavailable, "sensd cannot read its event log: \(reason)"))
@@ -304,13 +301,18 @@ public final class SubscriberServer {
         dirty.insert(ObjectIdentifier(subscriber))
     }
 
-    private func overflow(_ subscriber: Subscriber) {
+    /// Cuts off a subscriber that fell behind (its queue, or a replay overtaken by retention) with an
+    /// `overflow` line naming the last event it was sent in full, the point to resume after.
+    private func overflow(_ subscriber: Subscriber, _ message: String? = nil) {
         overflowed += 1
         let last = subscriber.queue.lastSeqWritten
-        logger.warning("subscriber fell \(limits.queueLimit) events behind; disconnecting it", metadata: ["lastSeq": "\(last.map(String.init) ?? "none")"])
+        if message == nil {
+            logger.warning("subscriber fell \(limits.queueLimit) events behind; disconnecting it", metadata: ["lastSeq": "\(last.map(String.init) ?? "none")"])
+        }
         var extra: [(String, UInt64)] = [("limit", UInt64(limits.queueLimit))]
         if let last { extra.append(("lastSeq", last)) }
-        close(subscriber, with: ProtocolError(.overflow, "subscriber fell more than \(limits.queueLimit) events behind; reconnect with \"since\" set to lastSeq to continue without loss"), extra: extra)
+        let text = message ?? "subscriber fell more than \(limits.queueLimit) events behind; reconnect with \"since\" set to lastSeq to continue without loss"
+        close(subscriber, with: ProtocolError(.overflow, text), extra: extra)
     }
 
     /// Ends a connection with one final error line: unsent lines are dropped, the error is delivered

@@ -68,6 +68,25 @@ public enum Syscall {
         guard r == 0 else { throw SystemCallError("connect(\(path))", errno: errno) }
     }
 
+    /// A blocking stream socket connected to `path`; nothing is left open if connecting fails.
+    public static func connect(path: String) throws(SystemCallError) -> Int32 {
+        let fd = try unixStreamSocket(nonBlocking: false)
+        do {
+            try connect(fd, path: path)
+        } catch {
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// CLOCK_MONOTONIC in nanoseconds, for timestamps compared across processes on one machine.
+    public static func monotonicNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
     /// Makes `fd` non-blocking (a socket handed over by the service manager is blocking unless told otherwise).
     public static func setNonBlocking(_ fd: Int32) throws(SystemCallError) {
         let flags = fcntl(fd, F_GETFL)
@@ -151,9 +170,9 @@ public enum Syscall {
 
     /// Whether something accepts connections at `path` right now.
     public static func isListening(path: String) -> Bool {
-        guard let fd = try? unixStreamSocket(nonBlocking: false) else { return false }
-        defer { close(fd) }
-        return (try? connect(fd, path: path)) != nil
+        guard let fd = try? connect(path: path) else { return false }
+        close(fd)
+        return true
     }
 
     /// The group id for a group name.

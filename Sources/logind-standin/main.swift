@@ -364,11 +364,6 @@ struct Storm {
     var timer: EventSource?
 }
 
-func monotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
 
 extension StandIn {
     /// Emits what is due, then comes back: at a rate, on a 1 ms tick; flat out, whenever the bus has taken
@@ -376,12 +371,12 @@ extension StandIn {
     func stormTick() throws {
         guard var s = storm else { return }
         if s.started == 0 {
-            s.started = monotonicNanoseconds()
+            s.started = Syscall.monotonicNanoseconds()
             s.removals = [UInt64](repeating: 0, count: s.count)
         }
         let due: Int
         if s.rate > 0 {
-            let elapsed = Double(monotonicNanoseconds() - s.started) / 1e9
+            let elapsed = Double(Syscall.monotonicNanoseconds() - s.started) / 1e9
             due = min(s.count, Int(elapsed * s.rate) + 1) - s.opened
         } else {
             due = bus.queuedWrites < 64 ? 64 : 0
@@ -396,7 +391,7 @@ extension StandIn {
         try stormRemovals(&s)
         bus.flush()
         if s.removed == s.count {
-            let seconds = Double(monotonicNanoseconds() - s.started) / 1e9
+            let seconds = Double(Syscall.monotonicNanoseconds() - s.started) / 1e9
             var text = ""
             text.reserveCapacity(s.count * 24)
             for (i, t) in s.removals.enumerated() { text += "\(i) \(t)\n" }
@@ -423,7 +418,7 @@ extension StandIn {
         while s.removed < s.opened && (s.opened - s.removed > s.window || s.opened == s.count) {
             if let gone = remove("\(s.prefix)\(s.removed)") {
                 try signal("SessionRemoved", gone)
-                s.removals[s.removed] = monotonicNanoseconds()
+                s.removals[s.removed] = Syscall.monotonicNanoseconds()
             }
             s.removed += 1
         }

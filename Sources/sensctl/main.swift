@@ -82,14 +82,8 @@ struct Monitor: ParsableCommand {
         var connectedOnce = false
         while true {
             let fd: Int32
-            do throws(SystemCallError) {
-                fd = try Syscall.unixStreamSocket(nonBlocking: false)
-                do {
-                    try Syscall.connect(fd, path: socket)
-                } catch {
-                    Syscall.close(fd)
-                    throw error
-                }
+            do {
+                fd = try Syscall.connect(path: socket)
             } catch {
                 if reconnect && connectedOnce {
                     // Waiting for sensd to come back (a restart); a client backoff, not synchronisation.
@@ -207,8 +201,7 @@ struct Position: ParsableCommand {
     func run() throws {
         let fd: Int32
         do {
-            fd = try Syscall.unixStreamSocket(nonBlocking: false)
-            try Syscall.connect(fd, path: socket)
+            fd = try Syscall.connect(path: socket)
         } catch {
             printError("sensctl: cannot connect to \(socket): \(String(cString: strerror(error.errno)))")
             throw ExitCode(69)

@@ -18,11 +18,7 @@ import UnixSocket
 import Glibc
 #endif
 
-func now() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
+func now() -> UInt64 { Syscall.monotonicNanoseconds() }
 
 func say(_ text: String) {
     try? Syscall.writeAll(1, Array((text + "\n").utf8))
@@ -117,8 +113,7 @@ func runSubscribers(socket path: String, n: Int, prefix: String, count: Int, nam
     }
     var connections: [Connection] = []
     for _ in 0..<n {
-        let fd = try Syscall.unixStreamSocket(nonBlocking: false)
-        try Syscall.connect(fd, path: path)
+        let fd = try Syscall.connect(path: path)
         try Syscall.writeAll(fd, Array("{}\n".utf8))
         try Syscall.setNonBlocking(fd)
         let c = Connection(fd: fd)

@@ -298,8 +298,7 @@ final class TestSubscriber {
     let hello: String
 
     init(path: String, expectHello: Bool = true) throws {
-        fd = try Syscall.unixStreamSocket(nonBlocking: false)
-        try Syscall.connect(fd, path: path)
+        fd = try Syscall.connect(path: path)
         channel = LineChannel(fd: fd)
         hello = expectHello ? (try channel.next() ?? "") : ""
     }
