@@ -1,16 +1,26 @@
-/// One encoded line, shared by every subscriber queue that holds it (arrays share storage until mutated).
-public struct OutgoingLine: Sendable {
-    public var bytes: [UInt8]
+/// One encoded line, shared by every subscriber queue that holds it: one reference each, and bytes at a
+/// fixed address, so a write needs no copying and no retaining beyond the line itself.
+public final class OutgoingLine: @unchecked Sendable {
+    /// The line, newline included. Immutable, and freed with the line.
+    public let buffer: UnsafeRawBufferPointer
     /// The event's seq, or nil for control lines.
-    public var seq: UInt64?
+    public let seq: UInt64?
     /// What a subscription filters on, for event lines.
-    public var facts: EventFacts?
+    public let facts: EventFacts?
 
     public init(bytes: [UInt8], seq: UInt64?, facts: EventFacts? = nil) {
-        self.bytes = bytes
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+        storage.copyMemory(from: UnsafeRawBufferPointer(start: bytes, count: bytes.count))
+        buffer = UnsafeRawBufferPointer(storage)
         self.seq = seq
         self.facts = facts
     }
+
+    deinit { buffer.deallocate() }
+
+    /// A copy of the bytes.
+    public var bytes: [UInt8] { Array(buffer) }
+    public var count: Int { buffer.count }
 }
 
 /// A subscriber's bounded queue of lines not yet written to its socket.
@@ -86,28 +96,19 @@ public struct SubscriberQueue: Sendable {
         let end = min(lines.count, head + maxChunks)
         var chunks: [UnsafeRawBufferPointer] = []
         chunks.reserveCapacity(end - head)
-        // The arrays are kept alive by `lines` for the duration of the call.
-        let written = withPointers(from: head, to: end, offset: headOffset, into: &chunks, body)
+        chunks.append(UnsafeRawBufferPointer(rebasing: lines[head].buffer[headOffset...]))
+        for i in (head + 1)..<end { chunks.append(lines[i].buffer) }
+        // The lines, and so their buffers, are held by `lines` for the duration of the call.
+        let written = body(chunks)
         consume(written)
         return written
-    }
-
-    private func withPointers(
-        from index: Int, to end: Int, offset: Int, into chunks: inout [UnsafeRawBufferPointer],
-        _ body: ([UnsafeRawBufferPointer]) -> Int
-    ) -> Int {
-        if index == end { return body(chunks) }
-        return lines[index].bytes.withUnsafeBytes { raw in
-            chunks.append(UnsafeRawBufferPointer(rebasing: raw[offset...]))
-            return withPointers(from: index + 1, to: end, offset: 0, into: &chunks, body)
-        }
     }
 
     /// Marks `n` bytes as written.
     public mutating func consume(_ n: Int) {
         var left = n
         while left > 0 && head < lines.count {
-            let remaining = lines[head].bytes.count - headOffset
+            let remaining = lines[head].count - headOffset
             if left >= remaining {
                 left -= remaining
                 if let seq = lines[head].seq { lastSeqWritten = seq }

@@ -86,6 +86,12 @@ public final class Daemon {
     /// Seqs reserved at a time: one small synced write per this many events.
     static let reservationBlock: UInt64 = 65_536
 
+    /// Events stamped but not yet logged and sent: they go out together at the next flush, one log write
+    /// and one write per subscriber for the whole burst.
+    private var pendingLines: [OutgoingLine] = []
+    /// The last seq logged and handed to the subscribers: what a new subscriber's hello line says.
+    private var emittedSeq: UInt64 = 0
+
     private let journalEvents: Bool
     private var eventsSinceStart = 0
     private var statusTimer: EventSource?
@@ -116,6 +122,7 @@ public final class Daemon {
             remembered = recovered.sessions
             snapshotSeq = recovered.snapshotSeq
             sequencer = EventSequencer(lastSeq: recovered.lastSeq)
+            emittedSeq = recovered.lastSeq
             self.store = store
             self.log = log
         } else {
@@ -196,16 +203,20 @@ public final class Daemon {
         let fd = try listeningSocket()
         server = try SubscriberServer(
             loop: loop, listenFD: fd, limits: configuration.limits, logger: logger,
-            daemonVersion: Self.version, lastSeq: { [unowned self] in self.sequencer.lastSeq }, log: log)
+            daemonVersion: Self.version, lastSeq: { [unowned self] in self.emittedSeq }, log: log)
         server.onSubscribersChanged = { [unowned self] in self.statusChanged() }
+        server.prepareFlush = { [unowned self] in self.emitPending() }
         logind.publish = { [unowned self] drafts in self.publish(drafts) }
         try logind.start { [unowned self] in
             self.logger.info("ready", metadata: ["sessions": "\(self.logind.sessionCount)", "socket": "\(self.configuration.socketPath)", "journalEvents": "\(self.journalEvents)"])
             self.ready = true
+            // What start-up found is logged and handed out before anyone is told sensd is ready.
+            self.server.flush()
             ServiceManager.notify("READY=1\nSTATUS=\(self.status)")
         }
 
         let code = try loop.run()
+        emitPending()
         server.stop()
         stopCleanly()
         if ownsSocketFile { try? Syscall.unlinkIfPresent(configuration.socketPath) }
@@ -215,7 +226,8 @@ public final class Daemon {
         return code
     }
 
-    /// Stamps, logs, then sends: nothing reaches a subscriber before it is in the log.
+    /// Stamps the events and asks for a flush, where they are logged, then sent: nothing reaches a
+    /// subscriber before it is in the log.
     private func publish(_ drafts: [EventDraft]) {
         guard !drafts.isEmpty else { return }
         if let reservation, sequencer.lastSeq + UInt64(drafts.count) > reservation.reservedThrough {
@@ -244,7 +256,17 @@ public final class Daemon {
         }
         eventsSinceStart += drafts.count
         statusChanged()
+        pendingLines += lines
+        server.requestFlush()
+    }
+
+    /// Logs, then broadcasts, every event stamped since the last flush.
+    private func emitPending() {
+        guard let last = pendingLines.last?.seq else { return }
+        let lines = pendingLines
+        pendingLines.removeAll(keepingCapacity: true)
         if let log { append(lines, to: log) }
+        emittedSeq = last
         for line in lines { server.broadcast(line) }
     }
 
@@ -310,6 +332,8 @@ public final class Daemon {
     private func saveSnapshot() {
         guard let store else { return }
         snapshotDue = false
+        // The snapshot reflects every stamped event, so every one of them must be in the log first.
+        emitPending()
         do {
             try store.save(SessionState(lastSeq: sequencer.lastSeq, sessions: logind.remembered))
             snapshotSeq = sequencer.lastSeq

@@ -38,10 +38,22 @@ public final class SubscriberServer {
     /// The event history resuming clients replay from; nil when sensd keeps none.
     private let log: EventLog?
     private var listenSource: EventSource?
-    private var flushSource: EventSource?
+    /// Output goes out when the loop has nothing more urgent (no bus message waiting), so that one write per
+    /// subscriber carries every event of a burst; the backstop bounds the wait when the bus never pauses.
+    private var idleFlush: EventSource?
+    private var backstop: EventSource?
+    private var flushRequested = false
     private var subscribers: [ObjectIdentifier: Subscriber] = [:]
-    /// Subscribers with output waiting, flushed once per loop iteration.
+    /// Subscribers with output waiting, written at the next flush.
     private var dirty: Set<ObjectIdentifier> = []
+
+    /// The longest output waits for the bus to pause while events keep coming.
+    static let backstopMicroseconds: UInt64 = 1_000
+    /// When the last flush ended and how long it took (CLOCK_MONOTONIC microseconds).
+    private var lastFlushEnd: UInt64 = 0
+    private var lastFlushDuration: UInt64 = 0
+    /// Called at the start of every flush, to hand over what was published since the last.
+    var prepareFlush: () -> Void = {}
 
     public var subscriberCount: Int { subscribers.count }
     /// Called when a subscriber connects or goes.
@@ -63,7 +75,33 @@ public final class SubscriberServer {
         self.limits = limits
         self.logger = logger
         listenSource = try loop.addIO(fd: listenFD, events: .readable) { [unowned self] _ in self.acceptAll() }
-        flushSource = try loop.addPost { [unowned self] in self.flush() }
+        idleFlush = try loop.addDefer { [unowned self] in self.flush() }
+        idleFlush?.setPriority(EventSource.idlePriority)
+        backstop = try loop.addTimer(monotonicDeadline: 0, accuracy: 100) { [unowned self] in self.flush() }
+        backstop?.setPriority(EventSource.importantPriority)
+        backstop?.setEnabled(false)
+    }
+
+    /// Asks for a flush once the loop is idle, or after the backstop at the latest. Until as long after the
+    /// last flush as that flush took, waits for that instead: flushing then takes at most half the loop's
+    /// time however many subscribers there are, so the bus is always read, while an event after a quiet spell,
+    /// or with few subscribers, goes out at once.
+    func requestFlush() {
+        guard !flushRequested else { return }
+        flushRequested = true
+        let now = loop.monotonicNow
+        if now < lastFlushEnd + lastFlushDuration {
+            backstop?.setTime(monotonicDeadline: lastFlushEnd + lastFlushDuration)
+        } else {
+            idleFlush?.setEnabled(true, oneshot: true)
+            backstop?.setTime(monotonicDeadline: now + Self.backstopMicroseconds)
+        }
+        backstop?.setEnabled(true, oneshot: true)
+    }
+
+    private func markDirty(_ key: ObjectIdentifier) {
+        dirty.insert(key)
+        requestFlush()
     }
 
     /// Sends an event line to every subscriber whose subscription it matches. Never blocks: a subscriber
@@ -78,18 +116,17 @@ public final class SubscriberServer {
             if let facts = line.facts, let request = subscriber.request, !request.matches(facts) { continue }
             if subscriber.queue.enqueue(line) {
                 // Held lines wait for the request; the others go out at the end of this loop iteration.
-                if subscriber.state == .open { dirty.insert(key) }
+                if subscriber.state == .open { markDirty(key) }
                 continue
             }
-            if subscriber.state == .held {
-                // No request came before the queue filled: stop waiting for one rather than cut the client off.
-                release(subscriber)
-                if write(subscriber), subscriber.queue.enqueue(line) {
-                    dirty.insert(key)
-                    continue
-                }
-                guard subscriber.isAttached else { continue }
+            // Full: what the socket takes now makes room (a burst is enqueued before its flush), and a
+            // held subscriber stops waiting for a request rather than being cut off.
+            release(subscriber)
+            if write(subscriber), subscriber.queue.enqueue(line) {
+                markDirty(key)
+                continue
             }
+            guard subscriber.isAttached else { continue }
             overflow(subscriber)
         }
     }
@@ -97,7 +134,8 @@ public final class SubscriberServer {
     /// Stops accepting and ends every connection with a `shutting-down` line (best effort, without waiting).
     public func stop() {
         listenSource = nil
-        flushSource = nil
+        idleFlush = nil
+        backstop = nil
         let line = WireFormat.error(.shuttingDown, "sensd is stopping")
         for subscriber in subscribers.values {
             if subscriber.state != .closing {
@@ -228,7 +266,7 @@ public final class SubscriberServer {
         let fromSeq = subscriber.state == .held ? subscriber.helloSeq + 1 : (subscriber.queue.lastSeqWritten ?? subscriber.helloSeq) + 1
         subscriber.queue.insertBeforeUnstarted(OutgoingLine(bytes: WireFormat.accepted(request, fromSeq: fromSeq), seq: nil))
         release(subscriber)
-        dirty.insert(ObjectIdentifier(subscriber))
+        markDirty(ObjectIdentifier(subscriber))
     }
 
     /// Starts a replay: every retained event after `since` (and after whatever this connection has already
@@ -253,7 +291,7 @@ public final class SubscriberServer {
         subscriber.state = .replaying
         subscriber.graceTimer = nil
         pump(subscriber)
-        if subscriber.isAttached { dirty.insert(ObjectIdentifier(subscriber)) }
+        if subscriber.isAttached { markDirty(ObjectIdentifier(subscriber)) }
     }
 
     /// Refills a replaying subscriber's queue from the log, up to its limit. Missing seqs are announced with
@@ -298,7 +336,7 @@ public final class SubscriberServer {
         guard subscriber.state == .held else { return }
         subscriber.state = .open
         subscriber.graceTimer = nil
-        dirty.insert(ObjectIdentifier(subscriber))
+        markDirty(ObjectIdentifier(subscriber))
     }
 
     /// Cuts off a subscriber that fell behind (its queue, or a replay overtaken by retention) with an
@@ -326,18 +364,29 @@ public final class SubscriberServer {
         subscriber.graceTimer = try? loop.addTimer(monotonicDeadline: deadline) { [unowned self, unowned subscriber] in
             self.drop(subscriber)
         }
-        dirty.insert(ObjectIdentifier(subscriber))
+        markDirty(ObjectIdentifier(subscriber))
     }
 
     // MARK: Output
 
-    private func flush() {
-        guard !dirty.isEmpty else { return }
+    /// Hands over what was published, then writes every subscriber with output waiting: one `sendmsg` each
+    /// for everything since the last flush.
+    func flush() {
+        let start = Syscall.monotonicNanoseconds() / 1000
+        defer {
+            lastFlushEnd = Syscall.monotonicNanoseconds() / 1000
+            lastFlushDuration = min(lastFlushEnd - start, 10 * Self.backstopMicroseconds)
+        }
+        prepareFlush()
         let keys = dirty
         dirty.removeAll(keepingCapacity: true)
         for key in keys {
             if let subscriber = subscribers[key], subscriber.state != .held { _ = write(subscriber) }
         }
+        flushRequested = false
+        idleFlush?.setEnabled(false)
+        backstop?.setEnabled(false)
+        if !dirty.isEmpty { requestFlush() }
     }
 
     /// Writes as much as the socket takes; false if the subscriber was dropped.

@@ -123,6 +123,23 @@ public final class EventLoop {
         return try EventSource.adopt(source, result: r, userdata: userdata, release: releaseCallbackBox, "sd_event_add_post")
     }
 
+    /// Calls `handler` whenever the loop has nothing more urgent to dispatch, while the source is enabled.
+    /// Created disabled; enable it (usually ``EventSource/setEnabled(_:oneshot:)`` with `oneshot`) when there
+    /// is work. The corresponding C function is `sd_event_add_defer`.
+    public func addDefer(handler: @escaping () -> Void) throws(SystemdError) -> EventSource {
+        let box = CallbackBox(handler)
+        let userdata = box.opaque
+        var source: OpaquePointer?
+        let r = sd_event_add_defer(handle, &source, { _, userdata in
+            let box = CallbackBox<() -> Void>.from(userdata)
+            withExtendedLifetime(box) { box.handler() }
+            return 0
+        }, userdata)
+        let adopted = try EventSource.adopt(source, result: r, userdata: userdata, release: releaseCallbackBox, "sd_event_add_defer")
+        adopted.setEnabled(false)
+        return adopted
+    }
+
     /// The monotonic clock, in microseconds, as the loop sees it.
     public var monotonicNow: UInt64 {
         var usec: UInt64 = 0
@@ -182,6 +199,11 @@ public final class EventSource {
     public func setTime(monotonicDeadline: UInt64) {
         _ = sd_event_source_set_time(handle, monotonicDeadline)
     }
+
+    /// Runs only when no source of a lower number is ready (`SD_EVENT_PRIORITY_IDLE`).
+    public static let idlePriority: Int64 = 100
+    /// Runs before the sources of the default priority 0 (the bus, the sockets).
+    public static let importantPriority: Int64 = -100
 
     /// Lower numbers run first when several sources are ready. The corresponding C function is `sd_event_source_set_priority`.
     public func setPriority(_ priority: Int64) {

@@ -130,6 +130,31 @@ struct LogoffScenarioTests {
         #expect(try rig.barrier(steady).isEmpty)
     }
 
+    @Test func subscribersJoiningWhileABurstPoursInAreAnsweredAtOnceAndGetEveryLaterEvent() throws {
+        // Output waits for the bus to pause, with a backstop: a storm that never pauses must not hold back
+        // hello and accepted lines, nor starve anyone.
+        let rig = try Rig()
+        let steady = try rig.sensd.subscribe()
+        try rig.logind.start("burst 3000 j 1000 alice")
+        var seen = try steady.events(100)  // the burst is under way
+        var joined: [(subscriber: TestSubscriber, fromSeq: UInt64)] = []
+        for _ in 0..<10 {
+            let s = try TestSubscriber(path: rig.sensd.socketPath)
+            try s.send(#"{"events":["Logoff"]}"# + "\n")
+            let accepted = try object(try s.nextLine())
+            let fromSeq = try #require(accepted["fromSeq"] as? Int)
+            joined.append((s, UInt64(fromSeq)))
+        }
+        seen += try steady.events(3000 - 100)
+        try rig.logind.finish("burst")
+        let burstSeqs = seen.map(\.seq)
+        #expect(joined.contains { $0.fromSeq > burstSeqs.first! && $0.fromSeq <= burstSeqs.last! }, "some joined mid-burst")
+        for (subscriber, fromSeq) in joined {
+            let got = try rig.barrier(subscriber)
+            #expect(got.map(\.seq) == seen.filter { $0.seq >= fromSeq }.map(\.seq), "every Logoff from its fromSeq on, once, in order")
+        }
+    }
+
     @Test func subscriberThatStopsReadingIsCutOffWithAnOverflowLineAndOthersGetEverything() throws {
         let rig = try Rig(sensdArguments: ["--queue-limit", "16"])
         let stalled = try rig.sensd.subscribe()
