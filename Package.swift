@@ -51,7 +51,7 @@ let package = Package(
         // A scripted systemd-logind stand-in for a private dbus-daemon: tests and benchmarks only.
         .executableTarget(name: "logind-standin", dependencies: ["Systemd", "UnixSocket"]),
         // The benchmark's measuring clients (bench/run.py): a bare sd-bus floor and many sensd subscribers.
-        .executableTarget(name: "sensd-bench", dependencies: ["Systemd", "UnixSocket", "SENSCore"]),
+        .executableTarget(name: "sensd-bench", dependencies: ["CSystemd", "Systemd", "UnixSocket", "SENSCore"]),
         .testTarget(name: "SENSCoreTests", dependencies: ["SENSCore", "UnixSocket"]),
         .testTarget(
             name: "SensdServiceTests",

@@ -173,10 +173,10 @@ def storm_run(bins, work, target, count, rate, subscribers=0):
     """One configuration on one storm. Returns its figures."""
     rig = Rig(bins, work)
     try:
-        # Sessions live about 100 ms at a set rate (so they end at the offered rate, not in one final burst),
-        # and 1,000 sessions flat out.
-        window = max(5, int(rate / 10)) if rate else 1000
-        result = {"target": target, "sessions": count, "offered_rate": rate or "max", "subscribers": subscribers, "window": window}
+        # Every session lives 100 ms, as a (very short) real login would: long enough to be asked about, and
+        # sessions end at the offered rate rather than in one final burst.
+        life = 100
+        result = {"target": target, "sessions": count, "offered_rate": rate or "max", "subscribers": subscribers, "life_ms": life}
         floor_out = rig.dir / "floor.out"
         floor = rig.spawn([str(bins / "sensd-bench"), "floor", "s", str(count), str(floor_out)])
         wait_line(floor, "ready", 30, "the floor")
@@ -195,7 +195,7 @@ def storm_run(bins, work, target, count, rate, subscribers=0):
             client = None
         emitted = rig.dir / "emitted"
         # A storm that stalls fails the run instead of hanging it (make check runs the smoke).
-        line = rig.command(f"storm {count} s 1000 alice {rate} {window} {emitted}", timeout=60 + count / 100)
+        line = rig.command(f"storm {count} s 1000 alice {rate} {life} {emitted}", timeout=60 + count / 100)
         result["storm_seconds"] = float(line.split()[2])
         # Every receiver says "done" once it has every session's Logoff; one that loses some never does, and
         # is stopped after the deadline with what it got.
@@ -235,6 +235,32 @@ def storm_run(bins, work, target, count, rate, subscribers=0):
         return result
     finally:
         rig.close()
+
+
+def sustained(r):
+    """Whether a storm was carried: nothing lost, nothing wrong, and delivered at (nearly) the offered rate."""
+    return (not r.get("incomplete") and r.get("lost", r["sessions"] - r["floor_received"]) == 0 and not r.get("wrong")
+            and not r.get("errors") and r.get("delivered_rate", r.get("floor_delivered_rate", 0)) >= 0.95 * r["offered_rate"])
+
+
+def sweep(bins, work, target, subscribers, rates, seconds):
+    """Storms at rising rates until one is not carried: the highest sustained rate."""
+    runs = []
+    for rate in rates:
+        count = max(1000, int(rate * seconds))
+        print(f"bench: sweep {target} {subscribers or ''} {count} sessions at {rate}/s", file=sys.stderr, flush=True)
+        r = storm_run(bins, work, target, count, rate, subscribers)
+        r["sweep"] = True
+        r["sustained"] = sustained(r)
+        runs.append(r)
+        if not r["sustained"]:
+            break
+    return runs
+
+
+def highest(runs, target, subscribers):
+    ok = [r["offered_rate"] for r in runs if r.get("sweep") and r["target"] == target and r["subscribers"] == subscribers and r["sustained"]]
+    return max(ok) if ok else 0
 
 
 def memory_and_startup(bins, work, smoke):
@@ -292,6 +318,8 @@ def table(results):
     rows = ["| configuration | sessions | offered (sessions/s) | delivered (sessions/s) | floor delivered | lost / wrong | latency p50 / p99 / max (ms) | floor p50 / p99 (ms) | added over floor p50 / p99 (ms) | sensd CPU per event |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["storms"]:
+        if r.get("sweep"):
+            continue
         name = r["target"] + (f" ×{r['subscribers']}" if r["target"] == "sensd" else "")
         lat = r.get("latency_last_ms") or r["floor_latency_ms"]
         floor = r["floor_latency_ms"]
@@ -302,6 +330,28 @@ def table(results):
         rows.append(f"| {name} | {r['sessions']} | {r['offered_rate']} | {delivered} | {r.get('floor_delivered_rate')} | {lost} | "
                     f"{lat['p50']} / {lat['p99']} / {lat['max']} | {floor['p50']} / {floor['p99']} | "
                     f"{(str(added['p50']) + ' / ' + str(added['p99'])) if added else ''} | {cpu} |")
+    configs = []
+    for r in results["storms"]:
+        if r.get("sweep") and (r["target"], r["subscribers"]) not in configs:
+            configs.append((r["target"], r["subscribers"]))
+    if configs:
+        floor_best = highest(results["storms"], "floor", 0)
+        rows += ["", "| highest sustained rate (nothing lost or wrong, ≥ 95% of the offered rate delivered) | sessions/s | of the floor's | first rate not carried, and why |",
+                 "|---|---|---|---|"]
+        for target, subs in configs:
+            runs = [r for r in results["storms"] if r.get("sweep") and r["target"] == target and r["subscribers"] == subs]
+            best = highest(results["storms"], target, subs)
+            failed = next((r for r in runs if not r["sustained"]), None)
+            why = ""
+            if failed:
+                lost = failed.get("lost", failed["sessions"] - failed["floor_received"])
+                why = (f"{failed['offered_rate']}: delivered {failed.get('delivered_rate', failed.get('floor_delivered_rate'))}, "
+                       f"lost {lost}, wrong {failed.get('wrong', 0)}")
+            else:
+                why = "none: every rate tried was carried"
+            name = target + (f" ×{subs}" if target == "sensd" else "")
+            ratio = f"{100 * best / floor_best:.0f}%" if floor_best else ""
+            rows.append(f"| {name} | {best} | {ratio} | {why} |")
     m = results["memory"]
     rows += ["", "| memory and start-up | value |", "|---|---|"]
     for k, v in m.items():
@@ -313,26 +363,40 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness works (part of make check)")
     ap.add_argument("--out", default=str(ROOT / "bench/results"))
+    ap.add_argument("--storm", action="append", metavar="TARGET:SESSIONS:RATE:SUBSCRIBERS",
+                    help="run only these storms (rate 0: flat out), e.g. sensd:20000:0:100; skips the memory figures "
+                         "and writes partial.{json,md}")
     args = ap.parse_args()
     bins = products("release")
     work = Path(tempfile.mkdtemp(prefix="sensd-bench-"))
     try:
-        if args.smoke:
+        sweeps = []
+        if args.storm:
+            plan = [(t, int(c), int(r), int(n)) for t, c, r, n in (x.split(":") for x in args.storm)]
+        elif args.smoke:
             plan = [("floor", 200, 500, 0), ("python", 200, 500, 0), ("sensd", 200, 500, 10), ("sensd", 300, 0, 10)]
+            sweeps = [("sensd", 1, [500, 1000], 0.5)]
         else:
+            # Latency at set rates, then flat out, then the highest rate each carries without loss.
             plan = [("floor", 20000, 0, 0), ("python", 5000, 1000, 0),
-                    ("sensd", 10000, 2000, 1), ("sensd", 10000, 2000, 100), ("sensd", 2000, 500, 1000),
+                    ("sensd", 10000, 2000, 1), ("sensd", 10000, 2000, 100), ("sensd", 5000, 1000, 1000),
                     ("sensd", 20000, 0, 1), ("sensd", 20000, 0, 100)]
+            rising = [2000, 4000, 6000, 8000, 10000, 12000, 14000, 16000, 20000, 25000, 30000, 40000]
+            sweeps = [("floor", 0, rising + [50000, 60000, 80000], 3), ("python", 0, [500, 1000, 1500, 2000, 3000, 4000], 3),
+                      ("sensd", 1, rising, 3), ("sensd", 100, rising, 3), ("sensd", 1000, [500, 1000, 1500, 2000, 3000, 4000], 3)]
         storms = []
         for target, count, rate, subs in plan:
             print(f"bench: {target} {subs or ''} {count} sessions at {rate or 'max'}/s", file=sys.stderr, flush=True)
             storms.append(storm_run(bins, work, target, count, rate, subs))
-        results = {"machine": machine(), "smoke": args.smoke, "storms": storms, "memory": memory_and_startup(bins, work, args.smoke)}
+        for target, subs, rates, seconds in sweeps:
+            storms += sweep(bins, work, target, subs, rates, seconds)
+        memory = {} if args.storm else memory_and_startup(bins, work, args.smoke)
+        results = {"machine": machine(), "smoke": args.smoke, "storms": storms, "memory": memory}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = "smoke" if args.smoke else "latest"
+    name = "partial" if args.storm else "smoke" if args.smoke else "latest"
     (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     text = table(results)
     (out / f"{name}.md").write_text(text + "\n")

@@ -19,10 +19,10 @@
 //   wait-asked ID                answers once someone has read the details of session ID
 //   set ID PROPERTY VALUE        changes Active, IdleHint, LockedHint (true/false) or State, with PropertiesChanged
 //   sessions                     prints the live session ids
-//   storm N PREFIX UID NAME RATE WINDOW FILE
+//   storm N PREFIX UID NAME RATE LIFE FILE
 //                                load for benchmarks: N sessions PREFIX0... opened at RATE per second (0: as
-//                                fast as the bus takes them), each removed once WINDOW newer ones are open (so
-//                                it lives while its details are asked); answers "ok storm SECONDS" when the last
+//                                fast as the bus takes them), each removed LIFE milliseconds after it was opened
+//                                (as a real login lives a while); answers "ok storm SECONDS" when the last
 //                                is removed, having written "<index> <CLOCK_MONOTONIC ns>" of each SessionRemoved
 //                                to FILE
 //   populate N PREFIX UID NAME   N sessions that already exist (no signals), for start-up measurements
@@ -317,10 +317,10 @@ final class StandIn {
             }
         case "storm":
             guard storm == nil else { throw DaemonlessError("a storm is already running") }
-            guard let n = Int(try arg(1)), let rate = Double(try arg(5)), let window = Int(try arg(6)) else {
-                throw DaemonlessError("usage: storm N PREFIX UID NAME RATE WINDOW FILE")
+            guard let n = Int(try arg(1)), let rate = Double(try arg(5)), let life = UInt64(try arg(6)) else {
+                throw DaemonlessError("usage: storm N PREFIX UID NAME RATE LIFE FILE")
             }
-            storm = Storm(count: n, prefix: try arg(2), uid: try uid(3), name: try arg(4), rate: rate, window: max(1, window), file: try arg(7))
+            storm = Storm(count: n, prefix: try arg(2), uid: try uid(3), name: try arg(4), rate: rate, lifeNanoseconds: life * 1_000_000, file: try arg(7))
             try stormTick()
             return ""
         case "populate":
@@ -355,11 +355,12 @@ struct Storm {
     let uid: UInt32
     let name: String
     let rate: Double
-    let window: Int
+    let lifeNanoseconds: UInt64
     let file: String
     var opened = 0
     var removed = 0
     var started: UInt64 = 0
+    var openedAt: [UInt64] = []
     var removals: [UInt64] = []
     var timer: EventSource?
 }
@@ -367,12 +368,14 @@ struct Storm {
 
 extension StandIn {
     /// Emits what is due, then comes back: at a rate, on a 1 ms tick; flat out, whenever the bus has taken
-    /// what was queued (so that the load is what the bus carries, not what piles up in this process).
+    /// what was queued (so that the load is what the bus carries, not what piles up in this process); once
+    /// every session is open, when the next one is due to end.
     func stormTick() throws {
         guard var s = storm else { return }
         if s.started == 0 {
             s.started = Syscall.monotonicNanoseconds()
             s.removals = [UInt64](repeating: 0, count: s.count)
+            s.openedAt = [UInt64](repeating: 0, count: s.count)
         }
         let due: Int
         if s.rate > 0 {
@@ -384,9 +387,9 @@ extension StandIn {
         var left = due
         while left > 0 && s.opened < s.count {
             try signal("SessionNew", add("\(s.prefix)\(s.opened)", s.uid, s.name, leader: nil))
+            s.openedAt[s.opened] = Syscall.monotonicNanoseconds()
             s.opened += 1
             left -= 1
-            try stormRemovals(&s)
         }
         try stormRemovals(&s)
         bus.flush()
@@ -404,18 +407,28 @@ extension StandIn {
             say("ok storm \(seconds)")
             return
         }
-        let next = s.rate > 0 ? loop.monotonicNow + 1000 : loop.monotonicNow
+        let now = loop.monotonicNow
+        let next: UInt64
+        if s.opened < s.count {
+            next = s.rate > 0 ? now + 1000 : now
+        } else {
+            next = max(now, (s.openedAt[s.removed] + s.lifeNanoseconds) / 1000)
+        }
         s.timer = try loop.addTimer(monotonicDeadline: next, accuracy: 1) { [unowned self] in
             do { try self.stormTick() } catch { say("error storm: \(error)") }
         }
+        // Questions first, as logind does: the bus delivers one message per loop iteration, so a tick at the
+        // bus's priority would open 64 sessions per query answered.
+        s.timer?.setPriority(EventSource.idlePriority)
         storm = s
     }
 }
 
 extension StandIn {
-    /// Removes the oldest sessions once `window` newer ones are open, and all of them once every one is open.
+    /// Removes, oldest first, the sessions whose life is over.
     func stormRemovals(_ s: inout Storm) throws {
-        while s.removed < s.opened && (s.opened - s.removed > s.window || s.opened == s.count) {
+        let now = Syscall.monotonicNanoseconds()
+        while s.removed < s.opened && now >= s.openedAt[s.removed] + s.lifeNanoseconds {
             if let gone = remove("\(s.prefix)\(s.removed)") {
                 try signal("SessionRemoved", gone)
                 s.removals[s.removed] = Syscall.monotonicNanoseconds()
