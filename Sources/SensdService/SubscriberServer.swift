@@ -45,7 +45,7 @@ public final class SubscriberServer {
     private var flushRequested = false
     private var subscribers: [ObjectIdentifier: Subscriber] = [:]
     /// Subscribers with output waiting, written at the next flush.
-    private var dirty: Set<ObjectIdentifier> = []
+    private var dirty: [Subscriber] = []
 
     /// The longest output waits for the bus to pause while events keep coming.
     static let backstopMicroseconds: UInt64 = 1_000
@@ -99,31 +99,34 @@ public final class SubscriberServer {
         backstop?.setEnabled(true, oneshot: true)
     }
 
-    private func markDirty(_ key: ObjectIdentifier) {
-        dirty.insert(key)
+    private func markDirty(_ subscriber: Subscriber) {
+        if !subscriber.isDirty {
+            subscriber.isDirty = true
+            dirty.append(subscriber)
+        }
         requestFlush()
     }
 
     /// Sends an event line to every subscriber whose subscription it matches. Never blocks: a subscriber
     /// whose queue is full is cut off instead. Replaying subscribers read the line from the log instead.
     public func broadcast(_ line: OutgoingLine) {
-        for (key, subscriber) in subscribers where subscriber.state == .held || subscriber.state == .open {
+        for subscriber in subscribers.values where subscriber.state == .held || subscriber.state == .open {
             if let seq = line.seq {
                 // The seam between replay and live: never a line twice.
                 guard seq > subscriber.lastSeqSeen else { continue }
                 subscriber.lastSeqSeen = seq
             }
-            if let facts = line.facts, let request = subscriber.request, !request.matches(facts) { continue }
+            if subscriber.request != nil, let facts = line.facts, !subscriber.request!.matches(facts) { continue }
             if subscriber.queue.enqueue(line) {
-                // Held lines wait for the request; the others go out at the end of this loop iteration.
-                if subscriber.state == .open { markDirty(key) }
+                // Held lines wait for the request; the others go out at the next flush.
+                if subscriber.state == .open { markDirty(subscriber) }
                 continue
             }
             // Full: what the socket takes now makes room (a burst is enqueued before its flush), and a
             // held subscriber stops waiting for a request rather than being cut off.
             release(subscriber)
             if write(subscriber), subscriber.queue.enqueue(line) {
-                markDirty(key)
+                markDirty(subscriber)
                 continue
             }
             guard subscriber.isAttached else { continue }
@@ -266,7 +269,7 @@ public final class SubscriberServer {
         let fromSeq = subscriber.state == .held ? subscriber.helloSeq + 1 : (subscriber.queue.lastSeqWritten ?? subscriber.helloSeq) + 1
         subscriber.queue.insertBeforeUnstarted(OutgoingLine(bytes: WireFormat.accepted(request, fromSeq: fromSeq), seq: nil))
         release(subscriber)
-        markDirty(ObjectIdentifier(subscriber))
+        markDirty(subscriber)
     }
 
     /// Starts a replay: every retained event after `since` (and after whatever this connection has already
@@ -291,7 +294,7 @@ public final class SubscriberServer {
         subscriber.state = .replaying
         subscriber.graceTimer = nil
         pump(subscriber)
-        if subscriber.isAttached { markDirty(ObjectIdentifier(subscriber)) }
+        if subscriber.isAttached { markDirty(subscriber) }
     }
 
     /// Refills a replaying subscriber's queue from the log, up to its limit. Missing seqs are announced with
@@ -336,7 +339,7 @@ public final class SubscriberServer {
         guard subscriber.state == .held else { return }
         subscriber.state = .open
         subscriber.graceTimer = nil
-        markDirty(ObjectIdentifier(subscriber))
+        markDirty(subscriber)
     }
 
     /// Cuts off a subscriber that fell behind (its queue, or a replay overtaken by retention) with an
@@ -364,7 +367,7 @@ public final class SubscriberServer {
         subscriber.graceTimer = try? loop.addTimer(monotonicDeadline: deadline) { [unowned self, unowned subscriber] in
             self.drop(subscriber)
         }
-        markDirty(ObjectIdentifier(subscriber))
+        markDirty(subscriber)
     }
 
     // MARK: Output
@@ -378,10 +381,11 @@ public final class SubscriberServer {
             lastFlushDuration = min(lastFlushEnd - start, 10 * Self.backstopMicroseconds)
         }
         prepareFlush()
-        let keys = dirty
+        let batch = dirty
         dirty.removeAll(keepingCapacity: true)
-        for key in keys {
-            if let subscriber = subscribers[key], subscriber.state != .held { _ = write(subscriber) }
+        for subscriber in batch {
+            subscriber.isDirty = false
+            if subscriber.isAttached, subscriber.state != .held { _ = write(subscriber) }
         }
         flushRequested = false
         idleFlush?.setEnabled(false)
@@ -440,7 +444,6 @@ public final class SubscriberServer {
         guard subscriber.isAttached else { return }
         let key = ObjectIdentifier(subscriber)
         subscribers[key] = nil
-        dirty.remove(key)
         subscriber.detach()
         logger.debug("subscriber disconnected", metadata: ["subscribers": "\(subscribers.count)"])
         onSubscribersChanged()
@@ -469,6 +472,8 @@ final class Subscriber {
     /// The last seq published before this client connected, as its hello line said.
     var helloSeq: UInt64 = 0
     var events: IOEvents = .readable
+    /// Whether it is in the server's list of subscribers to write at the next flush.
+    var isDirty = false
     private(set) var isAttached = true
 
     init(fd: Int32, queueLimit: Int) {
