@@ -116,9 +116,10 @@ bench-programs:
 	$(SWIFT) build $(RELEASE_FLAGS) --product sensd-bench
 
 bench:
-	scripts/install-deps.sh build bench
+	scripts/install-deps.sh build test bench
 	$(MAKE) --no-print-directory bench-programs
-	$(PYTHON) bench/run.py
+	$(MAKE) --no-print-directory deb
+	$(PYTHON) bench/run.py --real-logind-stage $(DEB_ROOT)
 
 bench-smoke: bench-programs
 	$(PYTHON) bench/run.py --smoke --out $(CURDIR)/.build/bench-smoke
@@ -126,9 +127,10 @@ bench-smoke: bench-programs
 # The installed daemon under systemd, against a real logind, with real PAM logins.
 # The package's own tree is the stage: the tier tests exactly what `make deb` ships, once laid over the
 # container's root (as `make install` would) and once installed with apt.
-e2e:
+e2e: bench-programs
 	$(MAKE) --no-print-directory deb
-	$(PYTHON) -m pytest -v -p no:cacheprovider tests/e2e --stage $(DEB_ROOT) --deb $(CURDIR)/sensd_$(VERSION)_$$(dpkg --print-architecture).deb
+	$(PYTHON) -m pytest -v -p no:cacheprovider tests/e2e --stage $(DEB_ROOT) --deb $(CURDIR)/sensd_$(VERSION)_$$(dpkg --print-architecture).deb \
+		--bench $(RELEASE_DIR)/sensd-bench
 
 demo: test-deps
 	rm -rf $(E2E_STAGE)

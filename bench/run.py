@@ -305,6 +305,17 @@ def memory_and_startup(bins, work, smoke):
     return out
 
 
+def real_logind(bins, stage):
+    """Added latency over a bare bus client for bursts of real su sessions (bench/real_logind.py)."""
+    import real_logind as real
+    print("bench: the real logind, in the end-to-end container", file=sys.stderr, flush=True)
+    c = real.Container(stage).start()
+    try:
+        return [real.measure(c, bins / "sensd-bench", 200, others, tag=f"latency-{others}") for others in (0, 99)]
+    finally:
+        c.stop()
+
+
 def machine():
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
     mem = status = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
@@ -352,6 +363,12 @@ def table(results):
             name = target + (f" ×{subs}" if target == "sensd" else "")
             ratio = f"{100 * best / floor_best:.0f}%" if floor_best else ""
             rows.append(f"| {name} | {best} | {ratio} | {why} |")
+    if results.get("real_logind"):
+        rows += ["", "| real logind, end-to-end container | sessions | subscribers | burst (s) | added over floor p50 / p99 / max (ms) | sensd's line before logind's signal at the floor |",
+                 "|---|---|---|---|---|---|"]
+        for r in results["real_logind"]:
+            a = r["added_over_floor_ms"]
+            rows.append(f"| {r['how']} | {r['sessions']} | {r['subscribers']} | {r['burst_seconds']} | {a['p50']} / {a['p99']} / {a['max']} | {r['sensd_before_floor']} |")
     m = results["memory"]
     rows += ["", "| memory and start-up | value |", "|---|---|"]
     for k, v in m.items():
@@ -363,6 +380,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness works (part of make check)")
     ap.add_argument("--out", default=str(ROOT / "bench/results"))
+    ap.add_argument("--real-logind-stage", type=Path, metavar="DIR",
+                    help="also measure against the real logind in the end-to-end container, with sensd as installed "
+                         "in DIR (make install DESTDIR=DIR PREFIX=/usr); needs root")
     ap.add_argument("--storm", action="append", metavar="TARGET:SESSIONS:RATE:SUBSCRIBERS",
                     help="run only these storms (rate 0: flat out), e.g. sensd:20000:0:100; skips the memory figures "
                          "and writes partial.{json,md}")
@@ -392,6 +412,8 @@ def main():
             storms += sweep(bins, work, target, subs, rates, seconds)
         memory = {} if args.storm else memory_and_startup(bins, work, args.smoke)
         results = {"machine": machine(), "smoke": args.smoke, "storms": storms, "memory": memory}
+        if args.real_logind_stage:
+            results["real_logind"] = real_logind(bins, args.real_logind_stage)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = Path(args.out)

@@ -7,9 +7,15 @@
 //       N subscribers of sensd on one event loop, timestamping every line as it is read; for each Logoff of
 //       PREFIX<index>, the first and the last receipt across the N, and whether its user was NAME
 //
-// Both print "ready" once subscribed and "done" once every session's Logoff has arrived (at every
-// subscriber), and write OUT on SIGTERM: a JSON summary line, then "<index> <first>
-// <last>" per session received (floor: first = last).
+//   sensd-bench floor-ids COUNT OUT
+//   sensd-bench subscriber-ids SOCKET COUNT OUT
+//       for a real logind, whose session ids are its own: a bare sd-bus client timestamping every
+//       SessionRemoved, and one sensd subscriber timestamping every Logoff; "done" after COUNT, OUT holds
+//       "<session id> <CLOCK_MONOTONIC ns>" lines (bench/real_logind.py matches the two)
+//
+// All print "ready" once subscribed and "done" once every session's Logoff has arrived (at every
+// subscriber), and write OUT on SIGTERM: for floor and subscribe, a JSON summary line, then "<index>
+// <first> <last>" per session received (floor: first = last).
 import CSystemd
 import SENSCore
 import Systemd
@@ -211,6 +217,88 @@ func runSubscribers(socket path: String, n: Int, prefix: String, count: Int, nam
 }
 
 
+/// Receipt times by session id, in arrival order.
+struct IDReceipts {
+    var lines = ""
+    var count = 0
+    mutating func record(_ id: String, _ t: UInt64) {
+        lines += "\(id) \(t)\n"
+        count += 1
+    }
+    func write(_ path: String) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        try? Syscall.writeAll(fd, Array(lines.utf8))
+        close(fd)
+    }
+}
+
+func runFloorIDs(count: Int, out: String) throws {
+    let loop = try EventLoop()
+    let bus = try Bus.system(description: "floor")
+    try bus.attach(to: loop)
+    var receipts = IDReceipts()
+    let slot = try bus.addMatch("type='signal',sender='org.freedesktop.login1',path='/org/freedesktop/login1',interface='org.freedesktop.login1.Manager',member='SessionRemoved'") { m in
+        let t = now()
+        guard let id = (try? m.readValue())?.stringValue else { return }
+        receipts.record(id, t)
+        if receipts.count == count { say("done") }
+    }
+    let stop = try loop.addSignal(SIGTERM) {
+        receipts.write(out)
+        loop.exit(code: 0)
+    }
+    say("ready")
+    _ = try loop.run()
+    withExtendedLifetime((slot, stop)) {}
+}
+
+func runSubscriberIDs(socket path: String, count: Int, out: String) throws {
+    let loop = try EventLoop()
+    let fd = try Syscall.connect(path: path)
+    try Syscall.writeAll(fd, Array(#"{"events":["Logoff"]}"#.utf8) + [0x0A])
+    try Syscall.setNonBlocking(fd)
+    var reader = LineReader(limit: 1 << 16)
+    var receipts = IDReceipts()
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    let decoder = JSONDecoderless()
+    let source = try loop.addIO(fd: fd, events: .readable) { _ in
+        let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard got > 0 else {
+            if got == 0 { loop.exit(code: 1) }
+            return
+        }
+        let t = now()
+        for outcome in buffer.withUnsafeBytes({ reader.feed(UnsafeRawBufferPointer(rebasing: $0[0..<got])) }) {
+            guard case .line(let line) = outcome else { continue }
+            if line.starts(with: Array(#"{"accepted""#.utf8)) { say("ready"); continue }
+            guard let id = decoder.sessionId(line) else { continue }
+            receipts.record(id, t)
+            if receipts.count == count { say("done") }
+        }
+    }
+    let stop = try loop.addSignal(SIGTERM) {
+        receipts.write(out)
+        loop.exit(code: 0)
+    }
+    _ = try loop.run()
+    withExtendedLifetime((source, stop)) {}
+}
+
+/// The session id of a Logoff line, without a JSON parser.
+struct JSONDecoderless {
+    let logoff = Array(#"{"event":"Logoff","#.utf8)
+    let key = Array(#""sessionId":""#.utf8)
+    func sessionId(_ line: ArraySlice<UInt8>) -> String? {
+        let bytes = Array(line)
+        guard bytes.starts(with: logoff) else { return nil }
+        guard let start = bytes.withUnsafeBytes({ find(key, in: $0, from: 0) }) else { return nil }
+        let from = start + key.count
+        guard let end = bytes[from...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+        return String(decoding: bytes[from..<end], as: UTF8.self)
+    }
+}
+
 let args = CommandLine.arguments
 do {
     switch args.count > 1 ? args[1] : "" {
@@ -218,8 +306,12 @@ do {
         try runFloor(prefix: args[2], count: Int(args[3])!, out: args[4])
     case "subscribe" where args.count == 8:
         try runSubscribers(socket: args[2], n: Int(args[3])!, prefix: args[4], count: Int(args[5])!, name: args[6], out: args[7])
+    case "floor-ids" where args.count == 4:
+        try runFloorIDs(count: Int(args[2])!, out: args[3])
+    case "subscriber-ids" where args.count == 5:
+        try runSubscriberIDs(socket: args[2], count: Int(args[3])!, out: args[4])
     default:
-        say("usage: sensd-bench floor PREFIX COUNT OUT | subscribe SOCKET N PREFIX COUNT NAME OUT")
+        say("usage: sensd-bench floor PREFIX COUNT OUT | subscribe SOCKET N PREFIX COUNT NAME OUT | floor-ids COUNT OUT | subscriber-ids SOCKET COUNT OUT")
         exit(2)
     }
 } catch {

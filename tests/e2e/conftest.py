@@ -10,6 +10,7 @@ from container import Container
 def pytest_addoption(parser):
     parser.addoption("--stage", required=True, help="the output of `make install DESTDIR=... PREFIX=/usr`")
     parser.addoption("--deb", required=True, help="the package `make deb` built")
+    parser.addoption("--bench", required=True, help="the release sensd-bench, for the real-logind latency figures")
 
 
 def pytest_configure(config):

@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""sensd against the real systemd-logind: its added latency over a bare bus client, for a burst of real su
+sessions, in the end-to-end container (tests/e2e/container.py: Debian 12, systemd as init, real PAM).
+
+In the container, side by side on the same logins:
+  floor   `sensd-bench floor-ids`: a bare sd-bus client timestamping every SessionRemoved logind sends
+  sensd   the installed sensd (its packaged unit, socket-activated) and one subscriber,
+          `sensd-bench subscriber-ids`, timestamping every Logoff line
+N su sessions are opened and held; then all are released at once, so logind removes them in a burst. For
+each session, added latency = sensd subscriber's receipt - floor's receipt (CLOCK_MONOTONIC, same kernel).
+
+    bench/real_logind.py --stage DIR --bench BINARY [--sessions N] [--out FILE]
+(root; DIR is the output of `make install DESTDIR=DIR PREFIX=/usr`, e.g. .build-deb/root)
+"""
+
+import argparse
+import json
+import os
+import select
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests/e2e"))
+from container import SHARE, Container, login_command, read_lines, wait_until  # noqa: E402
+
+BENCH = "/usr/local/libexec/sensd-bench"
+
+
+def wait_for(proc, want, timeout, what):
+    """Reads a spawned process's stdout until a line equal to `want`; the deadline holds if it says nothing."""
+    deadline = time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+    pending = getattr(proc, "_pending", b"")
+    while True:
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            proc._pending = pending
+            if line.decode(errors="replace").strip() == want:
+                return
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError(f"{what}: no '{want}' within {timeout:.0f} s")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            raise RuntimeError(f"{what}: ended before '{want}'")
+        pending += chunk
+        proc._pending = pending
+
+
+def summary(values):
+    values = sorted(values)
+    if not values:
+        return None
+    p99 = values[min(len(values) - 1, max(0, round(0.99 * len(values)) - 1))]
+    return {"p50": round(statistics.median(values), 3), "p99": round(p99, 3), "max": round(values[-1], 3)}
+
+
+def receipts(path):
+    out = {}
+    for line in read_lines(path):
+        sid, t = line.split()
+        out.setdefault(sid, int(t))
+    return out
+
+
+def measure(c: Container, bench_binary: Path, sessions: int, others: int = 0, tag: str = "latency") -> dict:
+    """One burst of `sessions` su logins in a booted container with sensd installed, with `others` more
+    subscribers reading everything besides the measured one; returns the figures. Raises if the floor or
+    sensd misses a session."""
+    target = c.path(BENCH)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(bench_binary, target)
+    c.add_users("benchuser")
+    c.run("systemctl start sensd.socket sensd.service")
+    floor_out, sub_out = f"{SHARE}/{tag}-floor.out", f"{SHARE}/{tag}-sensd.out"
+    hold, rec = f"{SHARE}/{tag}.hold", f"{SHARE}/{tag}.sessions"
+    c.run(f"rm -f {floor_out} {sub_out} {hold}; install -m 666 /dev/null {rec}")
+    floor = c.spawn(f"exec {BENCH} floor-ids {sessions} {floor_out}", stdout=subprocess.PIPE)
+    wait_for(floor, "ready", 30, "the floor")
+    sub = c.spawn(f"exec {BENCH} subscriber-ids /run/sensd/events.sock {sessions} {sub_out}", stdout=subprocess.PIPE)
+    wait_for(sub, "ready", 30, "the sensd subscriber")
+    load = None
+    if others:
+        # Subscribers to everything that count nothing (no session is named "none..."): fan-out load only.
+        load = c.spawn(f"exec {BENCH} subscribe /run/sensd/events.sock {others} none 1 nobody /dev/null", stdout=subprocess.PIPE)
+        wait_for(load, "ready", 60, "the other subscribers")
+    for _ in range(sessions):
+        c.spawn(login_command("su", "benchuser", hold, rec))
+    wait_until(lambda: len(read_lines(c.path(rec))) >= sessions, f"{sessions} su sessions to open", timeout=300)
+    ids = {line.split()[0] for line in read_lines(c.path(rec))}
+    c.run(f"touch {hold}")
+    started = time.monotonic()
+    wait_for(floor, "done", 120, "the floor's SessionRemoved")
+    wait_for(sub, "done", 120, "sensd's Logoffs")
+    burst_seconds = time.monotonic() - started
+    c.run("pkill -TERM -x sensd-bench")
+    wait_until(lambda: len(read_lines(c.path(floor_out))) >= sessions and len(read_lines(c.path(sub_out))) >= sessions,
+               "the receipts to be written", timeout=30)
+    f, s = receipts(c.path(floor_out)), receipts(c.path(sub_out))
+    missing_floor, missing_sensd = ids - f.keys(), ids - s.keys()
+    if missing_floor or missing_sensd:
+        raise AssertionError(f"missed sessions: floor {sorted(missing_floor)}, sensd {sorted(missing_sensd)}")
+    added = [(s[i] - f[i]) / 1e6 for i in ids]
+    if load is not None:
+        load.kill()
+    return {
+        "sessions": sessions,
+        "subscribers": 1 + others,
+        "how": "su, all held, then released at once",
+        "burst_seconds": round(burst_seconds, 3),
+        "added_over_floor_ms": summary(added),
+        "sensd_before_floor": sum(1 for a in added if a < 0),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stage", required=True, type=Path)
+    ap.add_argument("--bench", required=True, type=Path, help="the release sensd-bench")
+    ap.add_argument("--sessions", type=int, default=200)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    c = Container(args.stage).start()
+    try:
+        result = [measure(c, args.bench, args.sessions, others, tag=f"latency-{others}") for others in (0, 99)]
+    finally:
+        c.stop()
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
