@@ -59,7 +59,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SensdIntegrationTests",
-            dependencies: ["SENSCore", "sensd", "sensctl", "logind-standin"]
+            dependencies: ["SENSCore", "Systemd", "sensd", "sensctl", "logind-standin"]
         ),
     ]
 )
