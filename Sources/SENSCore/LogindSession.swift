@@ -22,8 +22,6 @@ public struct LogindSession: Codable, Equatable, Sendable {
     public var remoteUser: String?
     /// The kernel audit session id; nil when unset.
     public var audit: UInt32?
-    /// The session's object path on the bus.
-    public var objectPath: String?
 
     // Live state, for transitions.
     /// `Active`: the session is the one in the foreground of its seat.
@@ -39,7 +37,7 @@ public struct LogindSession: Codable, Equatable, Sendable {
         id: String, uid: UInt32? = nil, userName: String? = nil, leader: UInt32? = nil, startedAt: UInt64? = nil,
         sessionClass: String? = nil, type: String? = nil, service: String? = nil, tty: String? = nil,
         seat: String? = nil, display: String? = nil, remote: Bool? = nil, remoteHost: String? = nil,
-        remoteUser: String? = nil, audit: UInt32? = nil, objectPath: String? = nil,
+        remoteUser: String? = nil, audit: UInt32? = nil,
         active: Bool? = nil, idle: Bool? = nil, locked: Bool? = nil, state: String? = nil
     ) {
         self.id = id
@@ -57,7 +55,6 @@ public struct LogindSession: Codable, Equatable, Sendable {
         self.remoteHost = remoteHost
         self.remoteUser = remoteUser
         self.audit = audit
-        self.objectPath = objectPath
         self.active = active
         self.idle = idle
         self.locked = locked
@@ -90,7 +87,6 @@ public struct LogindSession: Codable, Equatable, Sendable {
         s.remoteHost = newer.remoteHost ?? remoteHost
         s.remoteUser = newer.remoteUser ?? remoteUser
         s.audit = newer.audit ?? audit
-        s.objectPath = newer.objectPath ?? objectPath
         s.active = newer.active ?? active
         s.idle = newer.idle ?? idle
         s.locked = newer.locked ?? locked

@@ -14,13 +14,37 @@ public struct SessionTracker: Sendable {
     public static let unresolvedReason = "the session ended before sensd could learn its user"
 
     struct Tracked: Sendable {
-        var session: LogindSession
+        /// The session's record lives on the heap, copied on write: a dictionary slot is then 16 bytes, not
+        /// 240, and a dictionary keeps up to 2.7 slots per session (its load factor and power-of-two growth).
+        private var box: SessionBox
+        var session: LogindSession {
+            get { box.session }
+            set {
+                if isKnownUniquelyReferenced(&box) {
+                    box.session = newValue
+                } else {
+                    box = SessionBox(newValue)
+                }
+            }
+        }
         /// `Logon` has gone out, or the session was remembered from the previous run.
         var reported: Bool
         /// `LogoffInitiated` has gone out.
         var logoffInitiated: Bool
         /// The session was seen closing; sticky, because details asked for earlier may still say "online".
         var closingSeen = false
+
+        init(session: LogindSession, reported: Bool, logoffInitiated: Bool) {
+            box = SessionBox(session)
+            self.reported = reported
+            self.logoffInitiated = logoffInitiated
+        }
+    }
+
+    final class SessionBox: @unchecked Sendable {
+        // Mutated only through Tracked, when uniquely referenced.
+        var session: LogindSession
+        init(_ session: LogindSession) { self.session = session }
     }
 
     /// A session as kept across restarts of sensd.
@@ -34,8 +58,9 @@ public struct SessionTracker: Sendable {
         }
     }
 
+    /// Keyed by id; a session's object path is derived from its id (the caller's business), so no index
+    /// of paths is kept: with 100,000 sessions that index and the paths cost ~230 bytes a session.
     private var tracked: [String: Tracked] = [:]
-    private var idByPath: [String: String] = [:]
     /// Sessions whose processes are gone but which logind still lists: their end is already reported (or
     /// they were never live for sensd), so a later listing, announcement or removal of the same session
     /// is not news.
@@ -53,7 +78,6 @@ public struct SessionTracker: Sendable {
     public var ids: [String] { Array(tracked.keys) }
 
     /// The session id for a session object path, if tracked.
-    public func id(forPath path: String) -> String? { idByPath[path] }
 
     /// The sessions to keep across a restart: every one already reported.
     public var remembered: [Remembered] {
@@ -71,14 +95,10 @@ public struct SessionTracker: Sendable {
 
     /// logind announced `id` (`SessionNew`). The caller fetches the details next and reports them with
     /// ``detailsArrived(_:)``.
-    public mutating func announced(id: String, path: String?) {
-        if var existing = tracked[id] {
-            // Re-announced (a logind restart) or reused: the details will tell.
-            if let path { existing.session.objectPath = path }
-            track(existing)
-        } else {
-            track(Tracked(session: LogindSession(id: id, objectPath: path), reported: false, logoffInitiated: false))
-        }
+    public mutating func announced(id: String) {
+        // Re-announced (a logind restart) or reused: the details will tell.
+        guard tracked[id] == nil else { return }
+        track(Tracked(session: LogindSession(id: id), reported: false, logoffInitiated: false))
     }
 
     /// The details of a session arrived (`Properties.GetAll`).
@@ -99,9 +119,7 @@ public struct SessionTracker: Sendable {
         if t.session.isDifferentSession(from: details) {
             // The id now names another session: the one tracked ended unseen.
             drafts += ending(t, late: true)
-            var fresh = details
-            if fresh.objectPath == nil { fresh.objectPath = t.session.objectPath }
-            t = Tracked(session: fresh, reported: false, logoffInitiated: false)
+            t = Tracked(session: details, reported: false, logoffInitiated: false)
         } else {
             let before = t.session
             t.session = before.updated(with: details)
@@ -116,9 +134,9 @@ public struct SessionTracker: Sendable {
         return drafts
     }
 
-    /// logind changed properties of the session at `path` (`PropertiesChanged`); `changes` holds the new values.
-    public mutating func propertiesChanged(path: String, changes: LogindSession) -> [EventDraft] {
-        guard let id = idByPath[path], var t = tracked[id] else { return [] }
+    /// logind changed properties of a session (`PropertiesChanged`); `changes` holds its id and the new values.
+    public mutating func propertiesChanged(changes: LogindSession) -> [EventDraft] {
+        guard var t = tracked[changes.id] else { return [] }
         let before = t.session
         t.session = before.updated(with: changes)
         var drafts: [EventDraft] = []
@@ -173,7 +191,7 @@ public struct SessionTracker: Sendable {
             if let existing = tracked[listed.id], existing.session.isDifferentSession(from: listed) {
                 drafts += ending(untrack(listed.id)!, late: true)
             }
-            announced(id: listed.id, path: listed.objectPath)
+            announced(id: listed.id)
             if var t = tracked[listed.id], !t.reported {
                 // Keep what the listing said (user, uid) in case the details cannot be read.
                 t.session = t.session.updated(with: listed)
@@ -243,15 +261,11 @@ public struct SessionTracker: Sendable {
     }
 
     private mutating func track(_ t: Tracked) {
-        if let old = tracked[t.session.id]?.session.objectPath, old != t.session.objectPath { idByPath[old] = nil }
         tracked[t.session.id] = t
-        if let path = t.session.objectPath { idByPath[path] = t.session.id }
     }
 
     @discardableResult
     private mutating func untrack(_ id: String) -> Tracked? {
-        guard let t = tracked.removeValue(forKey: id) else { return nil }
-        if let path = t.session.objectPath, idByPath[path] == id { idByPath[path] = nil }
-        return t
+        tracked.removeValue(forKey: id)
     }
 }

@@ -212,6 +212,7 @@ public final class Daemon {
             self.ready = true
             // What start-up found is logged and handed out before anyone is told sensd is ready.
             self.server.flush()
+            Self.returnFreedMemory()
             ServiceManager.notify("READY=1\nSTATUS=\(self.status)")
         }
 
@@ -264,7 +265,7 @@ public final class Daemon {
     private func emitPending() {
         guard let last = pendingLines.last?.seq else { return }
         let lines = pendingLines
-        pendingLines.removeAll(keepingCapacity: true)
+        pendingLines.removeAll(keepingCapacity: pendingLines.capacity <= 4096)
         if let log { append(lines, to: log) }
         emittedSeq = last
         for line in lines { server.broadcast(line) }
@@ -337,6 +338,7 @@ public final class Daemon {
         do {
             try store.save(SessionState(lastSeq: sequencer.lastSeq, sessions: logind.remembered))
             snapshotSeq = sequencer.lastSeq
+            if logind.sessionCount >= 1000 { Self.returnFreedMemory() }
         } catch {
             logger.error("cannot write the session snapshot", metadata: ["file": "\(store.path)", "error": "\(error)"])
         }
@@ -352,6 +354,12 @@ public final class Daemon {
             logger.error("cannot write the sequence reservation; after a power loss seqs could repeat", metadata: ["file": "\(store.reservationPath)", "error": "\(error)"])
             throw error
         }
+    }
+
+    /// Gives the memory freed after a large transient allocation (the start-up listing, a snapshot's
+    /// encoding) back to the system: glibc keeps freed heap below the top of the heap otherwise.
+    static func returnFreedMemory() {
+        Syscall.trimHeap()
     }
 
     /// Everything on the disk, and a note that the log's last seq is exact.

@@ -219,7 +219,7 @@ final class EventLog {
         segments[index].count += count
         segments[index].lastSeq = last
         needsSync = true
-        pending.removeAll(keepingCapacity: true)
+        pending.removeAll(keepingCapacity: pending.capacity <= 1 << 20)
         count = 0
     }
 

@@ -15,6 +15,11 @@ public final class LogindSource {
     static let managerInterface = "org.freedesktop.login1.Manager"
     static let sessionInterface = "org.freedesktop.login1.Session"
     static let sessionPathPrefix = "/org/freedesktop/login1/session"
+
+    /// A session's object path, as logind makes it: the id escaped under the prefix.
+    static func objectPath(of id: String) -> String {
+        Bus.objectPath(prefix: sessionPathPrefix, id: id) ?? sessionPathPrefix + "/" + id
+    }
     static let systemdService = "org.freedesktop.systemd1"
     static let systemdPath = "/org/freedesktop/systemd1"
     static let systemdManager = "org.freedesktop.systemd1.Manager"
@@ -49,7 +54,6 @@ public final class LogindSource {
 
     struct Fetch {
         var id: String
-        var path: String
         var counting: Bool
     }
 
@@ -125,8 +129,9 @@ public final class LogindSource {
             throw SystemdError(operation: "ListSessions reply", errno: 74 /* EBADMSG */)
         }
         return entries.compactMap { entry in
-            guard let f = entry.structFields, f.count == 5, let id = f[0].stringValue, let path = f[4].stringValue else { return nil }
-            return LogindSession(id: id, uid: f[1].uint32Value, userName: f[2].stringValue, objectPath: path)
+            // The object path (f[4]) is not kept: it is the id's, escaped (objectPath(of:)).
+            guard let f = entry.structFields, f.count == 5, let id = f[0].stringValue else { return nil }
+            return LogindSession(id: id, uid: f[1].uint32Value, userName: f[2].stringValue)
         }
     }
 
@@ -171,12 +176,12 @@ public final class LogindSource {
 
     private func sessionNew(_ m: BusMessage) {
         guard isFromLogind(m) else { return }
-        guard let args = try? m.readAll(), args.count == 2, let id = args[0].stringValue, let path = args[1].stringValue else {
+        guard let args = try? m.readAll(), args.count == 2, let id = args[0].stringValue, args[1].stringValue != nil else {
             logger.error("malformed SessionNew signal from systemd-logind, ignoring")
             return
         }
-        tracker.announced(id: id, path: path)
-        fetchDetails(id: id, path: path, counting: false)
+        tracker.announced(id: id)
+        fetchDetails(id: id, counting: false)
     }
 
     private func sessionRemoved(_ m: BusMessage) {
@@ -195,8 +200,8 @@ public final class LogindSource {
             logger.error("malformed PropertiesChanged signal from systemd-logind, ignoring")
             return
         }
-        guard let id = tracker.id(forPath: path) else { return }
-        publish(tracker.propertiesChanged(path: path, changes: Self.session(id: id, properties: changed)))
+        guard let id = Bus.id(ofObjectPath: path, prefix: Self.sessionPathPrefix) else { return }
+        publish(tracker.propertiesChanged(changes: Self.session(id: id, properties: changed)))
     }
 
     private func nameOwnerChanged(_ m: BusMessage) {
@@ -248,13 +253,13 @@ public final class LogindSource {
             publish(drafts)
         }
         for session in listed {
-            fetchDetails(id: session.id, path: session.objectPath ?? "", counting: counting)
+            fetchDetails(id: session.id, counting: counting)
         }
     }
 
-    private func fetchDetails(id: String, path: String, counting: Bool) {
+    private func fetchDetails(id: String, counting: Bool) {
         if counting { enumerationFetches += 1 }
-        let fetch = Fetch(id: id, path: path, counting: counting)
+        let fetch = Fetch(id: id, counting: counting)
         if counting { backlogFetches.append(fetch) } else { liveFetches.append(fetch) }
         sendFetches()
     }
@@ -275,7 +280,7 @@ public final class LogindSource {
     }
 
     private func send(_ fetch: Fetch) {
-        let (id, path, counting) = (fetch.id, fetch.path, fetch.counting)
+        let (id, counting) = (fetch.id, fetch.counting)
         func finished() {
             fetchesInFlight -= 1
             if counting {
@@ -285,7 +290,7 @@ public final class LogindSource {
             sendFetches()
         }
         do {
-            let call = try bus.methodCall(destination: Self.service, path: path, interface: "org.freedesktop.DBus.Properties", member: "GetAll")
+            let call = try bus.methodCall(destination: Self.service, path: Self.objectPath(of: id), interface: "org.freedesktop.DBus.Properties", member: "GetAll")
             try call.append(.string(Self.sessionInterface))
             try bus.callAsync(call) { [weak self] result in
                 guard let self else { return }
@@ -448,7 +453,7 @@ struct Deque<Element> {
         let e = items[head]
         head += 1
         if head == items.count {
-            items.removeAll(keepingCapacity: items.count <= 4096)
+            items.removeAll(keepingCapacity: items.capacity <= 4096)
             head = 0
         } else if head >= 4096 && head * 2 >= items.count {
             items.removeFirst(head)

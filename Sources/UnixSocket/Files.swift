@@ -67,3 +67,14 @@ extension Syscall {
         return String(decoding: bytes, as: UTF8.self).filter { !$0.isWhitespace }
     }
 }
+
+// glibc's malloc_trim; <malloc.h> is not in Glibc's Swift module.
+@_silgen_name("malloc_trim")
+private func glibcMallocTrim(_ pad: Int) -> Int32
+
+extension Syscall {
+    /// Gives the heap's free memory back to the system (glibc keeps freed memory below the heap's top).
+    public static func trimHeap() {
+        _ = glibcMallocTrim(0)
+    }
+}

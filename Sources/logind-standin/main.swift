@@ -66,7 +66,7 @@ func escape(_ id: String) -> String {
         if alnum && !(i == 0 && b >= 48 && b <= 57) {
             out.append(Character(Unicode.Scalar(b)))
         } else {
-            out += "_" + String(b, radix: 16)
+            out += "_" + (b < 16 ? "0" : "") + String(b, radix: 16)
         }
     }
     return out

@@ -80,7 +80,7 @@ struct EventRecordTests {
         // The rebuilt session is the same session to the tracker: a re-listing ends nothing.
         var tracker = SessionTracker()
         tracker.remember(sessions.all)
-        let drafts = tracker.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice", leader: 4242, objectPath: "/s/c1"), LogindSession(id: "c2", uid: 1000, userName: "bob", objectPath: "/s/c2")])
+        let drafts = tracker.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice", leader: 4242), LogindSession(id: "c2", uid: 1000, userName: "bob")])
         #expect(drafts.isEmpty)
         #expect(tracker.detailsArrived(LogindSession(id: "c1", uid: 1000, userName: "alice", leader: 4242, startedAt: 1_790_000_000_123_456, active: true, locked: true)).isEmpty)
     }

@@ -4,24 +4,23 @@ import Testing
 /// Every transition rule of the tracker, one scenario each.
 @Suite("Session tracker: logind's changes become the SENS logon family")
 struct SessionTrackerTests {
-    static let path = "/org/freedesktop/login1/session/c1"
     let alice = LogindSession(
         id: "c1", uid: 1000, userName: "alice", leader: 4242, startedAt: 1_700_000_000_000_000,
-        sessionClass: "user", type: "tty", objectPath: SessionTrackerTests.path, active: true, idle: false, locked: false, state: "online")
+        sessionClass: "user", type: "tty", active: true, idle: false, locked: false, state: "online")
 
     func kinds(_ drafts: [EventDraft]) -> [EventKind] { drafts.map(\.event) }
 
     /// A tracker that has reported alice's Logon.
     func withAlice() -> SessionTracker {
         var t = SessionTracker()
-        t.announced(id: "c1", path: Self.path)
+        t.announced(id: "c1")
         _ = t.detailsArrived(alice)
         return t
     }
 
     @Test func newSessionGivesOneLogonWhenItsDetailsArrive() {
         var t = SessionTracker()
-        t.announced(id: "c1", path: Self.path)
+        t.announced(id: "c1")
         let drafts = t.detailsArrived(alice)
         #expect(kinds(drafts) == [.logon])
         #expect(drafts[0].session == alice && drafts[0].unresolved == nil)
@@ -39,19 +38,19 @@ struct SessionTrackerTests {
         var t = withAlice()
         #expect(kinds(t.closing(id: "c1")) == [.logoffInitiated])
         #expect(t.closing(id: "c1").isEmpty, "at most once")
-        #expect(kinds(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", state: "closing"))).isEmpty)
+        #expect(kinds(t.propertiesChanged(changes: LogindSession(id: "c1", state: "closing"))).isEmpty)
         #expect(kinds(t.removed(id: "c1")) == [.logoff])
     }
 
     @Test func closingSeenOnTheBusCountsToo() {
         var t = withAlice()
-        #expect(kinds(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", state: "closing"))) == [.logoffInitiated])
+        #expect(kinds(t.propertiesChanged(changes: LogindSession(id: "c1", state: "closing"))) == [.logoffInitiated])
         #expect(kinds(t.removed(id: "c1")) == [.logoff])
     }
 
     @Test func closingBeforeTheDetailsArriveComesRightAfterTheLogon() {
         var t = SessionTracker()
-        t.announced(id: "c1", path: Self.path)
+        t.announced(id: "c1")
         #expect(t.closing(id: "c1").isEmpty)
         #expect(kinds(t.detailsArrived(alice)) == [.logon, .logoffInitiated])
         #expect(kinds(t.removed(id: "c1")) == [.logoff])
@@ -59,7 +58,7 @@ struct SessionTrackerTests {
 
     @Test func sessionRemovedBeforeItsDetailsArrivedStillGetsLogonAndLogoffSayingTheUserIsUnknown() {
         var t = SessionTracker()
-        t.announced(id: "c7", path: nil)
+        t.announced(id: "c7")
         let drafts = t.removed(id: "c7")
         #expect(kinds(drafts) == [.logon, .logoffInitiated, .logoff])
         #expect(drafts.allSatisfy { $0.session.userName == nil && $0.session.uid == nil && $0.unresolved == SessionTracker.unresolvedReason })
@@ -67,7 +66,7 @@ struct SessionTrackerTests {
 
     @Test func detailsArrivingAfterRemovalProduceNothing() {
         var t = SessionTracker()
-        t.announced(id: "c1", path: Self.path)
+        t.announced(id: "c1")
         _ = t.removed(id: "c1")
         #expect(t.detailsArrived(alice).isEmpty)
         #expect(t.count == 0)
@@ -82,47 +81,47 @@ struct SessionTrackerTests {
 
     @Test func activeChangesAreDisconnectAndReconnect() {
         var t = withAlice()
-        #expect(kinds(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", active: false))) == [.sessionDisconnect])
-        #expect(kinds(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", active: true))) == [.sessionReconnect])
+        #expect(kinds(t.propertiesChanged(changes: LogindSession(id: "c1", active: false))) == [.sessionDisconnect])
+        #expect(kinds(t.propertiesChanged(changes: LogindSession(id: "c1", active: true))) == [.sessionReconnect])
     }
 
     @Test func lockedHintChangesAreDisplayLockAndUnlock() {
         var t = withAlice()
-        #expect(kinds(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", locked: true))) == [.displayLock])
-        #expect(kinds(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", locked: false))) == [.displayUnlock])
+        #expect(kinds(t.propertiesChanged(changes: LogindSession(id: "c1", locked: true))) == [.displayLock])
+        #expect(kinds(t.propertiesChanged(changes: LogindSession(id: "c1", locked: false))) == [.displayUnlock])
     }
 
     @Test func idleHintChangesAreTheScreenSaverPair() {
         var t = withAlice()
-        #expect(kinds(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", idle: true))) == [.startScreenSaver])
-        #expect(kinds(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", idle: false))) == [.stopScreenSaver])
+        #expect(kinds(t.propertiesChanged(changes: LogindSession(id: "c1", idle: true))) == [.startScreenSaver])
+        #expect(kinds(t.propertiesChanged(changes: LogindSession(id: "c1", idle: false))) == [.stopScreenSaver])
     }
 
     @Test func aValueReannouncedUnchangedGivesNoEvent() {
         var t = withAlice()
-        #expect(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", active: true, idle: false, locked: false)).isEmpty)
+        #expect(t.propertiesChanged(changes: LogindSession(id: "c1", active: true, idle: false, locked: false)).isEmpty)
         #expect(t.detailsArrived(alice).isEmpty)
     }
 
     @Test func valuesLearnedBeforeTheLogonAreABaselineNotATransition() {
         var t = SessionTracker()
-        t.announced(id: "c1", path: Self.path)
-        #expect(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", locked: true)).isEmpty)
+        t.announced(id: "c1")
+        #expect(t.propertiesChanged(changes: LogindSession(id: "c1", locked: true)).isEmpty)
         var locked = alice
         locked.locked = true
         #expect(kinds(t.detailsArrived(locked)) == [.logon])
-        #expect(kinds(t.propertiesChanged(path: Self.path, changes: LogindSession(id: "c1", locked: false))) == [.displayUnlock])
+        #expect(kinds(t.propertiesChanged(changes: LogindSession(id: "c1", locked: false))) == [.displayUnlock])
     }
 
     @Test func propertiesOfAnUnknownPathAreIgnored() {
         var t = withAlice()
-        #expect(t.propertiesChanged(path: "/org/freedesktop/login1/session/c404", changes: LogindSession(id: "c404", locked: true)).isEmpty)
+        #expect(t.propertiesChanged(changes: LogindSession(id: "c404", locked: true)).isEmpty)
     }
 
     @Test func logindRestartReannouncingTheSameSessionGivesNoSecondLogon() {
         var t = withAlice()
-        #expect(t.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice", objectPath: Self.path)]).isEmpty)
-        t.announced(id: "c1", path: Self.path)
+        #expect(t.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice")]).isEmpty)
+        t.announced(id: "c1")
         #expect(t.detailsArrived(alice).isEmpty)
         #expect(t.count == 1)
     }
@@ -131,14 +130,14 @@ struct SessionTrackerTests {
         var t = withAlice()
         var locked = alice
         locked.locked = true
-        t.announced(id: "c1", path: Self.path)
+        t.announced(id: "c1")
         #expect(kinds(t.detailsArrived(locked)) == [.displayLock])
     }
 
     @Test func idReusedByADifferentSessionEndsTheOldOneAndLogsOnTheNew() {
         var t = withAlice()
-        let bob = LogindSession(id: "c1", uid: 1001, userName: "bob", leader: 5000, startedAt: 1_700_000_100_000_000, sessionClass: "user", objectPath: Self.path)
-        t.announced(id: "c1", path: Self.path)
+        let bob = LogindSession(id: "c1", uid: 1001, userName: "bob", leader: 5000, startedAt: 1_700_000_100_000_000, sessionClass: "user")
+        t.announced(id: "c1")
         let drafts = t.detailsArrived(bob)
         #expect(kinds(drafts) == [.logoffInitiated, .logoff, .logon])
         #expect(drafts.map(\.session.userName) == ["alice", "alice", "bob"])
@@ -155,10 +154,10 @@ struct SessionTrackerTests {
 
     @Test func resynchronisationEndsSessionsThatVanishedWhileLogindWasAwayMarkedLate() {
         var t = withAlice()
-        t.announced(id: "c2", path: nil)
+        t.announced(id: "c2")
         _ = t.detailsArrived(LogindSession(id: "c2", uid: 1001, userName: "bob", leader: 7, startedAt: 9))
         // c2 was closing when logind restarted: the new logind never mentions it again.
-        let drafts = t.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice", objectPath: Self.path)])
+        let drafts = t.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice")])
         #expect(kinds(drafts) == [.logoffInitiated, .logoff])
         #expect(drafts.allSatisfy { $0.session.userName == "bob" && $0.observedLate })
         #expect(t.ids == ["c1"])
@@ -166,14 +165,14 @@ struct SessionTrackerTests {
 
     @Test func startupEnumerationLogsOnSessionsNeverReported() {
         var t = SessionTracker()
-        #expect(t.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice", objectPath: Self.path)]).isEmpty)
+        #expect(t.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice")]).isEmpty)
         #expect(kinds(t.detailsArrived(alice)) == [.logon])
     }
 
     @Test func startupEnumerationDoesNotRepeatTheLogonOfARememberedSession() {
         var t = SessionTracker()
         t.remember([SessionTracker.Remembered(session: alice, logoffInitiated: false)])
-        #expect(t.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice", objectPath: Self.path)]).isEmpty)
+        #expect(t.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice")]).isEmpty)
         #expect(t.detailsArrived(alice).isEmpty)
         #expect(kinds(t.removed(id: "c1")) == [.logoffInitiated, .logoff])
     }
@@ -189,14 +188,14 @@ struct SessionTrackerTests {
     @Test func rememberedIdNowHoldingAnotherSessionAfterAReboot() {
         var t = SessionTracker()
         t.remember([SessionTracker.Remembered(session: alice, logoffInitiated: false)])
-        let drafts = t.resynchronised(live: [LogindSession(id: "c1", uid: 1001, userName: "bob", objectPath: Self.path)])
+        let drafts = t.resynchronised(live: [LogindSession(id: "c1", uid: 1001, userName: "bob")])
         #expect(kinds(drafts) == [.logoffInitiated, .logoff])
         #expect(kinds(t.detailsArrived(LogindSession(id: "c1", uid: 1001, userName: "bob", leader: 1, startedAt: 2))) == [.logon])
     }
 
     @Test func rememberedListHoldsOnlyReportedSessions() {
         var t = withAlice()
-        t.announced(id: "c2", path: nil)
+        t.announced(id: "c2")
         #expect(t.remembered.map(\.session.id) == ["c1"])
     }
 
@@ -226,19 +225,19 @@ struct SessionTrackerTests {
         var t = withAlice()
         var closing = alice
         closing.state = "closing"
-        #expect(kinds(t.propertiesChanged(path: Self.path, changes: closing)) == [.logoffInitiated])
+        #expect(kinds(t.propertiesChanged(changes: closing)) == [.logoffInitiated])
         let ended = t.processesEnded(id: "c1")
         #expect(kinds(ended) == [.logoff] && ended[0].session.userName == "alice" && !ended[0].observedLate)
         #expect(t.processesEnded(id: "c1").isEmpty)
         // A restarted logind lists it again, still closing: the same session, nothing to say.
-        #expect(t.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice", objectPath: Self.path)]).isEmpty)
+        #expect(t.resynchronised(live: [LogindSession(id: "c1", uid: 1000, userName: "alice")]).isEmpty)
         #expect(t.detailsArrived(closing).isEmpty)
         #expect(t.session("c1") == nil && t.deadCount == 1)
         // If logind does remove it after all, that is not a second Logoff.
         #expect(t.removed(id: "c1").isEmpty)
         #expect(t.deadCount == 0)
         // A new session reusing the id is news again.
-        t.announced(id: "c1", path: Self.path)
+        t.announced(id: "c1")
         var reused = alice
         reused.leader = 5000
         #expect(kinds(t.detailsArrived(reused)) == [.logon])
@@ -246,7 +245,7 @@ struct SessionTrackerTests {
 
     @Test func aDeadSessionNeverReportedIsForgottenWithoutEvents() {
         var t = SessionTracker()
-        t.announced(id: "c7", path: "/s/c7")
+        t.announced(id: "c7")
         t.forgetDead(id: "c7")
         #expect(t.count == 0)
         #expect(t.removed(id: "c7").isEmpty, "its removal is not an unknown session's Logoff")
