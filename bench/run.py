@@ -271,6 +271,11 @@ def memory_and_startup(bins, work, smoke):
         sensd, sock, ready = rig.sensd()
         time.sleep(0.5)
         out["rss_idle_kib"] = status_field(sensd.pid, "VmRSS")
+        # What the idle figure is made of: the binary's and the shared libraries' pages (file), the heap and
+        # the relocated data (anon); PSS counts shared pages divided among the processes that map them.
+        out["rss_idle_anon_kib"] = status_field(sensd.pid, "RssAnon")
+        out["rss_idle_file_kib"] = status_field(sensd.pid, "RssFile")
+        out["pss_idle_kib"] = next(int(l.split()[1]) for l in Path(f"/proc/{sensd.pid}/smaps_rollup").read_text().splitlines() if l.startswith("Pss:"))
         switches = status_field(sensd.pid, "voluntary_ctxt_switches") + status_field(sensd.pid, "nonvoluntary_ctxt_switches")
         cpu = cpu_seconds(sensd.pid)
         idle = 1 if smoke else 5
@@ -296,6 +301,7 @@ def memory_and_startup(bins, work, smoke):
                 time.sleep(0.5)
                 rss = status_field(sensd.pid, "VmRSS")
                 out[f"rss_with_{n}_sessions_kib"] = rss
+                out[f"peak_rss_with_{n}_sessions_kib"] = status_field(sensd.pid, "VmHWM")
                 out["rss_per_session_bytes"] = round((rss - out["rss_idle_kib"]) * 1024 / n)
                 out[f"ready_seconds_with_{n}_sessions"] = round(ready, 3)
             else:
