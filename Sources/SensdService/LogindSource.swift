@@ -45,12 +45,14 @@ public final class LogindSource {
     /// Sessions whose scope systemd removed, waiting for logind to remove them too.
     private var scopeTimers: [String: EventSource] = [:]
     /// Detail requests not yet sent: new sessions first, then the listing's backlog. At most
-    /// `maxFetchesInFlight` are outstanding, because dbus-daemon looks up each reply in a list of the pending
-    /// ones: 100,000 requests at once cost it O(n^2) (measured: 31 s to READY with 100,000 sessions).
+    /// `maxFetchesInFlight` are outstanding: the system bus allows a connection 128 calls awaiting replies
+    /// (dbus-daemon's max_replies_per_connection; past it calls fail with LimitsExceeded), and sensd keeps room
+    /// for its other calls. Also, dbus-daemon looks up each reply in a list of the pending ones: 100,000
+    /// requests at once cost it O(n^2) (measured: 31 s to READY with 100,000 sessions).
     private var liveFetches = Deque<Fetch>()
     private var backlogFetches = Deque<Fetch>()
     private var fetchesInFlight = 0
-    static let maxFetchesInFlight = 128
+    static let maxFetchesInFlight = 100
 
     struct Fetch {
         var id: String
