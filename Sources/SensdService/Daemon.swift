@@ -89,6 +89,9 @@ public final class Daemon {
     /// Events stamped but not yet logged and sent: they go out together at the next flush, one log write
     /// and one write per subscriber for the whole burst.
     private var pendingLines: [OutgoingLine] = []
+    /// Their journal entries, written after the log like everything else (a crash in between must not
+    /// leave the journal naming a seq that the next run gives to another event).
+    private var pendingJournal: [[(String, String)]] = []
     /// The last seq logged and handed to the subscribers: what a new subscriber's hello line says.
     private var emittedSeq: UInt64 = 0
 
@@ -253,7 +256,7 @@ public final class Daemon {
             }
             logger.debug("event", metadata: ["event": "\(event.event.rawValue)", "session": "\(event.sessionId)", "user": "\(event.userName ?? "?")", "seq": "\(event.seq)", "late": "\(event.observedLate == true)"])
             lines.append(WireFormat.line(event))
-            if journalEvents { JournalWriter.send(JournalEntry.fields(event)) }
+            if journalEvents { pendingJournal.append(JournalEntry.fields(event)) }
         }
         eventsSinceStart += drafts.count
         statusChanged()
@@ -265,8 +268,11 @@ public final class Daemon {
     private func emitPending() {
         guard let last = pendingLines.last?.seq else { return }
         let lines = pendingLines
+        let entries = pendingJournal
         pendingLines.removeAll(keepingCapacity: pendingLines.capacity <= 4096)
+        pendingJournal.removeAll(keepingCapacity: pendingJournal.capacity <= 4096)
         if let log { append(lines, to: log) }
+        for entry in entries { JournalWriter.send(entry) }
         emittedSeq = last
         for line in lines { server.broadcast(line) }
     }
