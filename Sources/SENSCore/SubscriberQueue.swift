@@ -10,7 +10,7 @@ public final class OutgoingLine: @unchecked Sendable {
 
     public init(bytes: [UInt8], seq: UInt64?, facts: EventFacts? = nil) {
         let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
-        storage.copyMemory(from: UnsafeRawBufferPointer(start: bytes, count: bytes.count))
+        bytes.withUnsafeBytes { storage.copyMemory(from: $0) }
         buffer = UnsafeRawBufferPointer(storage)
         self.seq = seq
         self.facts = facts

@@ -322,4 +322,7 @@ extension String {
     }
 }
 
+// A connection sensd resets while the request is being written (it stopped between accepting and
+// reading) must be an error to handle, with --reconnect a reason to reconnect, not a silent death by SIGPIPE.
+signal(SIGPIPE, SIG_IGN)
 Sensctl.main()
