@@ -77,8 +77,6 @@ public struct SessionTracker: Sendable {
     /// Every tracked session id.
     public var ids: [String] { Array(tracked.keys) }
 
-    /// The session id for a session object path, if tracked.
-
     /// The sessions to keep across a restart: every one already reported.
     public var remembered: [Remembered] {
         tracked.values.filter(\.reported).map { Remembered(session: $0.session, logoffInitiated: $0.logoffInitiated) }

@@ -215,7 +215,8 @@ public final class Daemon {
             self.ready = true
             // What start-up found is logged and handed out before anyone is told sensd is ready.
             self.server.flush()
-            Self.returnFreedMemory()
+            // The listing and its replies are freed: give the memory back (glibc keeps it otherwise).
+            Syscall.trimHeap()
             ServiceManager.notify("READY=1\nSTATUS=\(self.status)")
         }
 
@@ -344,7 +345,8 @@ public final class Daemon {
         do {
             try store.save(SessionState(lastSeq: sequencer.lastSeq, sessions: logind.remembered))
             snapshotSeq = sequencer.lastSeq
-            if logind.sessionCount >= 1000 { Self.returnFreedMemory() }
+            // Likewise the snapshot's encoding, when it was large.
+            if logind.sessionCount >= 1000 { Syscall.trimHeap() }
         } catch {
             logger.error("cannot write the session snapshot", metadata: ["file": "\(store.path)", "error": "\(error)"])
         }
@@ -360,12 +362,6 @@ public final class Daemon {
             logger.error("cannot write the sequence reservation; after a power loss seqs could repeat", metadata: ["file": "\(store.reservationPath)", "error": "\(error)"])
             throw error
         }
-    }
-
-    /// Gives the memory freed after a large transient allocation (the start-up listing, a snapshot's
-    /// encoding) back to the system: glibc keeps freed heap below the top of the heap otherwise.
-    static func returnFreedMemory() {
-        Syscall.trimHeap()
     }
 
     /// Everything on the disk, and a note that the log's last seq is exact.

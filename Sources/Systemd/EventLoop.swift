@@ -110,34 +110,34 @@ public final class EventLoop {
     }
 
     /// Calls `handler` after every iteration in which some other source was dispatched.
-    /// Used to flush subscriber output once per batch of events. The corresponding C function is `sd_event_add_post`.
+    /// Used to save the session snapshot once per batch of events. The corresponding C function is `sd_event_add_post`.
     public func addPost(handler: @escaping () -> Void) throws(SystemdError) -> EventSource {
-        let box = CallbackBox(handler)
-        let userdata = box.opaque
-        var source: OpaquePointer?
-        let r = sd_event_add_post(handle, &source, { _, userdata in
-            let box = CallbackBox<() -> Void>.from(userdata)
-            withExtendedLifetime(box) { box.handler() }
-            return 0
-        }, userdata)
-        return try EventSource.adopt(source, result: r, userdata: userdata, release: releaseCallbackBox, "sd_event_add_post")
+        try addPlain(sd_event_add_post, "sd_event_add_post", handler)
     }
 
     /// Calls `handler` whenever the loop has nothing more urgent to dispatch, while the source is enabled.
     /// Created disabled; enable it (usually ``EventSource/setEnabled(_:oneshot:)`` with `oneshot`) when there
     /// is work. The corresponding C function is `sd_event_add_defer`.
     public func addDefer(handler: @escaping () -> Void) throws(SystemdError) -> EventSource {
+        let source = try addPlain(sd_event_add_defer, "sd_event_add_defer", handler)
+        source.setEnabled(false)
+        return source
+    }
+
+    /// The sources whose handler takes nothing but the source (`sd_event_handler_t`): post and defer.
+    private func addPlain(
+        _ add: (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>?, sd_event_handler_t?, UnsafeMutableRawPointer?) -> Int32,
+        _ operation: String, _ handler: @escaping () -> Void
+    ) throws(SystemdError) -> EventSource {
         let box = CallbackBox(handler)
         let userdata = box.opaque
         var source: OpaquePointer?
-        let r = sd_event_add_defer(handle, &source, { _, userdata in
+        let r = add(handle, &source, { _, userdata in
             let box = CallbackBox<() -> Void>.from(userdata)
             withExtendedLifetime(box) { box.handler() }
             return 0
         }, userdata)
-        let adopted = try EventSource.adopt(source, result: r, userdata: userdata, release: releaseCallbackBox, "sd_event_add_defer")
-        adopted.setEnabled(false)
-        return adopted
+        return try EventSource.adopt(source, result: r, userdata: userdata, release: releaseCallbackBox, operation)
     }
 
     /// The monotonic clock, in microseconds, as the loop sees it.
