@@ -116,7 +116,7 @@ public final class SubscriberServer {
                 guard seq > subscriber.lastSeqSeen else { continue }
                 subscriber.lastSeqSeen = seq
             }
-            if subscriber.request != nil, let facts = line.facts, !subscriber.request!.matches(facts) { continue }
+            if let facts = line.facts, subscriber.request?.matches(facts) == false { continue }
             if subscriber.queue.enqueue(line) {
                 // Held lines wait for the request; the others go out at the next flush.
                 if subscriber.state == .open { markDirty(subscriber) }
@@ -376,10 +376,6 @@ public final class SubscriberServer {
     /// for everything since the last flush.
     func flush() {
         let start = Syscall.monotonicNanoseconds() / 1000
-        defer {
-            lastFlushEnd = Syscall.monotonicNanoseconds() / 1000
-            lastFlushDuration = min(lastFlushEnd - start, 10 * Self.backstopMicroseconds)
-        }
         prepareFlush()
         let batch = dirty
         dirty.removeAll(keepingCapacity: true)
@@ -387,9 +383,12 @@ public final class SubscriberServer {
             subscriber.isDirty = false
             if subscriber.isAttached, subscriber.state != .held { _ = write(subscriber) }
         }
+        lastFlushEnd = Syscall.monotonicNanoseconds() / 1000
+        lastFlushDuration = min(lastFlushEnd - start, 10 * Self.backstopMicroseconds)
         flushRequested = false
         idleFlush?.setEnabled(false)
         backstop?.setEnabled(false)
+        // Output queued during this flush (a closing line) waits out this flush's own duration too.
         if !dirty.isEmpty { requestFlush() }
     }
 
