@@ -16,10 +16,7 @@ such bursts, pooled. For each session, added latency = sensd subscriber's receip
 
 import argparse
 import json
-import os
-import select
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -27,37 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests/e2e"))
 from container import SHARE, Container, login_command, read_lines, wait_until  # noqa: E402
+from run import latency_summary, wait_line  # noqa: E402  (bench/run.py, beside this file)
 
 BENCH = "/usr/local/libexec/sensd-bench"
-
-
-def wait_for(proc, want, timeout, what):
-    """Reads a spawned process's stdout until a line equal to `want`; the deadline holds if it says nothing."""
-    deadline = time.monotonic() + timeout
-    fd = proc.stdout.fileno()
-    pending = getattr(proc, "_pending", b"")
-    while True:
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
-            proc._pending = pending
-            if line.decode(errors="replace").strip() == want:
-                return
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise TimeoutError(f"{what}: no '{want}' within {timeout:.0f} s")
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            raise RuntimeError(f"{what}: ended before '{want}'")
-        pending += chunk
-        proc._pending = pending
-
-
-def summary(values):
-    values = sorted(values)
-    if not values:
-        return None
-    p99 = values[min(len(values) - 1, max(0, round(0.99 * len(values)) - 1))]
-    return {"p50": round(statistics.median(values), 3), "p99": round(p99, 3), "max": round(values[-1], 3)}
 
 
 def receipts(path):
@@ -87,8 +56,8 @@ def measure(c: Container, bench_binary: Path, sessions: int, others: int = 0, ta
         "subscribers": 1 + others,
         "how": "su, all held, then released at once",
         "burst_seconds": [r["seconds"] for r in runs],
-        "added_over_floor_ms": summary(added),
-        "per_burst_p50_p99_ms": [(summary(r["added"])["p50"], summary(r["added"])["p99"]) for r in runs],
+        "added_over_floor_ms": latency_summary(added),
+        "per_burst_p50_p99_ms": [(each["p50"], each["p99"]) for each in (latency_summary(r["added"]) for r in runs)],
         "sensd_before_floor": sum(1 for a in added if a < 0),
     }
 
@@ -99,22 +68,22 @@ def burst(c: Container, sessions: int, others: int, tag: str) -> dict:
     hold, rec = f"{SHARE}/{tag}.hold", f"{SHARE}/{tag}.sessions"
     c.run(f"rm -f {floor_out} {sub_out} {hold}; install -m 666 /dev/null {rec}")
     floor = c.spawn(f"exec {BENCH} floor-ids {sessions} {floor_out}", stdout=subprocess.PIPE)
-    wait_for(floor, "ready", 30, "the floor")
+    wait_line(floor, "ready", 30, "the floor")
     sub = c.spawn(f"exec {BENCH} subscriber-ids /run/sensd/events.sock {sessions} {sub_out}", stdout=subprocess.PIPE)
-    wait_for(sub, "ready", 30, "the sensd subscriber")
+    wait_line(sub, "ready", 30, "the sensd subscriber")
     load = None
     if others:
         # Subscribers to everything that count nothing (no session is named "none..."): fan-out load only.
         load = c.spawn(f"exec {BENCH} subscribe /run/sensd/events.sock {others} none 1 nobody /dev/null", stdout=subprocess.PIPE)
-        wait_for(load, "ready", 60, "the other subscribers")
+        wait_line(load, "ready", 60, "the other subscribers")
     for _ in range(sessions):
         c.spawn(login_command("su", "benchuser", hold, rec))
     wait_until(lambda: len(read_lines(c.path(rec))) >= sessions, f"{sessions} su sessions to open", timeout=300)
     ids = {line.split()[0] for line in read_lines(c.path(rec))}
     c.run(f"touch {hold}")
     started = time.monotonic()
-    wait_for(floor, "done", 120, "the floor's SessionRemoved")
-    wait_for(sub, "done", 120, "sensd's Logoffs")
+    wait_line(floor, "done", 120, "the floor's SessionRemoved")
+    wait_line(sub, "done", 120, "sensd's Logoffs")
     burst_seconds = time.monotonic() - started
     c.run("pkill -TERM -x sensd-bench")
     wait_until(lambda: len(read_lines(c.path(floor_out))) >= sessions and len(read_lines(c.path(sub_out))) >= sessions,

@@ -119,22 +119,32 @@ func find(_ needle: [UInt8], in line: UnsafeRawBufferPointer, from: Int) -> Int?
     return nil
 }
 
+let logoffPrefix = Array(#"{"event":"Logoff","#.utf8)
+let sessionIdKey = Array(#""sessionId":""#.utf8)
+
+/// For a `Logoff` line, where its `sessionId` value lies (without the quotes); nil for any other line.
+func logoffSessionID(in line: UnsafeRawBufferPointer) -> Range<Int>? {
+    guard has(logoffPrefix, in: line, at: 0), let key = find(sessionIdKey, in: line, from: logoffPrefix.count) else { return nil }
+    let start = key + sessionIdKey.count
+    guard start < line.count, let quote = memchr(line.baseAddress! + start, 0x22, line.count - start) else { return nil }
+    return start..<line.baseAddress!.distance(to: UnsafeRawPointer(quote))
+}
+
 func runSubscribers(socket path: String, n: Int, prefix: String, count: Int, name: String, out: String) throws {
     // The instrument must cost as little as it can, or it measures itself: one buffer for every read, lines
     // found with memchr, only the fields the figures need looked at, nothing allocated per line.
     var receipts = Receipts(count: count)
     var wrong = 0, errors = 0, lines = 0, subscribed = 0, complete = 0
-    let logoff = Array(#"{"event":"Logoff","#.utf8)
-    let sessionKey = Array((#""sessionId":""# + prefix).utf8)
+    let indexPrefix = Array(prefix.utf8)
     let userField = Array((#","userName":""# + name + "\"").utf8)
     let acceptedPrefix = Array(#"{"accepted""#.utf8)
     let errorPrefix = Array(#"{"error""#.utf8)
     var buffer = [UInt8](repeating: 0, count: 65536)
-    var now: UInt64 = 0
+    var readAt: UInt64 = 0
 
     func handle(_ line: UnsafeRawBufferPointer, _ c: Connection) {
         lines += 1
-        guard has(logoff, in: line, at: 0) else {
+        guard let id = logoffSessionID(in: line) else {
             if has(acceptedPrefix, in: line, at: 0) {
                 subscribed += 1
                 if subscribed == n { say("ready") }
@@ -143,23 +153,17 @@ func runSubscribers(socket path: String, n: Int, prefix: String, count: Int, nam
             }
             return
         }
-        guard let key = find(sessionKey, in: line, from: logoff.count) else { return }
-        var i = key + sessionKey.count
-        var index = 0
-        var digits = 0
-        while i < line.count, line[i] >= 0x30, line[i] <= 0x39 {
-            index = index * 10 + Int(line[i] - 0x30)
-            i += 1
-            digits += 1
-        }
-        guard digits > 0, i < line.count, line[i] == UInt8(ascii: "\"") else { return }
+        guard has(indexPrefix, in: line, at: id.lowerBound) else { return }
+        let digits = (id.lowerBound + indexPrefix.count)..<id.upperBound
+        guard !digits.isEmpty, digits.allSatisfy({ line[$0] >= 0x30 && line[$0] <= 0x39 }) else { return }
+        let index = digits.reduce(0) { $0 * 10 + Int(line[$1] - 0x30) }
         c.logoffs += 1
         if c.logoffs == count {
             complete += 1
             if complete == n { say("done") }
         }
-        if !has(userField, in: line, at: i + 1) { wrong += 1 }
-        receipts.record(index, now)
+        if !has(userField, in: line, at: id.upperBound + 1) { wrong += 1 }
+        receipts.record(index, readAt)
     }
 
     // A plain epoll loop rather than sd-event: sd-event dispatches one source per iteration, which with
@@ -182,7 +186,7 @@ func runSubscribers(socket path: String, n: Int, prefix: String, count: Int, nam
             return
         }
         guard got > 0 else { return }
-        now = Syscall.monotonicNanoseconds()
+        readAt = Syscall.monotonicNanoseconds()
         buffer.withUnsafeBytes { raw in
             var start = 0
             while start < got, let nl = memchr(raw.baseAddress! + start, 0x0A, got - start) {
@@ -261,7 +265,7 @@ func runSubscriberIDs(socket path: String, count: Int, out: String) throws {
     var reader = LineReader(limit: 1 << 16)
     var receipts = IDReceipts()
     var buffer = [UInt8](repeating: 0, count: 65536)
-    let decoder = JSONDecoderless()
+    let accepted = Array(#"{"accepted""#.utf8)
     let source = try loop.addIO(fd: fd, events: .readable) { _ in
         let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         guard got > 0 else {
@@ -271,8 +275,9 @@ func runSubscriberIDs(socket path: String, count: Int, out: String) throws {
         let t = now()
         for outcome in buffer.withUnsafeBytes({ reader.feed(UnsafeRawBufferPointer(rebasing: $0[0..<got])) }) {
             guard case .line(let line) = outcome else { continue }
-            if line.starts(with: Array(#"{"accepted""#.utf8)) { say("ready"); continue }
-            guard let id = decoder.sessionId(line) else { continue }
+            if line.starts(with: accepted) { say("ready"); continue }
+            let bytes = Array(line)
+            guard let id = bytes.withUnsafeBytes({ raw in logoffSessionID(in: raw).map { String(decoding: raw[$0], as: UTF8.self) } }) else { continue }
             receipts.record(id, t)
             if receipts.count == count { say("done") }
         }
@@ -283,20 +288,6 @@ func runSubscriberIDs(socket path: String, count: Int, out: String) throws {
     }
     _ = try loop.run()
     withExtendedLifetime((source, stop)) {}
-}
-
-/// The session id of a Logoff line, without a JSON parser.
-struct JSONDecoderless {
-    let logoff = Array(#"{"event":"Logoff","#.utf8)
-    let key = Array(#""sessionId":""#.utf8)
-    func sessionId(_ line: ArraySlice<UInt8>) -> String? {
-        let bytes = Array(line)
-        guard bytes.starts(with: logoff) else { return nil }
-        guard let start = bytes.withUnsafeBytes({ find(key, in: $0, from: 0) }) else { return nil }
-        let from = start + key.count
-        guard let end = bytes[from...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
-        return String(decoding: bytes[from..<end], as: UTF8.self)
-    }
 }
 
 let args = CommandLine.arguments
