@@ -83,38 +83,77 @@ public final class LogindSource {
         if sessionFilesFD >= 0 { Syscall.close(sessionFilesFD) }
     }
 
-    /// Subscribes, learns the owner and enumerates the live sessions; `ready` runs once every enumerated
-    /// session's details are in. Subscribing comes first so that nothing happening during the listing is missed.
+    /// Subscribes, then learns who logind and systemd are and which sessions exist; `ready` runs once every
+    /// enumerated session's details are in. Subscribing comes first so that nothing happening during the
+    /// listing is missed.
+    ///
+    /// Nothing here blocks: a blocking call holds back every signal that arrives meanwhile and hands them
+    /// over after its reply, so a `SessionRemoved` that logind sent before its `ListSessions` reply was
+    /// handled after the listing (issue 19: a second, user-less Logoff). Instead, matched signals wait in
+    /// arrival order until the owners are known (the senders of the `Subscribe` and `ListSessions` replies)
+    /// and are handled before the listing is: in the order logind and systemd sent them.
     public func start(ready: @escaping () -> Void) throws(SystemdError) {
-        slots.append(try bus.addMatch(Self.managerRule(member: "SessionNew")) { [unowned self] in self.sessionNew($0) })
-        slots.append(try bus.addMatch(Self.managerRule(member: "SessionRemoved")) { [unowned self] in self.sessionRemoved($0) })
+        held = []
+        slots.append(try bus.addMatch(Self.managerRule(member: "SessionNew")) { [unowned self] in self.deliver($0, self.sessionNew) })
+        slots.append(try bus.addMatch(Self.managerRule(member: "SessionRemoved")) { [unowned self] in self.deliver($0, self.sessionRemoved) })
         slots.append(try bus.addMatch(
             "type='signal',sender='\(Self.service)',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',path_namespace='\(Self.sessionPathPrefix)',arg0='\(Self.sessionInterface)'"
-        ) { [unowned self] in self.propertiesChanged($0) })
+        ) { [unowned self] in self.deliver($0, self.propertiesChanged) })
+        for name in [Self.service, Self.systemdService] {
+            slots.append(try bus.addMatch(
+                "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='\(name)'"
+            ) { [unowned self] in self.deliver($0, self.nameOwnerChanged) })
+        }
         slots.append(try bus.addMatch(
-            "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='\(Self.service)'"
-        ) { [unowned self] in self.nameOwnerChanged($0) })
+            "type='signal',sender='\(Self.systemdService)',path='\(Self.systemdPath)',interface='\(Self.systemdManager)',member='UnitRemoved'"
+        ) { [unowned self] in self.deliver($0, self.unitRemoved) })
         startWatchingSessionFiles()
-        startFollowingScopes()
-
         enumerationDone = ready
-        do {
-            owner = try nameOwner(Self.service)
-        } catch where error.busErrorName == "org.freedesktop.DBus.Error.NameHasNoOwner" {
-            logger.warning("systemd-logind is not on the bus; waiting for it to appear")
-        }
-        if let owner {
-            logger.info("following systemd-logind", metadata: ["owner": "\(owner)"])
-            let reply = try bus.call(try listSessionsCall())
-            enumerate(try Self.parseSessionList(reply), counting: true)
-        }
-        finishEnumerationIfDone()
+        // systemd first: closing sessions in the listing are checked against their scopes.
+        subscribeToSystemd { [unowned self] in self.listAtStart() }
     }
 
-    private func nameOwner(_ name: String) throws(SystemdError) -> String? {
-        let call = try bus.methodCall(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus", member: "GetNameOwner")
-        try call.append(.string(name))
-        return try bus.call(call).readValue()?.stringValue
+    private func listAtStart() {
+        do {
+            try bus.callAsync(try listSessionsCall()) { [unowned self] result in
+                switch result {
+                case .success(let reply):
+                    self.owner = reply.sender
+                    self.logger.info("following systemd-logind", metadata: ["owner": "\(self.owner ?? "?")"])
+                    self.releaseHeld()
+                    do {
+                        self.enumerate(try Self.parseSessionList(reply), counting: true)
+                    } catch {
+                        self.logger.error("could not read logind's session list: \(error)")
+                    }
+                case .failure(let error):
+                    self.logger.warning("systemd-logind is not on the bus; waiting for it to appear", metadata: ["error": "\(error)"])
+                    self.releaseHeld()
+                }
+                self.finishEnumerationIfDone()
+            }
+        } catch {
+            logger.error("could not ask logind for its sessions: \(error)")
+            releaseHeld()
+            finishEnumerationIfDone()
+        }
+    }
+
+    /// Signals that arrived before the start-up replies named the owners, in arrival order; nil once handed over.
+    private var held: [(BusMessage, (BusMessage) -> Void)]?
+
+    private func deliver(_ m: BusMessage, _ handler: @escaping (BusMessage) -> Void) {
+        if held != nil {
+            held!.append((m, handler))
+        } else {
+            handler(m)
+        }
+    }
+
+    private func releaseHeld() {
+        guard let waiting = held else { return }
+        held = nil
+        for (m, handler) in waiting { handler(m) }
     }
 
     private static func managerRule(member: String) -> String {
@@ -212,9 +251,16 @@ public final class LogindSource {
             ignoredSignals += 1
             return
         }
-        guard let args = try? m.readAll(), args.count == 3, args[0].stringValue == Self.service else { return }
-        let newOwner = args[2].stringValue ?? ""
-        if newOwner.isEmpty {
+        guard let args = try? m.readAll(), args.count == 3, let name = args[0].stringValue else { return }
+        let newOwner = args[2].stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        if name == Self.systemdService {
+            // systemd reconnects after `daemon-reexec`, and a new connection must subscribe again.
+            systemdOwner = newOwner
+            if newOwner != nil { subscribeToSystemd {} }
+            return
+        }
+        guard name == Self.service else { return }
+        guard let newOwner else {
             logger.warning("systemd-logind left the bus; sessions are kept until it returns", metadata: ["tracked": "\(tracker.count)"])
             owner = nil
             return
@@ -356,38 +402,32 @@ public final class LogindSource {
     /// systemd removes a session's scope unit once every process of the session has exited; logind then
     /// removes the session. A logind that restarted while a session was closing lists it as closing for
     /// ever and never removes it (seen with v252), so sensd follows the scopes itself.
-    private func startFollowingScopes() {
+    /// systemd sends unit signals only to clients that subscribed; the reply's sender is systemd. `then`
+    /// runs once the answer is in, whatever it is.
+    private func subscribeToSystemd(then: @escaping () -> Void) {
         do {
-            systemdOwner = try nameOwner(Self.systemdService)
-        } catch {
-            logger.info("systemd is not on this bus; a session that logind loses track of while it is closing will not get its Logoff", metadata: ["error": "\(error)"])
-            return
-        }
-        do {
-            slots.append(try bus.addMatch(
-                "type='signal',sender='\(Self.systemdService)',path='\(Self.systemdPath)',interface='\(Self.systemdManager)',member='UnitRemoved'"
-            ) { [unowned self] in self.unitRemoved($0) })
-            // systemd sends unit signals only to clients that subscribed.
-            try bus.callAsync(try bus.methodCall(destination: Self.systemdService, path: Self.systemdPath, interface: Self.systemdManager, member: "Subscribe")) { [weak self] result in
-                if case .failure(let error) = result {
-                    self?.logger.warning("cannot subscribe to systemd's unit signals; sessions that logind loses track of will not get their Logoff", metadata: ["error": "\(error)"])
+            let call = try bus.methodCall(destination: Self.systemdService, path: Self.systemdPath, interface: Self.systemdManager, member: "Subscribe")
+            try bus.callAsync(call) { [unowned self] result in
+                switch result {
+                case .success(let reply):
+                    self.systemdOwner = reply.sender
+                case .failure(let error):
+                    self.systemdOwner = nil
+                    self.logger.info("systemd is not on this bus; a session that logind loses track of while it is closing will not get its Logoff", metadata: ["error": "\(error)"])
                 }
+                then()
             }
         } catch {
             logger.warning("cannot follow systemd's units: \(error)")
-            systemdOwner = nil
+            then()
         }
     }
 
     private func unitRemoved(_ m: BusMessage) {
-        if m.sender != systemdOwner {
-            // systemd reconnects after `daemon-reexec`; anyone else is an impostor.
-            systemdOwner = (try? nameOwner(Self.systemdService)) ?? systemdOwner
-            guard m.sender == systemdOwner else {
-                ignoredSignals += 1
-                logger.warning("ignored a UnitRemoved signal not sent by systemd", metadata: ["sender": "\(m.sender ?? "?")"])
-                return
-            }
+        guard systemdOwner != nil, m.sender == systemdOwner else {
+            ignoredSignals += 1
+            logger.warning("ignored a UnitRemoved signal not sent by systemd", metadata: ["sender": "\(m.sender ?? "?")"])
+            return
         }
         guard let args = try? m.readAll(), let name = args.first?.stringValue, let id = Self.sessionID(ofScope: name),
               tracker.session(id) != nil else { return }

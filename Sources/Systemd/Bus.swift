@@ -165,8 +165,10 @@ public final class Bus {
         try check(sd_bus_send(handle, message.handle, nil), "sd_bus_send")
     }
 
-    /// Sends a call and waits for its reply, dispatching nothing else meanwhile (incoming messages are queued).
-    /// Meant for start-up; the corresponding C function is `sd_bus_call`.
+    /// Sends a call and waits for its reply, dispatching nothing else meanwhile: messages that arrive before
+    /// the reply are handed over after it, out of the order they were sent in. For tools and tests only; a
+    /// daemon that follows signals uses ``callAsync(_:timeoutMicroseconds:reply:)``. The corresponding C
+    /// function is `sd_bus_call`.
     public func call(_ message: BusMessage, timeoutMicroseconds: UInt64 = 0) throws(SystemdError) -> BusMessage {
         var error = sd_bus_error()
         defer { sd_bus_error_free(&error) }

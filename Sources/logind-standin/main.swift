@@ -17,6 +17,9 @@
 //                                re-announcing every session with SessionNew
 //   burst N PREFIX UID NAME      N sessions opened and closed, as fast as the bus takes them
 //   wait-asked ID                answers once someone has read the details of session ID
+//   hold-list                    ListSessions calls wait unanswered until `release-list`
+//   wait-listed                  answers once a ListSessions call is waiting
+//   release-list                 answers the waiting ListSessions calls with the sessions live now
 //   set ID PROPERTY VALUE        changes Active, IdleHint, LockedHint (true/false) or State, with PropertiesChanged
 //   sessions                     prints the live session ids
 //   storm N PREFIX UID NAME RATE LIFE FILE
@@ -87,6 +90,9 @@ final class StandIn {
     var idByPath: [String: String] = [:]
     var order: [String] = []
     var held: [String: [BusMessage]] = [:]
+    /// ListSessions calls kept unanswered while `hold-list` is in force (nil: answered at once).
+    var heldLists: [BusMessage]?
+    var waitingForList = 0
     var nextLeader: UInt32 = 10_000
     /// Sessions whose details have been read, and the acknowledgements waiting for that.
     var asked: Set<String> = []
@@ -114,12 +120,28 @@ final class StandIn {
     }
 
     func managerCall(_ m: BusMessage) -> BusMethodOutcome {
-        guard m.interface == manager, m.member == "ListSessions", let reply = try? m.methodReturn() else { return .notHandled }
+        guard m.interface == manager, m.member == "ListSessions" else { return .notHandled }
+        if heldLists != nil {
+            heldLists!.append(m)
+            if waitingForList > 0 {
+                let n = waitingForList
+                waitingForList = 0
+                DispatchLater.pending.append { for _ in 0..<n { say("ok") } }
+            }
+            return .later
+        }
+        guard let reply = try? sessionList(answering: m) else { return .notHandled }
+        return .reply(reply)
+    }
+
+    /// `ListSessions() -> a(susso)` as logind answers it now.
+    func sessionList(answering m: BusMessage) throws -> BusMessage {
+        let reply = try m.methodReturn()
         let entries: [BusValue] = order.compactMap { sessions[$0] }.map {
             .structure([.string($0.id), .uint32($0.uid), .string($0.name), .string(""), .objectPath($0.path)])
         }
-        guard (try? reply.append(.array(elementSignature: "(susso)", entries))) != nil else { return .notHandled }
-        return .reply(reply)
+        try reply.append(.array(elementSignature: "(susso)", entries))
+        return reply
     }
 
     func sessionCall(_ m: BusMessage) -> BusMethodOutcome {
@@ -294,6 +316,16 @@ final class StandIn {
                 waitingForAsk[id, default: 0] += 1
                 return ""
             }
+        case "hold-list":
+            heldLists = heldLists ?? []
+        case "wait-listed":
+            if heldLists?.isEmpty ?? true {
+                waitingForList += 1
+                return ""
+            }
+        case "release-list":
+            for call in heldLists ?? [] { try bus.send(try sessionList(answering: call)) }
+            heldLists = nil
         case "set":
             let id = try arg(1)
             guard var session = sessions[id] else { throw DaemonlessError("no session \(id)") }

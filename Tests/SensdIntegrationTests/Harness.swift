@@ -239,7 +239,7 @@ final class SensdUnderTest {
     let socketPath: String
     private let notifyFD: Int32
 
-    init(bus: PrivateBus, dir: ScratchDirectory, arguments: [String] = []) throws {
+    init(bus: PrivateBus, dir: ScratchDirectory, arguments: [String] = [], waitForReady: Bool = true) throws {
         socketPath = dir.path + "/events.sock"
         let notifyPath = dir.path + "/notify"
         unlink(notifyPath)
@@ -258,7 +258,7 @@ final class SensdUnderTest {
             productsDirectory + "/sensd",
             ["--socket", socketPath, "--state-directory", dir.path + "/state", "--session-files", "no", "--log-level", "debug"] + arguments,
             environment: ["DBUS_SYSTEM_BUS_ADDRESS": bus.address, "NOTIFY_SOCKET": notifyPath], stderrPath: dir.path + "/sensd.log")
-        try waitFor("READY=1")
+        if waitForReady { try waitFor("READY=1") }
     }
 
     /// Waits for a notification containing `state` (e.g. READY=1, STOPPING=1).

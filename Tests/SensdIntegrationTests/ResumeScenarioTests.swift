@@ -171,6 +171,36 @@ struct ResumeScenarioTests {
         #expect(everything.gaps.isEmpty)
     }
 
+    @Test func signalsLogindSentBeforeItsStartUpListingAreHandledBeforeTheListing() throws {
+        // Issue 19: c28 is remembered from the crashed run; it ends, and c30 begins, after sensd asked for the
+        // session list and before logind answered. A blocking ListSessions handled those signals after the
+        // listing: c28 was ended as observed late, then its SessionRemoved reported an unknown session.
+        let rig = try Rig(before: {
+            try $0.run("add c28 1000 alice")
+            try $0.run("add c29 1001 bob")
+        })
+        let watcher = try rig.sensd.subscribe(#"{"since":0}"#)
+        #expect(try watcher.events(2).map(\.event) == [.logon, .logon])
+        rig.sensd.child.signal(SIGKILL)
+        _ = try rig.sensd.child.waitForExit()
+        try rig.logind.run("hold-list")
+        rig.sensd = try SensdUnderTest(bus: rig.bus, dir: rig.dir, waitForReady: false)
+        try rig.logind.run("wait-listed")
+        try rig.logind.run("close c28")
+        try rig.logind.run("open c30 1002 carol")
+        try rig.logind.run("release-list")
+        try rig.sensd.waitFor("READY=1")
+        let history = try rig.sensd.subscribe(#"{"since":2}"#)
+        let after = try rig.barrier(history)
+        let c28 = after.filter { $0.sessionId == "c28" }
+        #expect(c28.map(\.event) == [.logoffInitiated, .logoff], "\(after.map { "\($0.event) \($0.sessionId)" })")
+        #expect(c28.allSatisfy { $0.userName == "alice" && $0.uid == 1000 && $0.observedLate == nil && $0.unresolved == nil })
+        #expect(after.filter { $0.sessionId == "c30" }.map(\.event) == [.logon])
+        #expect(after.filter { $0.sessionId == "c30" }.first?.userName == "carol")
+        #expect(after.filter { $0.sessionId == "c29" }.isEmpty, "c29 lives on and is not announced again")
+        #expect(!rig.sensdLog.contains("session ended before its user could be learned"), "\(rig.sensdLog)")
+    }
+
     @Test func aTornLogAndAGarbageSnapshotAreReportedAndTheRestIsServed() throws {
         let rig = try Rig(before: { try $0.run("add c1 1000 alice") })
         let sub = try rig.sensd.subscribe(nil)
