@@ -125,13 +125,18 @@ bench:
 bench-smoke: bench-programs
 	$(PYTHON) bench/run.py --smoke --out $(CURDIR)/.build/bench-smoke
 
-# The installed daemon under systemd, against a real logind, with real PAM logins.
+# The installed daemon under systemd, against a real logind, with real PAM logins, on each Debian release
+# in E2E_SUITES: 12 (systemd 252) and 13 (systemd 257).
 # The package's own tree is the stage: the tier tests exactly what `make deb` ships, once laid over the
 # container's root (as `make install` would) and once installed with apt.
+E2E_SUITES ?= bookworm trixie
 e2e: bench-programs
 	$(MAKE) --no-print-directory deb
-	$(PYTHON) -m pytest -v -p no:cacheprovider tests/e2e --stage $(DEB_ROOT) --deb $(CURDIR)/sensd_$(VERSION)_$$(dpkg --print-architecture).deb \
-		--bench $(RELEASE_DIR)/sensd-bench
+	@for suite in $(E2E_SUITES); do \
+		echo "e2e: Debian $$suite"; \
+		SENSD_E2E_SUITE=$$suite $(PYTHON) -m pytest -v -p no:cacheprovider tests/e2e --stage $(DEB_ROOT) \
+			--deb $(CURDIR)/sensd_$(VERSION)_$$(dpkg --print-architecture).deb --bench $(RELEASE_DIR)/sensd-bench || exit 1; \
+	done
 
 # The fault scenarios (kill -9 mid-burst, logind restart with closing sessions, a stopped subscriber) run
 # again and again, each run on a freshly booted container: reorderings and races that one run in `check`

@@ -94,20 +94,8 @@ public struct LogindSession: Codable, Equatable, Sendable {
         return s
     }
 
-    /// The Windows logon type this session corresponds to (see docs/protocol.md for the mapping).
-    public var logonType: LogonType? {
-        guard let sessionClass else { return nil }
-        switch sessionClass {
-        case "background":
-            return .batch
-        case "manager":
-            return .service
-        case "user", "greeter", "lock-screen":
-            return remote == true ? .remoteInteractive : .interactive
-        default:
-            return nil
-        }
-    }
+    /// The Windows logon type this session corresponds to (docs/protocol.md, "Logon types", has the table).
+    public var logonType: LogonType? { sessionClass.flatMap { LogonType(sessionClass: $0, remote: remote == true) } }
 }
 
 /// Windows' LogonType, as security events 4624/4634 carry it.
@@ -116,6 +104,24 @@ public enum LogonType: String, Codable, Sendable {
     case batch = "Batch"
     case service = "Service"
     case remoteInteractive = "RemoteInteractive"
+
+    /// Every class systemd 258 knows, and what it is in Windows' terms. `none` (v257) creates no session;
+    /// a class this table does not know gets no logon type rather than a guess.
+    public init?(sessionClass: String, remote: Bool) {
+        switch sessionClass {
+        case "user", "user-early", "user-incomplete", "user-light", "greeter", "lock-screen":
+            // A person at a seat or terminal (user-light: run0's elevated sessions, like RunAs).
+            self = remote ? .remoteInteractive : .interactive
+        case "background", "background-light":
+            // Work started on the user's behalf with no person at it: su -c, cron, systemd-run.
+            self = .batch
+        case "manager", "manager-early":
+            // The user's service manager, user@UID.service.
+            self = .service
+        default:
+            return nil
+        }
+    }
 
     /// The numeric code Windows uses.
     public var code: Int {

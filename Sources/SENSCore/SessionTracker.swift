@@ -151,9 +151,18 @@ public struct SessionTracker: Sendable {
     public mutating func closing(id: String) -> [EventDraft] {
         guard var t = tracked[id] else { return [] }
         t.closingSeen = true
+        t.session.state = "closing"
         let drafts = t.reported ? closingIfSo(&t) : []
         track(t)
         return drafts
+    }
+
+    /// sd-login read the session's state (`online`, `active`, ...) from logind's session file: kept for the
+    /// snapshot, no event (logind v257 does not put every state change on the bus).
+    public mutating func stateRead(id: String, state: String) {
+        guard var t = tracked[id], t.session.state != state else { return }
+        t.session.state = state
+        track(t)
     }
 
     /// logind removed the session (`SessionRemoved`): its `LogoffInitiated` if not yet sent, then exactly one `Logoff`.

@@ -4,7 +4,10 @@ import FoundationEssentials
 ///
 /// A JSON object; every key is optional, values within a key are OR-ed, keys are AND-ed:
 /// `{"events":["Logoff"],"users":["alice"],"uids":[1000],"classes":["user"]}`. `since` (a seq) asks for
-/// every retained event after it first, then the live ones.
+/// every retained event after it first, then the live ones; `snapshot` asks for the sessions open now,
+/// tied to a seq, before the live events after that seq.
+/// Sessions of the classes in ``hiddenUnlessNamed`` (each user's service manager) reach only requests that
+/// name them in `classes`.
 /// Unknown keys are refused by name rather than ignored, so a client asking for a feature this daemon
 /// lacks learns so instead of silently getting a stream it did not ask for.
 public struct SubscriptionRequest: Equatable, Sendable {
@@ -14,17 +17,29 @@ public struct SubscriptionRequest: Equatable, Sendable {
     public var classes: Set<String>?
     /// Resume after this seq: replay what the log retains after it, then go live.
     public var since: UInt64?
+    /// Send the open sessions first, as of one seq, then the events after it.
+    public var snapshot: Bool
+    /// With `since`: false ends the connection, with an `end` line, once the replay has caught up.
+    public var live: Bool
 
-    public init(events: Set<EventKind>? = nil, users: Set<String>? = nil, uids: Set<UInt32>? = nil, classes: Set<String>? = nil, since: UInt64? = nil) {
+    public init(events: Set<EventKind>? = nil, users: Set<String>? = nil, uids: Set<UInt32>? = nil, classes: Set<String>? = nil, since: UInt64? = nil, snapshot: Bool = false, live: Bool = true) {
+        self.live = live
         self.events = events
         self.users = users
         self.uids = uids
         self.classes = classes
         self.since = since
+        self.snapshot = snapshot
     }
 
     /// The keys this daemon understands.
-    public static let keys = ["events", "users", "uids", "classes", "since"]
+    public static let keys = ["events", "users", "uids", "classes", "since", "snapshot", "live"]
+
+    /// Session classes that are not logons of a person: since systemd v256 each user's service manager
+    /// (`user@UID.service`) runs in a session of its own, which begins with the user's first login and ends
+    /// a while after the last. Counted as logons, every login would look like two. Kept in the log and the
+    /// journal; sent only to requests that name the class.
+    public static let hiddenUnlessNamed: Set<String> = ["manager", "manager-early"]
 
     /// The largest `since` accepted: JSON numbers are exact up to 2^53.
     public static let maxSince: UInt64 = 1 << 53
@@ -32,6 +47,11 @@ public struct SubscriptionRequest: Equatable, Sendable {
     /// Whether an event passes every filter the request names.
     public func matches(_ facts: EventFacts) -> Bool {
         if let events, !events.contains(facts.event) { return false }
+        return matchesSession(facts)
+    }
+
+    /// Whether a session passes the filters on whose it is (every filter but `events`).
+    public func matchesSession(_ facts: EventFacts) -> Bool {
         if let users {
             guard let name = facts.userName, users.contains(name) else { return false }
         }
@@ -40,11 +60,14 @@ public struct SubscriptionRequest: Equatable, Sendable {
         }
         if let classes {
             guard let c = facts.sessionClass, classes.contains(c) else { return false }
+        } else if let c = facts.sessionClass, Self.hiddenUnlessNamed.contains(c) {
+            return false
         }
         return true
     }
 
-    /// Whether the request filters nothing out (`since` is not a filter).
+    /// Whether the request names no filter (`since` and `snapshot` are not filters); such a request still
+    /// keeps out the classes in ``hiddenUnlessNamed``.
     public var isEverything: Bool { events == nil && users == nil && uids == nil && classes == nil }
 
     /// The request as sensd understood it, in JSON with sorted values.
@@ -55,6 +78,8 @@ public struct SubscriptionRequest: Equatable, Sendable {
         if let uids { w.field("uids", integers: uids.sorted().map(UInt64.init)) }
         if let classes { w.field("classes", strings: classes.sorted()) }
         if let since { w.field("since", integer: since) }
+        if snapshot { w.field("snapshot", bool: true) }
+        if !live { w.field("live", bool: false) }
         return w.finishObject()
     }
 
@@ -95,9 +120,25 @@ public struct SubscriptionRequest: Equatable, Sendable {
                     throw ProtocolError(.badRequest, "\"since\" must be a seq: a whole number from 0 to \(maxSince)")
                 }
                 request.since = UInt64(n)
+            case "snapshot":
+                guard case .bool(let b) = value else {
+                    throw ProtocolError(.badRequest, "\"snapshot\" must be true or false")
+                }
+                request.snapshot = b
+            case "live":
+                guard case .bool(let b) = value else {
+                    throw ProtocolError(.badRequest, "\"live\" must be true or false")
+                }
+                request.live = b
             default:
                 throw ProtocolError(.badRequest, "unknown request key \"\(key)\" (known: \(keys.joined(separator: ", ")))")
             }
+        }
+        if request.snapshot && request.since != nil {
+            throw ProtocolError(.badRequest, "\"snapshot\" and \"since\" cannot be combined: a snapshot is the state at one seq, followed by the events after it")
+        }
+        if !request.live && request.since == nil {
+            throw ProtocolError(.badRequest, "\"live\": false needs \"since\": it ends the connection once the replay from there has caught up")
         }
         return request
     }

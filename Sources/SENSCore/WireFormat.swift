@@ -19,7 +19,12 @@ public enum WireFormat {
         w.field("sessionId", string: e.sessionId)
         w.field("userName", string: e.userName)
         w.field("uid", integer: e.uid.map(UInt64.init))
-        // The rest only when known: absent values are omitted, never sent empty.
+        sessionFields(e, into: &w)
+        return w.finish()
+    }
+
+    /// Everything after `uid`: only when known; absent values are omitted, never sent empty.
+    private static func sessionFields(_ e: SENSEvent, into w: inout JSONLineWriter) {
         if let v = e.unresolved { w.field("unresolved", string: v) }
         if e.observedLate == true { w.field("observedLate", bool: true) }
         if let v = e.observedAt { w.field("observedAt", string: v.rfc3339) }
@@ -40,7 +45,36 @@ public enum WireFormat {
             w.field("logonType", string: v.rawValue)
             w.field("logonTypeCode", integer: UInt64(v.code))
         }
-        return w.finish()
+    }
+
+    /// The answer to a `snapshot` request: a `begin` line, one line per open session (the event fields, then
+    /// its state now), an `end` line; all tied to `seq`, the last event the state reflects.
+    public static func snapshot(_ sessions: [OpenSession], seq: UInt64) -> [UInt8] {
+        var begin = JSONLineWriter()
+        begin.field("snapshot", string: "begin")
+        begin.field("seq", integer: seq)
+        begin.field("sessions", integer: UInt64(sessions.count))
+        var out = begin.finish()
+        for open in sessions {
+            let e = open.fields
+            var w = JSONLineWriter()
+            w.field("snapshot", string: "session")
+            w.field("sessionId", string: e.sessionId)
+            w.field("userName", string: e.userName)
+            w.field("uid", integer: e.uid.map(UInt64.init))
+            sessionFields(e, into: &w)
+            if let v = open.state { w.field("state", string: v) }
+            if let v = open.active { w.field("active", bool: v) }
+            if let v = open.locked { w.field("locked", bool: v) }
+            if let v = open.idle { w.field("idle", bool: v) }
+            w.field("logoffInitiated", bool: open.logoffInitiated)
+            out += w.finish()
+        }
+        var end = JSONLineWriter()
+        end.field("snapshot", string: "end")
+        end.field("seq", integer: seq)
+        end.field("sessions", integer: UInt64(sessions.count))
+        return out + end.finish()
     }
 
     /// The first line a subscriber receives: who is talking and where the stream stands.
@@ -66,6 +100,15 @@ public enum WireFormat {
         w.field("firstMissing", integer: firstMissing)
         w.field("lastMissing", integer: lastMissing)
         if let oldestSeq { w.field("oldestSeq", integer: oldestSeq) }
+        return w.finish()
+    }
+
+    /// The last line of a replay asked for with `"live": false`: every event through `lastSeq` was sent (or
+    /// announced missing); the connection closes after it.
+    public static func replayEnd(lastSeq: UInt64) -> [UInt8] {
+        var w = JSONLineWriter()
+        w.field("end", string: "caught-up")
+        w.field("lastSeq", integer: lastSeq)
         return w.finish()
     }
 
@@ -206,5 +249,27 @@ struct JSONLineWriter {
         bytes.append(UInt8(ascii: "}"))
         bytes.append(0x0A)
         return bytes
+    }
+}
+
+/// A session open now, as a `snapshot` request reports it: the fields its events carry, and its state.
+public struct OpenSession: Equatable, Sendable {
+    /// The session's fields as its events carry them (`event`, `seq` and `time` are not sent).
+    public var fields: SENSEvent
+    /// logind's state: `online`, `active` or `closing`.
+    public var state: String?
+    public var active: Bool?
+    public var locked: Bool?
+    public var idle: Bool?
+    /// Whether its `LogoffInitiated` has gone out.
+    public var logoffInitiated: Bool
+
+    public init(_ session: LogindSession, logoffInitiated: Bool, host: String?) {
+        fields = SENSEvent(EventDraft(event: .logon, session: session), seq: 0, time: EventTime(microsecondsSinceEpoch: 0), host: host)
+        state = session.state
+        active = session.active
+        locked = session.locked
+        idle = session.idle
+        self.logoffInitiated = logoffInitiated
     }
 }

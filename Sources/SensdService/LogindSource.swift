@@ -392,8 +392,12 @@ public final class LogindSource {
 
     private func sessionFilesChanged() {
         for name in Set(Syscall.readWatchedNames(sessionFilesFD)) where !name.hasPrefix(".") {
-            guard tracker.session(name) != nil, Login.sessionState(name) == "closing" else { continue }
-            publish(tracker.closing(id: name))
+            guard tracker.session(name) != nil, let state = Login.sessionState(name) else { continue }
+            if state == "closing" {
+                publish(tracker.closing(id: name))
+            } else {
+                tracker.stateRead(id: name, state: state)
+            }
         }
     }
 

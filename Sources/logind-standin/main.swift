@@ -7,6 +7,7 @@
 // Commands:
 //   add ID UID NAME [LEADER]     a session that exists, without a signal (it predates the daemon)
 //   open ID UID NAME [LEADER]    a new session: SessionNew
+//   open-class ID UID NAME CLASS a new session of a logind class (manager, background, ...): SessionNew
 //   close ID                     the session ends: SessionRemoved
 //   flash ID UID NAME            SessionNew and SessionRemoved back to back: gone before anyone can ask
 //   hold ID UID NAME             SessionNew, but detail requests wait unanswered until `close ID`
@@ -256,6 +257,11 @@ final class StandIn {
             _ = add(try arg(1), try uid(2), try arg(3), leader: words.count > 4 ? UInt32(words[4]) : nil)
         case "open":
             try signal("SessionNew", add(try arg(1), try uid(2), try arg(3), leader: words.count > 4 ? UInt32(words[4]) : nil))
+        case "open-class":
+            var s = add(try arg(1), try uid(2), try arg(3), leader: nil)
+            s.sessionClass = try arg(4)
+            sessions[s.id] = s
+            try signal("SessionNew", s)
         case "close":
             guard let s = remove(try arg(1)) else { throw DaemonlessError("no session \(words[1])") }
             // As for real: the scope goes, then logind removes the session.

@@ -12,7 +12,7 @@ struct Sensctl: ParsableCommand {
         commandName: "sensctl",
         abstract: "Watches the SENS logon events sensd publishes.",
         version: "0.1.0",
-        subcommands: [Monitor.self, Position.self],
+        subcommands: [Monitor.self, Who.self, Last.self, Position.self],
         defaultSubcommand: Monitor.self
     )
 }
@@ -43,7 +43,7 @@ struct Monitor: ParsableCommand {
     @Option(name: .customLong("uid"), help: ArgumentHelp("Only sessions of this uid (repeatable).", valueName: "UID"))
     var uids: [UInt32] = []
 
-    @Option(name: .customLong("class"), help: ArgumentHelp("Only sessions of this logind class (repeatable): user, greeter, lock-screen, background, manager.", valueName: "CLASS"))
+    @Option(name: .customLong("class"), help: ArgumentHelp("Only sessions of this logind class (repeatable): user, greeter, lock-screen, background, manager, ... Service-manager sessions (manager, manager-early) come only when named.", valueName: "CLASS"))
     var classes: [String] = []
 
     @Option(help: ArgumentHelp("First replay every retained event after this seq, then the live ones.", valueName: "SEQ"))
@@ -186,6 +186,392 @@ struct Monitor: ParsableCommand {
     }
 }
 
+/// One connection to sensd, read line by line.
+final class Connection {
+    let socket: String
+    let fd: Int32
+    private var reader = LineReader(limit: 1 << 20)
+    private var buffer = [UInt8](repeating: 0, count: 65536)
+
+    /// Connects, or says why not and exits 69 (EX_UNAVAILABLE).
+    init(socket: String) throws {
+        self.socket = socket
+        do {
+            fd = try Syscall.connect(path: socket)
+        } catch {
+            let hint = (error.errno == ENOENT || error.errno == ECONNREFUSED) ? " (is sensd running?)" : ""
+            printError("sensctl: cannot connect to \(socket): \(String(cString: strerror(error.errno)))\(hint)")
+            throw ExitCode(69)
+        }
+    }
+
+    func send(_ request: SubscriptionRequest) throws {
+        do {
+            try Syscall.writeAll(fd, request.json + [0x0A])
+        } catch {
+            printError("sensctl: sending the request to \(socket): \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// Hands each line to `body` until it returns false; an error line from sensd ends the program.
+    func read(_ body: (ArraySlice<UInt8>) throws -> Bool) throws {
+        while true {
+            let n = try buffer.withUnsafeMutableBytes { raw throws(SystemCallError) in try Syscall.read(fd, into: raw) }
+            guard let n, n > 0 else {
+                printError("sensctl: sensd closed the connection early")
+                throw ExitCode(1)
+            }
+            for outcome in buffer.withUnsafeBytes({ reader.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) {
+                guard case .line(let line) = outcome else {
+                    printError("sensctl: sensd sent a line longer than 1 MiB; stopping")
+                    throw ExitCode(1)
+                }
+                if let control = try? JSONDecoder().decode(ControlLine.self, from: Data(line)), let code = control.error {
+                    printError("sensctl: sensd: \(control.message ?? code) [\(code)]")
+                    throw ExitCode(1)
+                }
+                if try !body(line) { return }
+            }
+        }
+    }
+
+    func close() { Syscall.close(fd) }
+}
+
+/// A session as a `snapshot` line describes it (docs/protocol.md, "Snapshot of the open sessions").
+struct SnapshotLine: Decodable {
+    var snapshot: String
+    var seq: UInt64?
+    var sessions: Int?
+    var sessionId: String?
+    var userName: String?
+    var uid: UInt32?
+    var sessionClass: String?
+    var service: String?
+    var tty: String?
+    var seat: String?
+    var remoteHost: String?
+    var remoteUser: String?
+    var sessionStart: String?
+    var state: String?
+    var locked: Bool?
+    var idle: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case snapshot, seq, sessions, sessionId, userName, uid, service, tty, seat, remoteHost, remoteUser, sessionStart, state, locked, idle
+        case sessionClass = "class"
+    }
+}
+
+struct Who: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the sessions open now, as sensd knows them.",
+        discussion: """
+            Like 'loginctl list-sessions' with what sensd knows of each session, and like who(1) on systems without \
+            utmp. sensd answers from its own state, as of one seq (printed with --json): a program can follow the \
+            stream from that seq on ('sensctl monitor --since SEQ') and miss nothing. Service-manager sessions \
+            (classes manager, manager-early) are listed only with --class naming them or --all.
+            """
+    )
+
+    @Option(help: "Path of sensd's socket.")
+    var socket = "/run/sensd/events.sock"
+
+    @Flag(help: "Print sensd's snapshot lines as they are: a begin line with the seq, one JSON object per session (the event field names and its state), an end line.")
+    var json = false
+
+    @Option(name: .customLong("user"), help: ArgumentHelp("Only this user's sessions (repeatable).", valueName: "NAME"))
+    var users: [String] = []
+
+    @Option(name: .customLong("uid"), help: ArgumentHelp("Only sessions of this uid (repeatable).", valueName: "UID"))
+    var uids: [UInt32] = []
+
+    @Option(name: .customLong("class"), help: ArgumentHelp("Only sessions of this logind class (repeatable).", valueName: "CLASS"))
+    var classes: [String] = []
+
+    @Flag(help: "Also list service-manager sessions.")
+    var all = false
+
+    func run() throws {
+        let connection = try Connection(socket: socket)
+        defer { connection.close() }
+        try connection.send(SubscriptionRequest(
+            users: users.isEmpty ? nil : Set(users), uids: uids.isEmpty ? nil : Set(uids),
+            classes: classes.isEmpty ? nil : Set(classes), snapshot: true))
+        var rows: [[String]] = []
+        var out = Output()
+        try connection.read { line in
+            guard let entry = try? JSONDecoder().decode(SnapshotLine.self, from: Data(line)) else { return true }
+            if json && (all || entry.sessionClass.map { !SubscriptionRequest.hiddenUnlessNamed.contains($0) } ?? true || !classes.isEmpty) {
+                out.line(line)
+            }
+            switch entry.snapshot {
+            case "session":
+                if !all, classes.isEmpty, let c = entry.sessionClass, SubscriptionRequest.hiddenUnlessNamed.contains(c) { return true }
+                rows.append(Self.row(entry))
+                return true
+            case "end":
+                return false
+            default:
+                return true
+            }
+        }
+        // --all: the service managers too, which the request above (without "classes") kept out.
+        if all && classes.isEmpty {
+            rows += try Self.serviceManagers(socket: socket, users: users, uids: uids, json: json, out: &out)
+        }
+        if !json {
+            out.line(Table.render(header: ["SESSION", "USER", "UID", "CLASS", "SERVICE", "TTY", "FROM", "SINCE", "STATE"], rows: rows).utf8)
+            out.line("\(rows.count) session\(rows.count == 1 ? "" : "s")".utf8)
+        }
+        out.flush()
+    }
+
+    static func serviceManagers(socket: String, users: [String], uids: [UInt32], json: Bool, out: inout Output) throws -> [[String]] {
+        let connection = try Connection(socket: socket)
+        defer { connection.close() }
+        try connection.send(SubscriptionRequest(
+            users: users.isEmpty ? nil : Set(users), uids: uids.isEmpty ? nil : Set(uids),
+            classes: SubscriptionRequest.hiddenUnlessNamed, snapshot: true))
+        var rows: [[String]] = []
+        var printed = out
+        try connection.read { line in
+            guard let entry = try? JSONDecoder().decode(SnapshotLine.self, from: Data(line)) else { return true }
+            if entry.snapshot == "session" {
+                if json { printed.line(line) }
+                rows.append(row(entry))
+            }
+            return entry.snapshot != "end"
+        }
+        out = printed
+        return rows
+    }
+
+    static func row(_ e: SnapshotLine) -> [String] {
+        var state = e.state ?? "-"
+        if e.locked == true { state += ",locked" }
+        if e.idle == true { state += ",idle" }
+        let from = e.remoteHost.map { host in e.remoteUser.map { "\($0)@\(host)" } ?? host } ?? e.seat ?? "-"
+        return [e.sessionId ?? "?", e.userName ?? "?", e.uid.map(String.init) ?? "?", e.sessionClass ?? "-", e.service ?? "-",
+                e.tty ?? "-", from, e.sessionStart.flatMap { EventTime(rfc3339: $0) }.map(Table.localTime) ?? "-", state]
+    }
+}
+
+struct Last: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the session history in sensd's event log, newest first.",
+        discussion: """
+            Like last(1), from sensd's log rather than wtmp (which Debian 13 no longer keeps). Each session is one \
+            line: user, session, from where, logon and logoff time (or 'still logged in'), duration. Where the log \
+            no longer reaches back to a session's Logon, its logon time is the session start its Logoff carries, \
+            marked '*'; '?' where even that is unknown. Service-manager sessions are left out unless --all.
+            """
+    )
+
+    @Option(help: "Path of sensd's socket.")
+    var socket = "/run/sensd/events.sock"
+
+    @Flag(help: "One JSON object per session: sessionId, userName, uid, class, service, tty, seat, remoteHost, logonTime, logoffTime (null while logged in), stillLoggedIn, durationSeconds, logonFromLog, logonSeq, logoffSeq.")
+    var json = false
+
+    @Option(name: .customLong("user"), help: ArgumentHelp("Only this user's sessions (repeatable).", valueName: "NAME"))
+    var users: [String] = []
+
+    @Option(help: ArgumentHelp("Only sessions still open at or after this time: RFC 3339 (2026-11-29T10:00:00Z) or a UTC date (2026-11-29).", valueName: "TIME"))
+    var since: String?
+
+    @Flag(help: "Also show service-manager sessions.")
+    var all = false
+
+    func validate() throws {
+        if let since, Self.parseTime(since) == nil {
+            throw ValidationError("--since '\(since)': expected RFC 3339 (2026-11-29T10:00:00Z) or a date (2026-11-29)")
+        }
+    }
+
+    /// Every Logon and Logoff in the log, up to the last event sensd gave out.
+    static func replay(socket: String, classes: Set<String>?, _ body: (SENSEvent) -> Void) throws {
+        let connection = try Connection(socket: socket)
+        defer { connection.close() }
+        try connection.send(SubscriptionRequest(events: [.logon, .logoff], classes: classes, since: 0, live: false))
+        let decoder = JSONDecoder()
+        try connection.read { line in
+            if let event = try? decoder.decode(SENSEvent.self, from: Data(line)) {
+                body(event)
+                return true
+            }
+            guard let control = try? decoder.decode(ControlLine.self, from: Data(line)) else { return true }
+            if control.gap != nil, let message = control.message { printError("sensctl: \(message)") }
+            return control.end == nil
+        }
+    }
+
+    static func parseTime(_ text: String) -> EventTime? {
+        EventTime(rfc3339: text) ?? EventTime(rfc3339: text + "T00:00:00Z")
+    }
+
+    func run() throws {
+        let connection = try Connection(socket: socket)
+        defer { connection.close() }
+        var events: [SENSEvent] = []
+        try Self.replay(socket: socket, classes: nil) { events.append($0) }
+        if all {
+            // Service managers reach only a request that names their classes.
+            try Self.replay(socket: socket, classes: SubscriptionRequest.hiddenUnlessNamed) { events.append($0) }
+            events.sort { $0.seq < $1.seq }
+        }
+        var history = SessionHistory()
+        for e in events { history.take(e) }
+        let from = since.flatMap(Self.parseTime)
+        let sessions = history.sessions
+            .filter { all || !SubscriptionRequest.hiddenUnlessNamed.contains($0.sessionClass ?? "") }
+            .filter { users.isEmpty || users.contains($0.userName ?? "") }
+            .filter { s in from.map { (s.logoffTime ?? EventTime(microsecondsSinceEpoch: .max)) >= $0 } ?? true }
+            .sorted { ($0.logonTime ?? $0.logoffTime ?? EventTime(microsecondsSinceEpoch: 0), $0.firstSeq) > ($1.logonTime ?? $1.logoffTime ?? EventTime(microsecondsSinceEpoch: 0), $1.firstSeq) }
+        var out = Output()
+        if json {
+            for s in sessions { out.line(s.json) }
+        } else {
+            out.line(Table.render(header: ["USER", "SESSION", "FROM", "LOGON", "LOGOFF", "DURATION"], rows: sessions.map(\.row)).utf8)
+        }
+        out.flush()
+    }
+}
+
+/// Sessions paired from their Logon and Logoff events, in the order the log holds them.
+struct SessionHistory {
+    struct Entry {
+        var sessionId: String
+        var userName: String?
+        var uid: UInt32?
+        var sessionClass: String?
+        var service: String?
+        var tty: String?
+        var seat: String?
+        var remoteHost: String?
+        var logonTime: EventTime?
+        var logonFromLog: Bool
+        var logoffTime: EventTime?
+        var logonSeq: UInt64?
+        var logoffSeq: UInt64?
+        var firstSeq: UInt64
+
+        var json: [UInt8] {
+            var o: [String: Any] = ["sessionId": sessionId, "stillLoggedIn": logoffSeq == nil, "logonFromLog": logonFromLog]
+            o["userName"] = userName ?? NSNullValue.null
+            o["uid"] = uid.map { Int($0) } ?? NSNullValue.null
+            o["logonTime"] = logonTime?.rfc3339 ?? NSNullValue.null
+            o["logoffTime"] = logoffTime?.rfc3339 ?? NSNullValue.null
+            if let logonTime, let logoffTime { o["durationSeconds"] = Double(logoffTime.microsecondsSinceEpoch - logonTime.microsecondsSinceEpoch) / 1e6 }
+            for (k, v) in [("class", sessionClass), ("service", service), ("tty", tty), ("seat", seat), ("remoteHost", remoteHost)] {
+                if let v { o[k] = v }
+            }
+            if let logonSeq { o["logonSeq"] = Int(logonSeq) }
+            if let logoffSeq { o["logoffSeq"] = Int(logoffSeq) }
+            return JSONText.object(o)
+        }
+
+        var row: [String] {
+            let logon = logonTime.map { Table.localTime($0) + (logonFromLog ? "" : "*") } ?? "?"
+            let logoff = logoffTime.map(Table.localTime) ?? "still logged in"
+            var duration = "-"
+            if let logonTime, let logoffTime {
+                let seconds = max(0, (logoffTime.microsecondsSinceEpoch - logonTime.microsecondsSinceEpoch) / 1_000_000)
+                duration = seconds >= 86_400 ? "\(seconds / 86_400)+" : ""
+                duration += String(format2(seconds % 86_400 / 3600)) + ":" + format2(seconds % 3600 / 60) + ":" + format2(seconds % 60)
+            }
+            return [userName ?? "?", sessionId, remoteHost ?? tty ?? seat ?? "-", logon, logoff, duration]
+        }
+    }
+
+    private(set) var sessions: [Entry] = []
+    /// Open entries by session id and session start: ids are reused (a logind restart counts from c1 again).
+    private var open: [String: Int] = [:]
+
+    private static func key(_ e: SENSEvent) -> String { e.sessionId + " " + (e.sessionStart?.rfc3339 ?? "") }
+
+    mutating func take(_ e: SENSEvent) {
+        switch e.event {
+        case .logon:
+            open[Self.key(e)] = sessions.count
+            sessions.append(Entry(sessionId: e.sessionId, userName: e.userName, uid: e.uid, sessionClass: e.sessionClass, service: e.service, tty: e.tty, seat: e.seat, remoteHost: e.remoteHost,
+                                  logonTime: e.time, logonFromLog: true, logonSeq: e.seq, firstSeq: e.seq))
+        case .logoff:
+            if let i = open.removeValue(forKey: Self.key(e)) {
+                sessions[i].logoffTime = e.time
+                sessions[i].logoffSeq = e.seq
+                if sessions[i].userName == nil { sessions[i].userName = e.userName }
+            } else {
+                // The log no longer reaches back to its Logon (or it began before sensd's first start).
+                sessions.append(Entry(sessionId: e.sessionId, userName: e.userName, uid: e.uid, sessionClass: e.sessionClass, service: e.service, tty: e.tty, seat: e.seat, remoteHost: e.remoteHost,
+                                      logonTime: e.sessionStart, logonFromLog: false, logoffTime: e.time, logoffSeq: e.seq, firstSeq: e.seq))
+            }
+        default:
+            break
+        }
+    }
+}
+
+func format2(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
+
+/// JSON null for ``JSONText``.
+enum NSNullValue { case null }
+
+/// A flat JSON object with sorted keys, for --json output.
+enum JSONText {
+    static func object(_ o: [String: Any]) -> [UInt8] {
+        var parts: [String] = []
+        for key in o.keys.sorted() {
+            let value: String
+            switch o[key] {
+            case let s as String: value = quote(s)
+            case let b as Bool: value = b ? "true" : "false"
+            case let i as Int: value = String(i)
+            case let d as Double: value = String(d)
+            default: value = "null"
+            }
+            parts.append(quote(key) + ":" + value)
+        }
+        return Array(("{" + parts.joined(separator: ",") + "}").utf8)
+    }
+
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case _ where scalar.value < 0x20: out += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// Columns padded to their widest cell.
+enum Table {
+    static func render(header: [String], rows: [[String]]) -> String {
+        let all = [header] + rows
+        let widths = header.indices.map { i in all.map { $0[i].count }.max() ?? 0 }
+        return all.map { row in
+            row.enumerated().map { i, cell in i == row.count - 1 ? cell : cell.padding(widths[i]) }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+
+    /// Local time as last(1) shows it, to the minute.
+    static func localTime(_ t: EventTime) -> String {
+        var seconds = time_t(t.microsecondsSinceEpoch / 1_000_000)
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        var buffer = [CChar](repeating: 0, count: 64)
+        let n = strftime(&buffer, buffer.count, "%a %b %e %H:%M", &parts)
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
 struct Position: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the seq of the last event sensd gave out and of the oldest one its log retains.",
@@ -292,6 +678,7 @@ struct ControlLine: Decodable {
     var lastMissing: UInt64?
     var error: String?
     var message: String?
+    var end: String?
 }
 
 /// Lines for standard output, written with one write(2) per batch so a pipe reader sees each event at once.

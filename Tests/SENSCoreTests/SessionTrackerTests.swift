@@ -26,6 +26,18 @@ struct SessionTrackerTests {
         #expect(drafts[0].session == alice && drafts[0].unresolved == nil)
     }
 
+    @Test func aStateReadFromTheSessionFileIsKeptForTheSnapshotWithoutAnEvent() {
+        var t = SessionTracker()
+        t.announced(id: "c1")
+        var opening = alice
+        opening.state = "opening"
+        _ = t.detailsArrived(opening)
+        t.stateRead(id: "c1", state: "active")
+        #expect(t.session("c1")?.state == "active")
+        #expect(t.remembered.first?.session.state == "active")
+        #expect(kinds(t.closing(id: "c1")) == [.logoffInitiated] && t.session("c1")?.state == "closing")
+    }
+
     @Test func sessionThatEndsWithoutLingeringGetsLogoffInitiatedThenLogoff() {
         var t = withAlice()
         let drafts = t.removed(id: "c1")

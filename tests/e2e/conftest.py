@@ -39,7 +39,7 @@ def bare_container(request):
     c.stop()
 
 
-RESULTS = Path(__file__).resolve().parents[2] / ".build-e2e" / "results.json"
+RESULTS = Path(__file__).resolve().parents[2] / ".build-e2e" / f"results-{os.environ.get('SENSD_E2E_SUITE', 'bookworm')}.json"
 
 
 FIGURES = {}
@@ -47,7 +47,7 @@ FIGURES = {}
 
 @pytest.fixture(scope="session")
 def record():
-    """Figures measured during the run, shown in the summary and kept in .build-e2e/results.json."""
+    """Figures measured during the run, shown in the summary and kept in .build-e2e/results-SUITE.json."""
     return FIGURES
 
 

@@ -1,4 +1,4 @@
-"""A throwaway Debian 12 container with systemd as init: a real systemd-logind, a real system bus and real
+"""A throwaway Debian container (12 or 13, by SENSD_E2E_SUITE) with systemd as init: a real systemd-logind, a real system bus and real
 PAM logins, on a machine that runs no systemd itself (see ../../README.md, "Testing").
 
 The root file system is built once by mmdebstrap and cached as a tarball keyed by its package list; each
@@ -17,7 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-SUITE = "bookworm"
+# bookworm (Debian 12, systemd 252) or trixie (Debian 13, systemd 257); `make e2e` runs the tier on both.
+SUITE = os.environ.get("SENSD_E2E_SUITE", "bookworm")
+SUITES = {"bookworm": 12, "trixie": 13}
+if SUITE not in SUITES:
+    raise SystemExit(f"SENSD_E2E_SUITE={SUITE}: the end-to-end tier boots {', '.join(SUITES)}")
+DEBIAN = SUITES[SUITE]
 PACKAGES = sorted([
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "openssh-client",
     "libstdc++6", "libsystemd0", "socat", "python3", "procps", "iproute2", "jq", "systemd-journal-remote",
