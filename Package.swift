@@ -36,7 +36,7 @@ let package = Package(
         .executableTarget(
             name: "sensd",
             dependencies: [
-                "SensdService",
+                "SensdService", "UnixSocket",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -209,6 +209,10 @@ public final class Daemon {
             daemonVersion: Self.version, lastSeq: { [unowned self] in self.emittedSeq }, log: log)
         server.onSubscribersChanged = { [unowned self] in self.statusChanged() }
         server.prepareFlush = { [unowned self] in self.emitPending() }
+        server.openSessions = { [unowned self] in
+            // Every stamped event is reflected in the tracker: the snapshot is the state at the last seq given out.
+            (self.sequencer.lastSeq, self.logind.remembered.map { OpenSession($0.session, logoffInitiated: $0.logoffInitiated, host: self.host) })
+        }
         logind.publish = { [unowned self] drafts in self.publish(drafts) }
         try logind.start { [unowned self] in
             self.logger.info("ready", metadata: ["sessions": "\(self.logind.sessionCount)", "socket": "\(self.configuration.socketPath)", "journalEvents": "\(self.journalEvents)"])
@@ -287,6 +291,7 @@ public final class Daemon {
             "last seq \(sequencer.lastSeq)",
         ]
         if server.overflowed > 0 { parts.append("\(server.overflowed) cut off for falling behind") }
+        if server.refused > 0 { parts.append("\(server.refused) connections refused at a limit") }
         if logind.ignoredSignals > 0 { parts.append("\(logind.ignoredSignals) forged signals ignored") }
         return parts.joined(separator: ", ")
     }

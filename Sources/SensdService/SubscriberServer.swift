@@ -11,19 +11,58 @@ import Glibc
 public struct SubscriberLimits: Sendable {
     /// Connections served at once; one more gets a `too-many-subscribers` line and is closed.
     public var maxSubscribers: Int
+    /// Connections one ordinary user (not root, not in an administrators' group) may hold at once.
+    public var maxPerUser: Int
+    /// Of `maxSubscribers`, how many only root and the administrators' groups may take: one user, or many,
+    /// filling the socket never locks them out.
+    public var reservedForAdministrators: Int
+    /// Groups whose members count as administrators (by the peer's credentials at connect).
+    public var administratorGroups: Set<UInt32>
     /// Lines a subscriber may fall behind before it gets an `overflow` line and is disconnected.
     public var queueLimit: Int
+    /// Lines read ahead from the log for a replaying subscriber: its memory is this, not its backlog.
+    public var replayReadAhead: Int
     /// How long a connection being closed with a final line waits for its reader before it is dropped.
     public var closeGraceMicroseconds: UInt64
     /// How long after connecting events are held for a request that may still come, so that a filter
     /// applies to every event after the hello line.
     public var requestGraceMicroseconds: UInt64
 
-    public init(maxSubscribers: Int = 1024, queueLimit: Int = 4096, closeGraceMicroseconds: UInt64 = 10_000_000, requestGraceMicroseconds: UInt64 = 250_000) {
+    public init(
+        maxSubscribers: Int = 1024, maxPerUser: Int = 64, reservedForAdministrators: Int = 64, administratorGroups: Set<UInt32> = [],
+        queueLimit: Int = 4096, replayReadAhead: Int = 128, closeGraceMicroseconds: UInt64 = 10_000_000, requestGraceMicroseconds: UInt64 = 250_000
+    ) {
         self.maxSubscribers = maxSubscribers
+        self.maxPerUser = maxPerUser
+        self.reservedForAdministrators = reservedForAdministrators
+        self.administratorGroups = administratorGroups
         self.queueLimit = queueLimit
+        self.replayReadAhead = replayReadAhead
         self.closeGraceMicroseconds = closeGraceMicroseconds
         self.requestGraceMicroseconds = requestGraceMicroseconds
+    }
+}
+
+/// A warning that a client can cause over and over: said at most once per interval, with how many were
+/// left unsaid since.
+struct RateLimitedWarning {
+    let intervalMicroseconds: UInt64
+    private var lastSaid: UInt64?
+    private var suppressed = 0
+
+    init(intervalMicroseconds: UInt64 = 10_000_000) {
+        self.intervalMicroseconds = intervalMicroseconds
+    }
+
+    /// nil: stay quiet; otherwise say it, noting how many were suppressed before.
+    mutating func due(now: UInt64) -> Int? {
+        if let last = lastSaid, now < last + intervalMicroseconds {
+            suppressed += 1
+            return nil
+        }
+        lastSaid = now
+        defer { suppressed = 0 }
+        return suppressed
     }
 }
 
@@ -54,6 +93,8 @@ public final class SubscriberServer {
     private var lastFlushDuration: UInt64 = 0
     /// Called at the start of every flush, to hand over what was published since the last.
     var prepareFlush: () -> Void = {}
+    /// The open sessions and the seq they are the state at: every event up to it is reflected, none after.
+    var openSessions: () -> (seq: UInt64, sessions: [OpenSession]) = { (0, []) }
 
     public var subscriberCount: Int { subscribers.count }
     /// Called when a subscriber connects or goes.
@@ -61,6 +102,23 @@ public final class SubscriberServer {
     /// Connections refused or cut off, by reason, since start.
     public private(set) var refused = 0
     public private(set) var overflowed = 0
+    /// Connections held, by the uid that opened them.
+    private var perUser: [UInt32: Int] = [:]
+    private var refusalWarning = RateLimitedWarning()
+    private var overflowWarning = RateLimitedWarning()
+    private var acceptWarning = RateLimitedWarning()
+    /// Kept open to accept and refuse a connection when no other descriptor is left (EMFILE).
+    private var spareFD: Int32 = -1
+    /// While accepting fails for want of descriptors: when to try again.
+    private var acceptRetry: EventSource?
+    /// Gives memory back to the system a moment after a burst of clients has gone.
+    private var trimTimer: EventSource?
+    /// Connections accepted per wake-up at most. The listening socket, every client and the bus share one
+    /// priority, and sd-event gives sources that stay ready turns in the order they became ready: with the
+    /// work of each turn bounded (this many accepts, one read of a request, one refill of a replay), no
+    /// amount of client activity holds the bus back for more than a few turns, and clients joining during a
+    /// storm that never pauses are still answered.
+    static let acceptsPerWakeup = 16
 
     /// Serves on `listenFD`, which must be a listening stream socket; the server closes it when it stops.
     init(
@@ -75,6 +133,7 @@ public final class SubscriberServer {
         self.limits = limits
         self.logger = logger
         listenSource = try loop.addIO(fd: listenFD, events: .readable) { [unowned self] _ in self.acceptAll() }
+        spareFD = Syscall.openSpareDescriptor()
         idleFlush = try loop.addDefer { [unowned self] in self.flush() }
         idleFlush?.setPriority(EventSource.idlePriority)
         backstop = try loop.addTimer(monotonicDeadline: 0, accuracy: 100) { [unowned self] in self.flush() }
@@ -116,6 +175,7 @@ public final class SubscriberServer {
                 guard seq > subscriber.lastSeqSeen else { continue }
                 subscriber.lastSeqSeen = seq
             }
+            // Held (no request yet): everything waits, and the request decides.
             if let facts = line.facts, subscriber.request?.matches(facts) == false { continue }
             if subscriber.queue.enqueue(line) {
                 // Held lines wait for the request; the others go out at the next flush.
@@ -149,53 +209,106 @@ public final class SubscriberServer {
             drop(subscriber)
         }
         Syscall.close(listenFD)
+        if spareFD >= 0 { Syscall.close(spareFD) }
+        spareFD = -1
+        acceptRetry = nil
+        trimTimer = nil
     }
 
     // MARK: Connections
 
     private func acceptAll() {
-        while true {
+        for _ in 0..<Self.acceptsPerWakeup {
             let fd: Int32
             do {
                 guard let accepted = try Syscall.accept(listenFD) else { return }
                 fd = accepted
+            } catch where error.errno == EMFILE || error.errno == ENFILE {
+                outOfDescriptors(error)
+                return
             } catch {
-                // EMFILE and friends: leave the connection in the backlog and say so; the next event retries.
-                logger.error("could not accept a subscriber: \(error)")
+                warn(&acceptWarning, "could not accept a subscriber: \(error)")
                 return
             }
-            guard subscribers.count < limits.maxSubscribers else {
-                refused += 1
-                let line = WireFormat.error(.tooManySubscribers, "sensd serves at most \(limits.maxSubscribers) subscribers at once", extra: [("limit", UInt64(limits.maxSubscribers))])
-                _ = line.withUnsafeBytes { try? Syscall.send(fd, [$0]) }
-                Syscall.close(fd)
-                logger.warning("refused a subscriber: limit reached", metadata: ["limit": "\(limits.maxSubscribers)"])
-                continue
-            }
-            let subscriber = Subscriber(fd: fd, queueLimit: limits.queueLimit)
-            do {
-                subscriber.source = try loop.addIO(fd: fd, events: .readable) { [unowned self, unowned subscriber] events in
-                    self.handle(subscriber, events: events)
-                }
-            } catch {
-                logger.error("could not watch a subscriber: \(error)")
-                Syscall.close(fd)
-                continue
-            }
-            let key = ObjectIdentifier(subscriber)
-            subscribers[key] = subscriber
-            // One reading: the hello line's lastSeq is the point a subscription applies from.
-            subscriber.helloSeq = lastSeq()
-            subscriber.lastSeqSeen = subscriber.helloSeq
-            let hello = WireFormat.hello(daemonVersion: daemonVersion, lastSeq: subscriber.helloSeq, oldestSeq: log?.oldestSeq)
-            _ = subscriber.queue.enqueue(OutgoingLine(bytes: hello, seq: nil))
-            guard write(subscriber) else { continue }
-            subscriber.graceTimer = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + limits.requestGraceMicroseconds) { [unowned self, unowned subscriber] in
-                self.release(subscriber)
-            }
-            logger.debug("subscriber connected", metadata: ["subscribers": "\(subscribers.count)"])
-            onSubscribersChanged()
+            admit(fd)
         }
+    }
+
+    /// No descriptor left: the spare one makes room to accept the next connection and tell it why it is
+    /// refused; then accepting pauses briefly instead of spinning on a backlog it cannot take.
+    private func outOfDescriptors(_ error: SystemCallError) {
+        if spareFD >= 0 {
+            Syscall.close(spareFD)
+            if let fd = try? Syscall.accept(listenFD) {
+                refuse(fd, ProtocolError(.tooManySubscribers, "sensd has no file descriptor left for another subscriber"), limit: limits.maxSubscribers)
+            }
+            spareFD = Syscall.openSpareDescriptor()
+        }
+        warn(&acceptWarning, "could not accept a subscriber (\(error)); pausing accepts for 100 ms")
+        listenSource?.setEnabled(false)
+        acceptRetry = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + 100_000) { [unowned self] in
+            self.acceptRetry = nil
+            self.listenSource?.setEnabled(true)
+        }
+    }
+
+    private func refuse(_ fd: Int32, _ error: ProtocolError, limit: Int) {
+        refused += 1
+        let line = WireFormat.error(error.code, error.message, extra: [("limit", UInt64(limit))])
+        _ = line.withUnsafeBytes { try? Syscall.send(fd, [$0]) }
+        Syscall.close(fd)
+        warn(&refusalWarning, "refused a subscriber: \(error.message)")
+    }
+
+    /// Says a warning a client can provoke at most once per interval, with how many were not said.
+    private func warn(_ limiter: inout RateLimitedWarning, _ message: String) {
+        guard let suppressed = limiter.due(now: loop.monotonicNow) else { return }
+        logger.warning("\(message)\(suppressed > 0 ? " (\(suppressed) more like it in the last \(limiter.intervalMicroseconds / 1_000_000) s not logged)" : "")")
+    }
+
+    /// Serves a new connection, unless its user or everyone together is at the limit.
+    private func admit(_ fd: Int32) {
+        guard let peer = try? Syscall.peerCredentials(fd) else {
+            Syscall.close(fd)
+            return
+        }
+        let administrator = peer.uid == 0 || limits.administratorGroups.contains(peer.gid) || !limits.administratorGroups.isDisjoint(with: peer.groups)
+        let held = perUser[peer.uid, default: 0]
+        if subscribers.count >= limits.maxSubscribers {
+            return refuse(fd, ProtocolError(.tooManySubscribers, "sensd serves at most \(limits.maxSubscribers) subscribers at once"), limit: limits.maxSubscribers)
+        }
+        if !administrator {
+            let open = limits.maxSubscribers - limits.reservedForAdministrators
+            if subscribers.count >= open {
+                return refuse(fd, ProtocolError(.tooManySubscribers, "sensd serves at most \(open) subscribers of ordinary users at once (\(limits.reservedForAdministrators) more are kept for root and administrators)"), limit: open)
+            }
+            if held >= limits.maxPerUser {
+                return refuse(fd, ProtocolError(.tooManySubscribers, "uid \(peer.uid) already has \(held) connections to sensd, the most one user may hold"), limit: limits.maxPerUser)
+            }
+        }
+        let subscriber = Subscriber(fd: fd, uid: peer.uid, queueLimit: limits.queueLimit)
+        do {
+            subscriber.source = try loop.addIO(fd: fd, events: .readable) { [unowned self, unowned subscriber] events in
+                self.handle(subscriber, events: events)
+            }
+        } catch {
+            logger.error("could not watch a subscriber: \(error)")
+            Syscall.close(fd)
+            return
+        }
+        subscribers[ObjectIdentifier(subscriber)] = subscriber
+        perUser[peer.uid] = held + 1
+        // One reading: the hello line's lastSeq is the point a subscription applies from.
+        subscriber.helloSeq = lastSeq()
+        subscriber.lastSeqSeen = subscriber.helloSeq
+        let hello = WireFormat.hello(daemonVersion: daemonVersion, lastSeq: subscriber.helloSeq, oldestSeq: log?.oldestSeq)
+        _ = subscriber.queue.enqueue(OutgoingLine(bytes: hello, seq: nil))
+        guard write(subscriber) else { return }
+        subscriber.graceTimer = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + limits.requestGraceMicroseconds) { [unowned self, unowned subscriber] in
+            self.release(subscriber)
+        }
+        logger.debug("subscriber connected", metadata: ["subscribers": "\(subscribers.count)", "uid": "\(peer.uid)"])
+        onSubscribersChanged()
     }
 
     private func handle(_ subscriber: Subscriber, events: IOEvents) {
@@ -214,8 +327,9 @@ public final class SubscriberServer {
     }
 
     private func readInput(_ subscriber: Subscriber) {
+        // One read per turn: the socket stays readable, and the loop comes back after others had theirs.
         var buffer = [UInt8](repeating: 0, count: 4096)
-        while subscriber.isAttached && !subscriber.readClosed {
+        if subscriber.isAttached && !subscriber.readClosed {
             let n: Int?
             do {
                 n = try buffer.withUnsafeMutableBytes { raw throws(SystemCallError) in try Syscall.read(subscriber.fd, into: raw) }
@@ -224,14 +338,15 @@ public final class SubscriberServer {
                 return
             }
             guard let n else { return }
+            var outcomes: [LineReader.Outcome]
             if n == 0 {
-                // Half-closed (`socat -u`, `nc -N`): the client still reads, so keep sending. EPOLLHUP tells when it is gone.
+                // Half-closed (`socat -u`, `nc -N`): the client still reads, so keep sending. EPOLLHUP tells when
+                // it is gone. A request it sent without a final newline counts: the end of its input ends the line.
                 subscriber.readClosed = true
-                release(subscriber)
-                updateInterest(subscriber)
-                return
+                outcomes = subscriber.reader.partial.isEmpty ? [] : [.line(subscriber.reader.partial)]
+            } else {
+                outcomes = buffer.withUnsafeBytes { subscriber.reader.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             }
-            let outcomes = buffer.withUnsafeBytes { subscriber.reader.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             for outcome in outcomes {
                 switch outcome {
                 case .tooLong:
@@ -251,6 +366,11 @@ public final class SubscriberServer {
                     }
                 }
             }
+            if n == 0 {
+                release(subscriber)
+                updateInterest(subscriber)
+                return
+            }
         }
     }
 
@@ -262,12 +382,19 @@ public final class SubscriberServer {
             resume(subscriber, request, since: since)
             return
         }
-        if !request.isEverything {
-            subscriber.request = request
-            subscriber.queue.removeUnstarted { line in line.facts.map { !request.matches($0) } ?? false }
+        subscriber.request = request
+        subscriber.queue.removeUnstarted { line in line.facts.map { !request.matches($0) } ?? false }
+        var fromSeq = subscriber.state == .held ? subscriber.helloSeq + 1 : (subscriber.queue.lastSeqWritten ?? subscriber.helloSeq) + 1
+        var snapshot: [UInt8] = []
+        if request.snapshot {
+            // The state at one seq, then the events after it: the events it already reflects are not sent.
+            let (seq, sessions) = openSessions()
+            subscriber.queue.removeUnstarted { line in line.seq.map { $0 <= seq } ?? false }
+            subscriber.lastSeqSeen = max(subscriber.lastSeqSeen, seq)
+            fromSeq = max(fromSeq, seq + 1)
+            snapshot = WireFormat.snapshot(sessions.filter { request.matchesSession(EventFacts($0.fields)) }, seq: seq)
         }
-        let fromSeq = subscriber.state == .held ? subscriber.helloSeq + 1 : (subscriber.queue.lastSeqWritten ?? subscriber.helloSeq) + 1
-        subscriber.queue.insertBeforeUnstarted(OutgoingLine(bytes: WireFormat.accepted(request, fromSeq: fromSeq), seq: nil))
+        subscriber.queue.insertBeforeUnstarted(OutgoingLine(bytes: WireFormat.accepted(request, fromSeq: fromSeq) + snapshot, seq: nil))
         release(subscriber)
         markDirty(subscriber)
     }
@@ -287,7 +414,7 @@ public final class SubscriberServer {
         // Events already queued live are read again from the log, in order, with the rest.
         subscriber.queue.removeUnstarted { $0.seq != nil }
         let base = max(since, subscriber.queue.lastSeqStarted ?? 0)
-        if !request.isEverything { subscriber.request = request }
+        subscriber.request = request
         subscriber.lastSeqSeen = base
         subscriber.cursor = LogCursor(log: log, after: base)
         subscriber.queue.insertBeforeUnstarted(OutgoingLine(bytes: WireFormat.accepted(request, fromSeq: base + 1), seq: nil))
@@ -301,7 +428,8 @@ public final class SubscriberServer {
     /// a gap line; once the log is read to its end the subscriber joins the live stream.
     private func pump(_ subscriber: Subscriber) {
         guard subscriber.state == .replaying, let cursor = subscriber.cursor else { return }
-        let room = limits.queueLimit - subscriber.queue.count
+        // A replay holds a bounded read-ahead, not its backlog: the log is read as the client takes it.
+        let room = min(limits.queueLimit, limits.replayReadAhead) - subscriber.queue.count
         guard room > 0 else { return }
         let request = subscriber.request
         let step = cursor.read(maxLines: room) { line, seq in
@@ -325,6 +453,11 @@ public final class SubscriberServer {
                 subscriber.lastSeqSeen = last
             }
             subscriber.cursor = nil
+            if request?.live == false {
+                subscriber.queue.enqueueFinal(OutgoingLine(bytes: WireFormat.replayEnd(lastSeq: subscriber.lastSeqSeen), seq: nil))
+                finish(subscriber)
+                return
+            }
             subscriber.state = .open
         case .overtaken:
             overflow(subscriber, "the replay fell behind sensd's event log retention; reconnect with \"since\" to continue")
@@ -334,9 +467,15 @@ public final class SubscriberServer {
         }
     }
 
-    /// Ends the wait for a request: held events start to flow.
+    /// Ends the wait for a request: held events start to flow. Without a request, the default subscription
+    /// applies from the hello line on.
     private func release(_ subscriber: Subscriber) {
         guard subscriber.state == .held else { return }
+        if subscriber.request == nil {
+            let request = SubscriptionRequest()
+            subscriber.request = request
+            subscriber.queue.removeUnstarted { line in line.facts.map { !request.matches($0) } ?? false }
+        }
         subscriber.state = .open
         subscriber.graceTimer = nil
         markDirty(subscriber)
@@ -348,7 +487,7 @@ public final class SubscriberServer {
         overflowed += 1
         let last = subscriber.queue.lastSeqWritten
         if message == nil {
-            logger.warning("subscriber fell \(limits.queueLimit) events behind; disconnecting it", metadata: ["lastSeq": "\(last.map(String.init) ?? "none")"])
+            warn(&overflowWarning, "a subscriber fell \(limits.queueLimit) events behind; disconnecting it (lastSeq \(last.map(String.init) ?? "none"))")
         }
         var extra: [(String, UInt64)] = [("limit", UInt64(limits.queueLimit))]
         if let last { extra.append(("lastSeq", last)) }
@@ -359,9 +498,14 @@ public final class SubscriberServer {
     /// Ends a connection with one final error line: unsent lines are dropped, the error is delivered
     /// once the client reads (within the grace period), then the connection closes.
     private func close(_ subscriber: Subscriber, with error: ProtocolError, extra: [(String, UInt64)] = []) {
-        subscriber.state = .closing
         subscriber.queue.dropUnstarted()
         subscriber.queue.enqueueFinal(OutgoingLine(bytes: WireFormat.error(error.code, error.message, extra: extra), seq: nil))
+        finish(subscriber)
+    }
+
+    /// Closes the connection once what is queued has been read (within the grace period).
+    private func finish(_ subscriber: Subscriber) {
+        subscriber.state = .closing
         subscriber.readClosed = true
         let deadline = loop.monotonicNow + limits.closeGraceMicroseconds
         subscriber.graceTimer = try? loop.addTimer(monotonicDeadline: deadline) { [unowned self, unowned subscriber] in
@@ -415,7 +559,7 @@ public final class SubscriberServer {
             }
             if wouldBlock || n == 0 { break }
         }
-        if subscriber.state == .replaying && subscriber.queue.count <= limits.queueLimit / 2 {
+        if subscriber.state == .replaying && subscriber.queue.count <= min(limits.queueLimit, limits.replayReadAhead) / 2 {
             // One refill per call: the loop comes back when the socket takes more, so a long replay
             // shares the loop with everyone else.
             pump(subscriber)
@@ -443,7 +587,15 @@ public final class SubscriberServer {
         guard subscriber.isAttached else { return }
         let key = ObjectIdentifier(subscriber)
         subscribers[key] = nil
+        if let n = perUser[subscriber.uid] { perUser[subscriber.uid] = n > 1 ? n - 1 : nil }
         subscriber.detach()
+        if trimTimer == nil {
+            // Once the clients of a spike have gone, their buffers go back to the system (glibc keeps them).
+            trimTimer = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + 1_000_000) { [unowned self] in
+                self.trimTimer = nil
+                Syscall.trimHeap()
+            }
+        }
         logger.debug("subscriber disconnected", metadata: ["subscribers": "\(subscribers.count)"])
         onSubscribersChanged()
     }
@@ -456,6 +608,8 @@ final class Subscriber {
     enum State { case held, open, replaying, closing }
 
     let fd: Int32
+    /// Who connected (SO_PEERCRED).
+    let uid: UInt32
     var source: EventSource?
     var graceTimer: EventSource?
     var queue: SubscriberQueue
@@ -463,6 +617,7 @@ final class Subscriber {
     var state = State.held
     var readClosed = false
     var requestReceived = false
+    /// What it subscribed to; nil while held, until the request or the end of the grace period decides.
     var request: SubscriptionRequest?
     /// The replay position while replaying.
     var cursor: LogCursor?
@@ -475,8 +630,9 @@ final class Subscriber {
     var isDirty = false
     private(set) var isAttached = true
 
-    init(fd: Int32, queueLimit: Int) {
+    init(fd: Int32, uid: UInt32, queueLimit: Int) {
         self.fd = fd
+        self.uid = uid
         queue = SubscriberQueue(limit: queueLimit)
     }
 

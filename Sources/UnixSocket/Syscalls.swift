@@ -141,6 +141,43 @@ public enum Syscall {
         }
     }
 
+    /// Who is at the other end of a Unix socket, as the kernel recorded it at connect: uid, gid and the
+    /// supplementary groups (SO_PEERCRED, SO_PEERGROUPS; no user database look-up, which could block).
+    public static func peerCredentials(_ fd: Int32) throws(SystemCallError) -> (uid: UInt32, gid: UInt32, groups: [UInt32]) {
+        // struct ucred { pid_t pid; uid_t uid; gid_t gid; } (not in Glibc's Swift module without _GNU_SOURCE).
+        var cred: (Int32, UInt32, UInt32) = (0, 0, 0)
+        var length = socklen_t(MemoryLayout<(Int32, UInt32, UInt32)>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) == 0 else { throw SystemCallError("getsockopt(SO_PEERCRED)", errno: errno) }
+        var groups = [gid_t](repeating: 0, count: 64)
+        var size = socklen_t(groups.count * MemoryLayout<gid_t>.size)
+        // SO_PEERGROUPS is 59 on Linux (4.13 and later); ERANGE means more groups than asked for.
+        var r = getsockopt(fd, SOL_SOCKET, 59, &groups, &size)
+        if r != 0 && errno == ERANGE {
+            groups = [gid_t](repeating: 0, count: Int(size) / MemoryLayout<gid_t>.size)
+            r = getsockopt(fd, SOL_SOCKET, 59, &groups, &size)
+        }
+        let supplementary = r == 0 ? Array(groups.prefix(Int(size) / MemoryLayout<gid_t>.size)).map { UInt32($0) } : []
+        return (cred.1, cred.2, supplementary)
+    }
+
+    /// Raises the soft limit on open descriptors to the hard limit; returns the soft limit now in force.
+    public static func raiseDescriptorLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return limit.rlim_cur > UInt64(Int32.max) ? Int(Int32.max) : Int(limit.rlim_cur)
+    }
+
+    /// A descriptor held in reserve (on /dev/null), given up for a moment to accept and refuse a connection
+    /// when the process has no other descriptor left.
+    public static func openSpareDescriptor() -> Int32 {
+        open("/dev/null", O_RDONLY | O_CLOEXEC)
+    }
+
     public static func close(_ fd: Int32) {
         // close() is not retried on EINTR: on Linux the descriptor is gone either way.
         _ = Glibc.close(fd)
@@ -259,6 +296,6 @@ extension Syscall {
     public static func hostName() -> String? {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count) == 0 else { return nil }
-        return String(cString: buffer)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import SensdService
+import UnixSocket
 
 #if canImport(Glibc)
 import Glibc
@@ -35,8 +36,17 @@ struct Sensd: ParsableCommand {
     @Option(help: "Group to give the socket (with --socket-mode 0660, only that group may subscribe).")
     var socketGroup: String?
 
-    @Option(help: "Subscribers served at once; one more is refused with an error line.")
+    @Option(help: "Subscribers served at once; one more is refused with an error line. Lowered if the descriptor limit (raised to its hard limit at start) would be reached first.")
     var maxSubscribers = 1024
+
+    @Option(help: "Connections one ordinary user (not root, not in an administrators' group) may hold at once.")
+    var maxPerUser = 64
+
+    @Option(help: "Of --max-subscribers, how many are kept for root and the administrators' groups (default: one sixteenth, 64 of 1024).")
+    var reservedForAdministrators: Int?
+
+    @Option(name: .customLong("administrators-group"), help: ArgumentHelp("A group whose members count as administrators (repeatable; by the peer's groups at connect). Default: sudo, wheel, adm where they exist.", valueName: "GROUP"))
+    var administratorsGroups: [String] = []
 
     @Option(help: "Events a subscriber may fall behind before it is disconnected with an overflow line.")
     var queueLimit = 4096
@@ -75,8 +85,11 @@ struct Sensd: ParsableCommand {
         guard ["yes", "no", "auto"].contains(journalEvents) else {
             throw ValidationError("--journal-events must be yes, no or auto")
         }
-        guard maxSubscribers > 0, queueLimit > 0 else {
-            throw ValidationError("--max-subscribers and --queue-limit must be positive")
+        guard maxSubscribers > 0, queueLimit > 0, maxPerUser > 0 else {
+            throw ValidationError("--max-subscribers, --max-per-user and --queue-limit must be positive")
+        }
+        if let reserved = reservedForAdministrators, reserved < 0 || reserved >= maxSubscribers {
+            throw ValidationError("--reserved-for-administrators must be from 0 to less than --max-subscribers (\(maxSubscribers))")
         }
         guard logEvents > 0, logMaxMib > 0 else {
             throw ValidationError("--log-events and --log-max-mib must be positive")
@@ -95,9 +108,27 @@ struct Sensd: ParsableCommand {
             LoggingSystem.bootstrap { StderrLogHandler(label: $0, level: level) }
         }
         let logger = Logger(label: "sensd")
+        var groups: Set<UInt32> = []
+        for name in administratorsGroups.isEmpty ? ["sudo", "wheel", "adm"] : administratorsGroups {
+            if let gid = Syscall.groupID(named: name) {
+                groups.insert(gid)
+            } else if !administratorsGroups.isEmpty {
+                logger.warning("no such group \(name) for --administrators-group, ignoring")
+            }
+        }
+        // Every limit sensd sets must be reached before the kernel's: descriptors for the log, the bus, the
+        // journal and a spare besides the subscribers.
+        let descriptors = Syscall.raiseDescriptorLimit()
+        var subscribers = maxSubscribers
+        if subscribers > descriptors - 64 {
+            subscribers = max(1, descriptors - 64)
+            logger.warning("--max-subscribers \(maxSubscribers) is more than the descriptor limit (\(descriptors)) allows; serving at most \(subscribers)")
+        }
         let configuration = DaemonConfiguration(
             socketPath: socket, socketMode: UInt32(socketMode, radix: 8)!, socketGroup: socketGroup,
-            limits: SubscriberLimits(maxSubscribers: maxSubscribers, queueLimit: queueLimit),
+            limits: SubscriberLimits(
+                maxSubscribers: subscribers, maxPerUser: maxPerUser, reservedForAdministrators: min(reservedForAdministrators ?? subscribers / 16, subscribers - 1),
+                administratorGroups: groups, queueLimit: queueLimit),
             stateDirectory: stateDirectory == "none" ? nil : stateDirectory,
             watchSessionFiles: sessionFiles == "auto" ? nil : sessionFiles == "yes",
             retention: LogRetention(maxEvents: logEvents, maxBytes: logMaxMib << 20),
