@@ -165,7 +165,11 @@ public final class Daemon {
         }
         var lastSeq = max(base, log?.lastSeq ?? 0)
         if let r = store.loadReservation() {
-            if r.clean {
+            if let behind = r.logBehindFrom, r.reservedThrough > lastSeq {
+                // Events were handed out that the log could not take: none of their seqs may come again.
+                logger.error("the previous run handed out events it could not log (its disk was full or failing); seqs continue after every one it could have given out, and resuming clients are told of the gap", metadata: ["firstUnlogged": "\(behind)", "nextSeq": "\(r.reservedThrough + 1)"])
+                lastSeq = r.reservedThrough
+            } else if r.clean {
                 // A clean stop recorded the exact last seq: it holds even if the log lost its tail since.
                 lastSeq = max(lastSeq, r.reservedThrough)
             } else if r.bootID != nil && r.bootID == Syscall.bootID() {
@@ -195,7 +199,8 @@ public final class Daemon {
 
         if store != nil {
             // Seqs from here on are not durable until reserved; a stop that is not clean is detected next time.
-            try reserve(through: sequencer.lastSeq + Self.reservationBlock)
+            // A state directory that cannot take it (read-only) does not stop sensd: events still go out live.
+            try? reserve(through: sequencer.lastSeq + Self.reservationBlock)
             log?.willDrop = { [unowned self] seq in
                 if self.snapshotSeq < seq { self.saveSnapshot() }
             }
@@ -293,6 +298,8 @@ public final class Daemon {
         if server.overflowed > 0 { parts.append("\(server.overflowed) cut off for falling behind") }
         if server.refused > 0 { parts.append("\(server.refused) connections refused at a limit") }
         if logind.ignoredSignals > 0 { parts.append("\(logind.ignoredSignals) forged signals ignored") }
+        if logFailing { parts.append("EVENT LOG NOT WRITTEN (disk full or failing): live only") }
+        else if configuration.stateDirectory != nil && log == nil { parts.append("NO EVENT LOG: live only") }
         return parts.joined(separator: ", ")
     }
 
@@ -313,10 +320,22 @@ public final class Daemon {
                 logger.notice("the event log is being written again")
             }
         } catch {
-            // Live subscribers still get the events; resuming clients will be told of the gap.
+            // Live subscribers still get the events; resuming clients will be told of the gap. First, the
+            // reservation (rewritten in place, so a full disk takes it) says the log is behind: a crash now
+            // must not let the next start give these seqs to other events.
             if !logFailing {
                 logFailing = true
                 logger.error("cannot append to the event log; events go to connected subscribers but cannot be replayed", metadata: ["error": "\(error)"])
+                if let store, let reservation, let first = lines.first?.seq {
+                    var behind = reservation
+                    behind.logBehindFrom = behind.logBehindFrom ?? first
+                    do {
+                        try store.save(behind)
+                        self.reservation = behind
+                    } catch {
+                        logger.critical("cannot record that the log is behind; after a crash now, seqs of events sent but not logged could repeat", metadata: ["error": "\(error)"])
+                    }
+                }
             }
             return
         }
@@ -359,7 +378,8 @@ public final class Daemon {
 
     private func reserve(through seq: UInt64) throws {
         guard let store else { return }
-        let r = SequenceReservation(reservedThrough: seq, bootID: Syscall.bootID(), clean: false)
+        // Once the log is behind, it stays behind for every later start until a clean stop says otherwise.
+        let r = SequenceReservation(reservedThrough: seq, bootID: Syscall.bootID(), clean: false, logBehindFrom: reservation?.logBehindFrom)
         do {
             try store.save(r)
             reservation = r
@@ -406,22 +426,15 @@ public final class Daemon {
             return fd
         }
         let path = configuration.socketPath
-        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
-            try Syscall.makeDirectoryIfMissing(String(path[..<slash]), mode: 0o755)
-        }
-        if Syscall.isListening(path: path) {
-            throw DaemonError("another process is already serving \(path); refusing to take its socket")
-        }
-        try Syscall.unlinkIfPresent(path)
+        try Self.checkSocketPlace(path)
         let fd = try Syscall.unixStreamSocket(nonBlocking: true)
         do {
-            try Syscall.bind(fd, path: path)
+            // Created with its mode (umask), its group set on the path itself: nothing follows a symlink.
+            try Syscall.bind(fd, path: path, mode: configuration.socketMode)
             ownsSocketFile = true
-            // chmod after bind, before listen: nobody can connect before the mode is right.
-            try Syscall.chmod(path, mode: configuration.socketMode)
             if let group = configuration.socketGroup {
                 guard let gid = Syscall.groupID(named: group) else { throw DaemonError("no such group: \(group)") }
-                try Syscall.chown(path, group: gid)
+                try Syscall.setGroupNoFollow(path, group: gid)
             }
             try Syscall.listen(fd, backlog: 128)
         } catch {
@@ -429,6 +442,41 @@ public final class Daemon {
             throw error
         }
         return fd
+    }
+
+    /// Where sensd creates its socket by hand (`--socket`): the directory must be one that no other user can
+    /// write to, or a sticky one (like /tmp) where they cannot remove or replace what sensd made; whatever is
+    /// at the path already is removed only if it is sensd's user's own and not a live socket.
+    static func checkSocketPlace(_ path: String) throws {
+        let me = UInt32(geteuid())
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        if slash != nil && directory != "/" {
+            try Syscall.makeDirectoryIfMissing(directory, mode: 0o755)
+        }
+        var st = stat()
+        guard stat(directory, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { throw DaemonError("\(directory) is not a directory") }
+        let othersMayWrite = st.st_mode & 0o022 != 0
+        let sticky = st.st_mode & mode_t(S_ISVTX) != 0
+        if othersMayWrite && !sticky {
+            throw DaemonError("refusing to create the socket in \(directory): other users can write there (mode \(String(st.st_mode & 0o7777, radix: 8))), so they could replace it; use a directory only sensd's user can write to")
+        }
+        if UInt32(st.st_uid) != me && UInt32(st.st_uid) != 0 && !sticky {
+            throw DaemonError("refusing to create the socket in \(directory): it belongs to uid \(st.st_uid), not to sensd's user")
+        }
+        guard let existing = try Syscall.linkStatus(path) else { return }
+        if existing.uid != me {
+            throw DaemonError("\(path) exists and belongs to uid \(existing.uid); refusing to touch it")
+        }
+        let type = existing.mode & UInt32(S_IFMT)
+        if type == UInt32(S_IFSOCK) && Syscall.isListening(path: path) {
+            throw DaemonError("another process is already serving \(path); refusing to take its socket")
+        }
+        guard type == UInt32(S_IFSOCK) || type == UInt32(S_IFLNK) else {
+            throw DaemonError("\(path) exists and is not a socket; refusing to replace it")
+        }
+        // sensd's own stale socket, or its own symlink: removed, never followed.
+        try Syscall.unlinkIfPresent(path)
     }
 }
 

@@ -3,6 +3,10 @@ import Logging
 import SENSCore
 import UnixSocket
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A snapshot of the sessions sensd has reported, current as of event `lastSeq`. With the event log after
 /// it, it is everything sensd needs about open sessions across its restarts.
 struct SessionState: Codable {
@@ -22,6 +26,9 @@ struct SequenceReservation: Codable, Equatable {
     var bootID: String?
     /// sensd stopped cleanly after syncing its log: the log's last seq is exact.
     var clean: Bool
+    /// Events from this seq on were handed out but could not be logged (a full or failing disk): the log's
+    /// last seq is not the last one given out, so the next start continues after `reservedThrough`.
+    var logBehindFrom: UInt64?
 }
 
 /// The small state files in the state directory, each replaced as a whole (write, sync, rename).
@@ -56,9 +63,24 @@ final class SessionStateStore {
         load(SequenceReservation.self, from: reservationPath, what: "sequence reservation")
     }
 
+    /// The reservation is rewritten in place, padded to a fixed size, so that it can still be written when the
+    /// state file system is full (it is what keeps seqs from repeating then); a new file otherwise.
     func save(_ reservation: SequenceReservation) throws {
-        try Syscall.replaceFile(reservationPath, with: Array(try JSONEncoder().encode(reservation)), mode: 0o640, durable: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var bytes = Array(try encoder.encode(reservation))
+        if bytes.count < Self.reservationRecordSize {
+            // Trailing white space is valid JSON: every version reads the object and ignores the padding.
+            bytes += [UInt8](repeating: 0x20, count: Self.reservationRecordSize - 1 - bytes.count) + [0x0A]
+        }
+        if access(reservationPath, F_OK) == 0 {
+            try Syscall.overwriteInPlace(reservationPath, with: bytes)
+        } else {
+            try Syscall.replaceFile(reservationPath, with: bytes, mode: 0o640, durable: true)
+        }
     }
+
+    static let reservationRecordSize = 256
 
     private func load<T: Decodable>(_ type: T.Type, from path: String, what: String) -> T? {
         let bytes: [UInt8]

@@ -30,6 +30,18 @@ extension Syscall {
         return n
     }
 
+    /// Rewrites the start of an existing file in place and syncs it: no new file, no rename, so it works on a
+    /// full file system (the blocks are the file's already). `bytes` must not be shorter than what it
+    /// replaces unless the reader ignores what follows; ENOENT if the file does not exist.
+    public static func overwriteInPlace(_ path: String, with bytes: [UInt8]) throws(SystemCallError) {
+        let fd = retryingEINTR { open(path, O_WRONLY | O_CLOEXEC) }
+        guard fd >= 0 else { throw SystemCallError("open(\(path))", errno: errno) }
+        defer { Glibc.close(fd) }
+        let n = bytes.withUnsafeBytes { raw in retryingEINTR { pwrite(fd, raw.baseAddress, raw.count, 0) } }
+        guard n == bytes.count else { throw SystemCallError("pwrite(\(path))", errno: n < 0 ? errno : EIO) }
+        try syncData(fd)
+    }
+
     /// Flushes a file's data to stable storage.
     public static func syncData(_ fd: Int32) throws(SystemCallError) {
         guard retryingEINTR({ fdatasync(fd) }) == 0 else { throw SystemCallError("fdatasync", errno: errno) }

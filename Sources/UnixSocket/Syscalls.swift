@@ -187,6 +187,29 @@ public enum Syscall {
         _ = Glibc.shutdown(fd, Int32(SHUT_WR))
     }
 
+    /// What a path is, without following a final symlink: nil if nothing is there.
+    public static func linkStatus(_ path: String) throws(SystemCallError) -> (mode: UInt32, uid: UInt32)? {
+        var st = stat()
+        guard lstat(path, &st) == 0 else {
+            if errno == ENOENT { return nil }
+            throw SystemCallError("lstat(\(path))", errno: errno)
+        }
+        return (UInt32(st.st_mode), UInt32(st.st_uid))
+    }
+
+    /// Binds a Unix socket at `path` with permission bits `mode` from the start (the umask, not a chmod of the
+    /// path afterwards, which would follow a symlink put there meanwhile).
+    public static func bind(_ fd: Int32, path: String, mode: UInt32) throws(SystemCallError) {
+        let previous = umask(mode_t(0o777 & ~mode))
+        defer { umask(previous) }
+        try bind(fd, path: path)
+    }
+
+    /// Sets the group of `path` itself, never of what a symlink there points to.
+    public static func setGroupNoFollow(_ path: String, group: UInt32) throws(SystemCallError) {
+        guard lchown(path, uid_t.max, gid_t(group)) == 0 else { throw SystemCallError("lchown(\(path))", errno: errno) }
+    }
+
     public static func chmod(_ path: String, mode: UInt32) throws(SystemCallError) {
         guard Glibc.chmod(path, mode_t(mode)) == 0 else { throw SystemCallError("chmod(\(path))", errno: errno) }
     }

@@ -59,9 +59,14 @@ def burst(c, name, count, hold, users=USERS, ssh=0):
 
 
 def sessions_in(c, record):
+    """Session id -> (user, uid) of the logins a record lists. A login that got no logind session (pam_systemd
+    could not reach a busy logind in time: seen once in 20 soak runs) has no id; it is no session to report."""
     out = {}
     for line in read_lines(c.path(record)):
-        sid, user, uid, _ = line.split()
+        fields = line.split()
+        if len(fields) == 3:
+            continue
+        sid, user, uid, _ = fields
         assert sid not in out, f"logind gave id {sid} twice"
         out[sid] = (user, int(uid))
     return out
@@ -91,6 +96,11 @@ def test_kill_dash_nine_mid_burst_loses_no_logoff_and_repeats_none(container, re
     # "background" ones): sensd takes the time of a late Logoff from there.
     second = burst(c, "kill9-b", 57, f"{SHARE}/kill9-release-b", ssh=3)
     pid = c.main_pid("sensd.service")
+    # The second group ends while sensd is down; sensd must have learned them before (a session that begins
+    # and ends while sensd cannot finish reading it leaves nothing to report: known limit, docs/protocol.md).
+    held = set(sessions_in(c, second))
+    wait_until(lambda: held <= {json.loads(l).get("sessionId") for l in c.run("sensctl who --json").stdout.splitlines()},
+               "sensd to know every session of the second group")
     c.run(f"touch {SHARE}/kill9-release-a")
     # Mid-burst: some Logoffs of the first group are out, most are not.
     wait_until(lambda: len(events(out, "Logoff")) >= 5, "the first Logoffs")
@@ -104,7 +114,11 @@ def test_kill_dash_nine_mid_burst_loses_no_logoff_and_repeats_none(container, re
     wait_until(lambda: c.main_pid("sensd.service") not in (0, pid) and c.run("systemctl is-active sensd.service", check=False).stdout.strip() == "active",
                "systemd to restart sensd", timeout=30)
     c.run("kill -CONT $(pgrep -f '[k]ill9.out')")
-    wait_until(lambda: len(events(out, "Logoff")) >= len(expected), "every Logoff at the resuming client", timeout=60)
+    try:
+        wait_until(lambda: len(events(out, "Logoff")) >= len(expected), "every Logoff at the resuming client", timeout=60)
+    except TimeoutError:
+        missing = set(expected) - {e["sessionId"] for e in events(out, "Logoff")}
+        raise AssertionError(f"after kill -9: no Logoff for {sorted(missing)}; sensd said:\n{journal(c)[-4000:]}")
     # Barrier: a session after everything; once its Logoff is here, a duplicate would be too.
     c.run("su - alice -c true")
     wait_until(lambda: len(events(out, "Logoff")) >= len(expected) + 1, "the barrier Logoff")

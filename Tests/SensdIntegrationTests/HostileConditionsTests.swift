@@ -1,0 +1,121 @@
+import Foundation
+import SENSCore
+import Testing
+import UnixSocket
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a command to its end; its exit status.
+@discardableResult
+func shell(_ command: String) throws -> Int32 {
+    let child = try Child("/bin/sh", ["-c", command])
+    while try child.output.next() != nil {}
+    return try child.waitForExit()
+}
+
+/// A small tmpfs at `path` (the tests run as root, as CI does), unmounted when the value goes away.
+final class SmallFileSystem {
+    let path: String
+    init(at path: String, kib: Int) throws {
+        self.path = path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        guard try shell("mount -t tmpfs -o size=\(kib)k,mode=0755 sensd-test \(path)") == 0 else {
+            throw HarnessError("cannot mount a tmpfs at \(path): the disk-full scenarios need root")
+        }
+    }
+
+    /// Takes every free byte with a filler file.
+    func fill() throws {
+        try shell("dd if=/dev/zero of=\(path)/filler bs=4k 2>/dev/null; sync")
+    }
+
+    func free() throws {
+        try shell("rm -f \(path)/filler")
+    }
+
+    deinit { _ = try? shell("umount -l \(path)") }
+}
+
+@Suite("Hostile conditions: a full disk, half-closed requests", .serialized)
+struct HostileConditionsTests {
+    @Test func aFullStateFileSystemNeverMakesSeqsRepeatAndSensdStartsOnItAndLogsAgainWhenThereIsRoom() throws {
+        let dir = try ScratchDirectory()
+        let disk = try SmallFileSystem(at: dir.path + "/state", kib: 1024)
+        let bus = try PrivateBus(in: dir)
+        let logind = try LogindStandIn(bus: bus, dir: dir)
+        var sensd = try SensdUnderTest(bus: bus, dir: dir)
+        defer { sensd.child.signal(SIGTERM); _ = try? sensd.child.waitForExit() }
+        let first = try sensd.subscribe(nil)
+        try logind.run("burst 10 a 1000 alice")
+        var seen = try first.events(30)
+        try disk.fill()
+        // The log cannot take these; subscribers get them all the same.
+        try logind.run("burst 50 b 1001 bob")
+        seen += try first.events(150)
+        #expect(seen.map(\.seq) == (1...180).map(UInt64.init))
+        // A crash while the disk is full, and a start on the full disk.
+        sensd.child.signal(SIGKILL)
+        _ = try sensd.child.waitForExit()
+        sensd = try SensdUnderTest(bus: bus, dir: dir)
+        let log = (try? String(contentsOfFile: dir.path + "/sensd.log", encoding: .utf8)) ?? ""
+        #expect(log.contains("handed out events it could not log"), "\(log.suffix(3000))")
+        let second = try sensd.subscribe(nil)
+        try logind.run("burst 5 c 1002 carol")
+        let after = try second.events(15)
+        #expect(after.allSatisfy { $0.seq > 180 }, "no seq given out before is given out again: \(after.map(\.seq))")
+        // Room again: logged and replayable.
+        try disk.free()
+        try logind.run("burst 5 d 1003 dave")
+        let logged = try second.events(15)
+        let replay = try sensd.subscribe(#"{"since":\#(logged[0].seq - 1)}"#)
+        #expect(try replay.events(15) == logged)
+    }
+
+    @Test func aRequestEndedByTheEndOfInputWithoutANewlineCounts() throws {
+        let rig = try Rig()
+        let sub = try TestSubscriber(path: rig.sensd.socketPath)
+        try sub.send(#"{"events":["Logoff"],"users":["bob"]}"#)
+        Syscall.shutdownWrite(sub.fd)
+        let accepted = try object(try sub.nextLine())
+        #expect((accepted["accepted"] as? [String: Any])?["users"] as? [String] == ["bob"])
+        for (id, uid, name) in [("c1", 1000, "alice"), ("c2", 1001, "bob")] {
+            try rig.logind.run("open \(id) \(uid) \(name)")
+            try rig.logind.run("wait-asked \(id)")
+            try rig.logind.run("close \(id)")
+        }
+        let e = try sub.nextEvent()
+        #expect(e.sessionId == "c2" && e.event == .logoff)
+    }
+
+    /// sensd run by hand with `--socket PATH`: its exit status and what it said.
+    func runByHand(_ dir: ScratchDirectory, bus: PrivateBus, socket: String) throws -> (Int32, String) {
+        let log = dir.path + "/by-hand.log"
+        let child = try Child(productsDirectory + "/sensd", ["--socket", socket, "--state-directory", "none", "--session-files", "no"],
+                              environment: ["DBUS_SYSTEM_BUS_ADDRESS": bus.address], stderrPath: log)
+        let status = try child.waitForExit()
+        return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    }
+
+    @Test func aSocketIsNeverCreatedWhereOthersCouldReplaceItNorThroughASymlink() throws {
+        let dir = try ScratchDirectory()
+        let bus = try PrivateBus(in: dir)
+        // A directory anyone may write to, without the sticky bit.
+        try shell("mkdir -m 0777 \(dir.path)/open && chmod 0777 \(dir.path)/open")
+        let (status, said) = try runByHand(dir, bus: bus, socket: dir.path + "/open/s.sock")
+        #expect(status == 1 && said.contains("other users can write there"), "\(said)")
+        // A sticky directory (like /tmp): another user's symlink at the path is refused and left alone...
+        try shell("mkdir -m 1777 \(dir.path)/sticky && chmod 1777 \(dir.path)/sticky && echo secret > \(dir.path)/victim && chmod 0600 \(dir.path)/victim")
+        try shell("ln -s \(dir.path)/victim \(dir.path)/sticky/s.sock && chown -h nobody \(dir.path)/sticky/s.sock")
+        let (refused, why) = try runByHand(dir, bus: bus, socket: dir.path + "/sticky/s.sock")
+        #expect(refused == 1 && why.contains("belongs to uid"), "\(why)")
+        // ...and sensd's own stale symlink is removed, never followed: the victim keeps its mode.
+        try shell("chown -h root \(dir.path)/sticky/s.sock")
+        let sensd = try SensdUnderTest(bus: bus, dir: dir, arguments: ["--socket", dir.path + "/sticky/s.sock", "--socket-mode", "0660"])
+        defer { sensd.child.signal(SIGTERM); _ = try? sensd.child.waitForExit() }
+        var st = stat()
+        #expect(lstat(dir.path + "/sticky/s.sock", &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK && st.st_mode & 0o777 == 0o660)
+        #expect(stat(dir.path + "/victim", &st) == 0 && st.st_mode & 0o777 == 0o600)
+    }
+}
