@@ -41,6 +41,9 @@ public struct SubscriptionRequest: Equatable, Sendable {
     /// journal; sent only to requests that name the class.
     public static let hiddenUnlessNamed: Set<String> = ["manager", "manager-early"]
 
+    /// In `classes`, every session of every class, service managers included: `{"classes":["*"]}`.
+    public static let everyClass = "*"
+
     /// The largest `since` accepted: JSON numbers are exact up to 2^53.
     public static let maxSince: UInt64 = 1 << 53
 
@@ -59,7 +62,7 @@ public struct SubscriptionRequest: Equatable, Sendable {
             guard let uid = facts.uid, uids.contains(uid) else { return false }
         }
         if let classes {
-            guard let c = facts.sessionClass, classes.contains(c) else { return false }
+            guard classes.contains(Self.everyClass) || facts.sessionClass.map(classes.contains) == true else { return false }
         } else if let c = facts.sessionClass, Self.hiddenUnlessNamed.contains(c) {
             return false
         }

@@ -296,56 +296,22 @@ struct Who: ParsableCommand {
     func run() throws {
         let connection = try Connection(socket: socket)
         defer { connection.close() }
+        let wanted: Set<String>? = all ? [SubscriptionRequest.everyClass] : classes.isEmpty ? nil : Set(classes)
         try connection.send(SubscriptionRequest(
-            users: users.isEmpty ? nil : Set(users), uids: uids.isEmpty ? nil : Set(uids),
-            classes: classes.isEmpty ? nil : Set(classes), snapshot: true))
+            users: users.isEmpty ? nil : Set(users), uids: uids.isEmpty ? nil : Set(uids), classes: wanted, snapshot: true))
         var rows: [[String]] = []
         var out = Output()
         try connection.read { line in
             guard let entry = try? JSONDecoder().decode(SnapshotLine.self, from: Data(line)) else { return true }
-            if json && (all || entry.sessionClass.map { !SubscriptionRequest.hiddenUnlessNamed.contains($0) } ?? true || !classes.isEmpty) {
-                out.line(line)
-            }
-            switch entry.snapshot {
-            case "session":
-                if !all, classes.isEmpty, let c = entry.sessionClass, SubscriptionRequest.hiddenUnlessNamed.contains(c) { return true }
-                rows.append(Self.row(entry))
-                return true
-            case "end":
-                return false
-            default:
-                return true
-            }
-        }
-        // --all: the service managers too, which the request above (without "classes") kept out.
-        if all && classes.isEmpty {
-            rows += try Self.serviceManagers(socket: socket, users: users, uids: uids, json: json, out: &out)
+            if json { out.line(line) }
+            if entry.snapshot == "session" { rows.append(Self.row(entry)) }
+            return entry.snapshot != "end"
         }
         if !json {
             out.line(Table.render(header: ["SESSION", "USER", "UID", "CLASS", "SERVICE", "TTY", "FROM", "SINCE", "STATE"], rows: rows).utf8)
             out.line("\(rows.count) session\(rows.count == 1 ? "" : "s")".utf8)
         }
         out.flush()
-    }
-
-    static func serviceManagers(socket: String, users: [String], uids: [UInt32], json: Bool, out: inout Output) throws -> [[String]] {
-        let connection = try Connection(socket: socket)
-        defer { connection.close() }
-        try connection.send(SubscriptionRequest(
-            users: users.isEmpty ? nil : Set(users), uids: uids.isEmpty ? nil : Set(uids),
-            classes: SubscriptionRequest.hiddenUnlessNamed, snapshot: true))
-        var rows: [[String]] = []
-        var printed = out
-        try connection.read { line in
-            guard let entry = try? JSONDecoder().decode(SnapshotLine.self, from: Data(line)) else { return true }
-            if entry.snapshot == "session" {
-                if json { printed.line(line) }
-                rows.append(row(entry))
-            }
-            return entry.snapshot != "end"
-        }
-        out = printed
-        return rows
     }
 
     static func row(_ e: SnapshotLine) -> [String] {
@@ -414,18 +380,11 @@ struct Last: ParsableCommand {
     func run() throws {
         let connection = try Connection(socket: socket)
         defer { connection.close() }
-        var events: [SENSEvent] = []
-        try Self.replay(socket: socket, classes: nil) { events.append($0) }
-        if all {
-            // Service managers reach only a request that names their classes.
-            try Self.replay(socket: socket, classes: SubscriptionRequest.hiddenUnlessNamed) { events.append($0) }
-            events.sort { $0.seq < $1.seq }
-        }
         var history = SessionHistory()
-        for e in events { history.take(e) }
+        // Service managers reach only a request that names their classes ("*": every class).
+        try Self.replay(socket: socket, classes: all ? [SubscriptionRequest.everyClass] : nil) { history.take($0) }
         let from = since.flatMap(Self.parseTime)
         let sessions = history.sessions
-            .filter { all || !SubscriptionRequest.hiddenUnlessNamed.contains($0.sessionClass ?? "") }
             .filter { users.isEmpty || users.contains($0.userName ?? "") }
             .filter { s in from.map { (s.logoffTime ?? EventTime(microsecondsSinceEpoch: .max)) >= $0 } ?? true }
             .sorted { ($0.logonTime ?? $0.logoffTime ?? EventTime(microsecondsSinceEpoch: 0), $0.firstSeq) > ($1.logonTime ?? $1.logoffTime ?? EventTime(microsecondsSinceEpoch: 0), $1.firstSeq) }

@@ -116,12 +116,12 @@ struct Sensd: ParsableCommand {
                 logger.warning("no such group \(name) for --administrators-group, ignoring")
             }
         }
-        // Every limit sensd sets must be reached before the kernel's: descriptors for the log, the bus, the
-        // journal and a spare besides the subscribers.
+        // Every limit sensd sets must be reached before the kernel's: two descriptors per subscriber (its
+        // socket and, while it replays, a log segment), and 64 for the log, the bus, the journal and a spare.
         let descriptors = Syscall.raiseDescriptorLimit()
         var subscribers = maxSubscribers
-        if subscribers > descriptors - 64 {
-            subscribers = max(1, descriptors - 64)
+        if 2 * subscribers > descriptors - 64 {
+            subscribers = max(1, (descriptors - 64) / 2)
             logger.warning("--max-subscribers \(maxSubscribers) is more than the descriptor limit (\(descriptors)) allows; serving at most \(subscribers)")
         }
         let configuration = DaemonConfiguration(

@@ -118,4 +118,33 @@ struct HostileConditionsTests {
         #expect(lstat(dir.path + "/sticky/s.sock", &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK && st.st_mode & 0o777 == 0o660)
         #expect(stat(dir.path + "/victim", &st) == 0 && st.st_mode & 0o777 == 0o600)
     }
+
+    @Test func anOrdinaryUserGetsAtMostItsShareAndRootStillGetsIn() throws {
+        let rig = try Rig(sensdArguments: ["--max-subscribers", "8", "--max-per-user", "3", "--reserved-for-administrators", "2"])
+        chmod(rig.dir.path, 0o755)
+        // nobody, with no groups, opens 5 connections and reports the first line of each.
+        let script = """
+            import socket,sys,json
+            out=[]
+            held=[]
+            for i in range(5):
+                s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); held.append(s)
+                out.append(json.loads(s.makefile().readline()))
+            print(json.dumps(out), flush=True)
+            sys.stdin.readline()
+            """
+        let nobody = try Child("/usr/bin/setpriv", ["--reuid", "65534", "--regid", "65534", "--clear-groups", "/usr/bin/python3", "-c", script, rig.sensd.socketPath])
+        let lines = try JSONSerialization.jsonObject(with: Data(try #require(try nobody.output.next()).utf8)) as! [[String: Any]]
+        #expect(lines.filter { $0["hello"] != nil }.count == 3)
+        let refused = lines.filter { $0["error"] as? String == "too-many-subscribers" }
+        #expect(refused.count == 2 && refused.allSatisfy { $0["limit"] as? Int == 3 && ($0["message"] as? String)?.contains("uid 65534") == true })
+        // Root takes the rest, the reserved slots included.
+        var root: [TestSubscriber] = []
+        for _ in 0..<5 { root.append(try TestSubscriber(path: rig.sensd.socketPath)) }
+        #expect(root.allSatisfy { $0.hello.contains("\"hello\"") })
+        let full = try TestSubscriber(path: rig.sensd.socketPath, expectHello: false)
+        #expect(try object(try full.nextLine())["limit"] as? Int == 8)
+        try nobody.send("")
+        _ = try nobody.waitForExit()
+    }
 }

@@ -9,7 +9,9 @@ systemd-nspawn without machined or a scope (the host has no systemd to ask).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -193,3 +195,21 @@ def login_command(how: str, user: str, hold: str, record: str) -> str:
         return f"runuser -l {user} -c '{body}'"
     return f"{SSH} {user}@127.0.0.1 '{body}'"
 
+
+
+def replay_everything(c, socket="/run/sensd/events.sock") -> list[dict]:
+    """Every event in sensd's log, service managers' too, by the protocol alone: a replay from seq 0 of every
+    class that ends by itself once it has caught up ("live": false)."""
+    script = ("import json,socket,sys\n"
+              "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+              "s.sendall(b'{\"since\":0,\"classes\":[\"*\"],\"live\":false}\\n')\n"
+              "data=b''\n"
+              "while True:\n"
+              "    b=s.recv(1<<16)\n"
+              "    if not b: break\n"
+              "    data+=b\n"
+              "sys.stdout.write(data.decode())\n")
+    out = c.run(f"python3 -c {shlex.quote(script)} {socket}").stdout
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert lines and lines[-1].get("end") == "caught-up", lines[-1:]
+    return [o for o in lines if "event" in o]
