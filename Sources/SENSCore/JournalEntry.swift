@@ -57,6 +57,7 @@ public enum JournalEntry {
         add("SENS_UNRESOLVED", e.unresolved)
         add("SENS_OBSERVED_LATE", e.observedLate == true ? "true" : nil)
         add("SENS_OBSERVED_AT", e.observedAt?.rfc3339)
+        add("SENS_REASON", e.reason)
         add("SENS_CLASS", e.sessionClass)
         add("SENS_TYPE", e.type)
         add("SENS_SERVICE", e.service)

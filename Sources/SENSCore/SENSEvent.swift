@@ -38,6 +38,8 @@ public struct SENSEvent: Codable, Equatable, Sendable {
     /// For an event observed late whose `time` comes from logind's own record (the journal): when sensd
     /// noticed it.
     public var observedAt: EventTime?
+    /// Why the session ended, where sensd knows: `reboot`, `shutdown`, `logind-restart`, `sensd-down`.
+    public var reason: String?
     public var host: String?
     public var sessionClass: String?
     public var type: String?
@@ -72,6 +74,7 @@ public struct SENSEvent: Codable, Equatable, Sendable {
         let s = draft.session
         self.init(event: draft.event, seq: seq, time: time, sessionId: s.id, userName: s.userName, uid: s.uid, unresolved: draft.unresolved)
         observedLate = draft.observedLate ? true : nil
+        reason = draft.reason
         self.host = host
         sessionClass = s.sessionClass
         type = s.type
@@ -90,7 +93,7 @@ public struct SENSEvent: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case event, seq, time, sessionId, userName, uid, unresolved, observedLate, observedAt, host
+        case event, seq, time, sessionId, userName, uid, unresolved, observedLate, observedAt, reason, host
         case sessionClass = "class"
         case type, service, tty, seat, display, remote, remoteHost, remoteUser, leader, audit, sessionStart
         case logonType, logonTypeCode
@@ -117,6 +120,7 @@ public struct SENSEvent: Codable, Equatable, Sendable {
         unresolved = try c.decodeIfPresent(String.self, forKey: .unresolved)
         observedLate = try c.decodeIfPresent(Bool.self, forKey: .observedLate)
         observedAt = try time(.observedAt)
+        reason = try c.decodeIfPresent(String.self, forKey: .reason)
         host = try c.decodeIfPresent(String.self, forKey: .host)
         sessionClass = try c.decodeIfPresent(String.self, forKey: .sessionClass)
         type = try c.decodeIfPresent(String.self, forKey: .type)
@@ -147,6 +151,7 @@ public struct SENSEvent: Codable, Equatable, Sendable {
         try c.encodeIfPresent(unresolved, forKey: .unresolved)
         try c.encodeIfPresent(observedLate, forKey: .observedLate)
         try c.encodeIfPresent(observedAt?.rfc3339, forKey: .observedAt)
+        try c.encodeIfPresent(reason, forKey: .reason)
         try c.encodeIfPresent(host, forKey: .host)
         try c.encodeIfPresent(sessionClass, forKey: .sessionClass)
         try c.encodeIfPresent(type, forKey: .type)
@@ -171,13 +176,19 @@ public struct EventDraft: Equatable, Sendable {
     public var session: LogindSession
     public var unresolved: String?
     public var observedLate: Bool
+    /// Why the session ended, for its LogoffInitiated and Logoff where sensd knows (docs/protocol.md).
+    public var reason: String?
 
-    public init(event: EventKind, session: LogindSession, unresolved: String? = nil, observedLate: Bool = false) {
+    public init(event: EventKind, session: LogindSession, unresolved: String? = nil, observedLate: Bool = false, reason: String? = nil) {
         self.event = event
         self.session = session
         self.unresolved = unresolved
         self.observedLate = observedLate
+        self.reason = reason
     }
+
+    /// Whether it is part of a session's end (the events a `reason` belongs to).
+    public var isEnding: Bool { event == .logoffInitiated || event == .logoff }
 }
 
 /// Gives events their place in the stream: `seq` one more than the last, `time` when sensd saw the change.

@@ -28,6 +28,7 @@ public enum WireFormat {
         if let v = e.unresolved { w.field("unresolved", string: v) }
         if e.observedLate == true { w.field("observedLate", bool: true) }
         if let v = e.observedAt { w.field("observedAt", string: v.rfc3339) }
+        if let v = e.reason { w.field("reason", string: v) }
         if let v = e.host { w.field("host", string: v) }
         if let v = e.sessionClass { w.field("class", string: v) }
         if let v = e.type { w.field("type", string: v) }

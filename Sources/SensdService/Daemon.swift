@@ -96,9 +96,17 @@ public final class Daemon {
     private var emittedSeq: UInt64 = 0
 
     private let journalEvents: Bool
+    /// The boot sensd last ran in, when it was not this one: sessions it left open ended at the latest when
+    /// that boot's journal ends (a power loss leaves no other record).
+    private var previousBoot: String?
+    private var previousBootEnd: UInt64??
     private var eventsSinceStart = 0
     private var statusTimer: EventSource?
     private var ready = false
+    /// Set when SIGTERM came while the system goes down with sessions still tracked: sensd stops when the
+    /// last of them ends or when this fires.
+    private var finalWait: EventSource?
+    static let finalWaitMicroseconds: UInt64 = 3_000_000
 
     public init(configuration: DaemonConfiguration, logger: Logger) throws {
         self.configuration = configuration
@@ -124,6 +132,7 @@ public final class Daemon {
             let recovered = Self.recover(store: store, log: log, logger: logger)
             remembered = recovered.sessions
             snapshotSeq = recovered.snapshotSeq
+            previousBoot = recovered.previousBoot
             sequencer = EventSequencer(lastSeq: recovered.lastSeq)
             emittedSeq = recovered.lastSeq
             self.store = store
@@ -140,7 +149,7 @@ public final class Daemon {
 
     /// What the previous runs left: the open sessions (the snapshot plus every logged event after it) and
     /// the last seq given out, never lower than one a subscriber may have seen.
-    private static func recover(store: SessionStateStore, log: EventLog?, logger: Logger) -> (sessions: [SessionTracker.Remembered], lastSeq: UInt64, snapshotSeq: UInt64) {
+    private static func recover(store: SessionStateStore, log: EventLog?, logger: Logger) -> (sessions: [SessionTracker.Remembered], lastSeq: UInt64, snapshotSeq: UInt64, previousBoot: String?) {
         let snapshot = store.load()
         var sessions = RememberedSessions(snapshot?.sessions ?? [])
         let base = snapshot?.lastSeq ?? 0
@@ -164,7 +173,9 @@ public final class Daemon {
             logger.error("some logged events could not be read back; their sessions may be reported again", metadata: ["events": "\(undecodable)"])
         }
         var lastSeq = max(base, log?.lastSeq ?? 0)
+        var previousBoot: String?
         if let r = store.loadReservation() {
+            if let boot = r.bootID, boot != Syscall.bootID() { previousBoot = boot }
             if let behind = r.logBehindFrom, r.reservedThrough > lastSeq {
                 // Events were handed out that the log could not take: none of their seqs may come again.
                 logger.error("the previous run handed out events it could not log (its disk was full or failing); seqs continue after every one it could have given out, and resuming clients are told of the gap", metadata: ["firstUnlogged": "\(behind)", "nextSeq": "\(r.reservedThrough + 1)"])
@@ -183,7 +194,7 @@ public final class Daemon {
             "sessions": "\(sessions.byID.count)", "snapshotSeq": "\(base)", "eventsAfterSnapshot": "\(applied)",
             "lastSeq": "\(lastSeq)", "logEvents": "\(log?.eventCount ?? 0)",
         ])
-        return (sessions.all, lastSeq, base)
+        return (sessions.all, lastSeq, base, previousBoot)
     }
 
     /// Runs until SIGTERM or SIGINT (exit code 0) or until the bus connection is lost (non-zero).
@@ -192,6 +203,16 @@ public final class Daemon {
             signalSources.append(try loop.addSignal(signal) { [unowned self] in
                 self.logger.info("stopping on signal \(signal)")
                 ServiceManager.notify("STOPPING=1")
+                if let reason = self.logind.shutdownReason, self.logind.sessionCount > 0, self.finalWait == nil {
+                    // The machine is going down and sensd is ordered to stop after the sessions' scopes: their
+                    // removals may still be on their way from logind. Wait for them, a bounded while.
+                    self.logger.info("the system is going down (\(reason)); waiting up to \(Self.finalWaitMicroseconds / 1000) ms for the \(self.logind.sessionCount) sessions still tracked to end")
+                    self.finalWait = try? self.loop.addTimer(monotonicDeadline: self.loop.monotonicNow + Self.finalWaitMicroseconds) { [unowned self] in
+                        self.logger.info("stopping with sessions still tracked", metadata: ["sessions": "\(self.logind.sessionCount)"])
+                        self.loop.exit(code: 0)
+                    }
+                    if self.finalWait != nil { return }
+                }
                 self.loop.exit(code: 0)
             })
         }
@@ -259,6 +280,13 @@ public final class Daemon {
                 if let reader = journal ?? nil, let removed = reader.sessionRemoval(id: draft.session.id, notBefore: start) {
                     event.observedAt = now
                     event.time = EventTime(microsecondsSinceEpoch: Int64(removed))
+                } else if let boot = previousBoot {
+                    // No record of its end: it ended, at the latest, when the previous boot did (power loss).
+                    if previousBootEnd == nil { previousBootEnd = (journal ?? nil)?.lastEntry(ofBoot: boot) }
+                    if let end = previousBootEnd ?? nil, end >= start {
+                        event.observedAt = now
+                        event.time = EventTime(microsecondsSinceEpoch: Int64(end))
+                    }
                 }
             }
             if event.unresolved != nil {
@@ -272,6 +300,10 @@ public final class Daemon {
         statusChanged()
         pendingLines += lines
         server.requestFlush()
+        if finalWait != nil && logind.sessionCount == 0 {
+            logger.info("every session has ended; stopping")
+            loop.exit(code: 0)
+        }
     }
 
     /// Logs, then broadcasts, every event stamped since the last flush.

@@ -62,6 +62,20 @@ public final class LogindSource {
     /// Receives the events each change produces, in order.
     public var publish: ([EventDraft]) -> Void = { _ in }
 
+    /// Why sessions are ending now, while the machine is going down: `reboot` or `shutdown` (from logind's
+    /// PrepareForShutdown and the metadata v257 adds, refined by the target systemd queues); nil otherwise.
+    public private(set) var shutdownReason: String?
+
+    /// Hands drafts on, with `reason` on the ending ones: the one given, else the shutdown's if one is under way.
+    private func emit(_ drafts: [EventDraft], reason: String? = nil) {
+        guard let why = reason ?? shutdownReason else { return publish(drafts) }
+        publish(drafts.map { d in
+            var d = d
+            if d.isEnding && d.reason == nil { d.reason = why }
+            return d
+        })
+    }
+
     /// Signals dropped because their sender was not logind.
     public private(set) var ignoredSignals = 0
 
@@ -107,6 +121,12 @@ public final class LogindSource {
         slots.append(try bus.addMatch(
             "type='signal',sender='\(Self.systemdService)',path='\(Self.systemdPath)',interface='\(Self.systemdManager)',member='UnitRemoved'"
         ) { [unowned self] in self.deliver($0, self.unitRemoved) })
+        for member in ["PrepareForShutdown", "PrepareForShutdownWithMetadata"] {
+            slots.append(try bus.addMatch(Self.managerRule(member: member)) { [unowned self] in self.deliver($0, self.prepareForShutdown) })
+        }
+        slots.append(try bus.addMatch(
+            "type='signal',sender='\(Self.systemdService)',path='\(Self.systemdPath)',interface='\(Self.systemdManager)',member='JobNew'"
+        ) { [unowned self] in self.deliver($0, self.jobNew) })
         startWatchingSessionFiles()
         enumerationDone = ready
         // systemd first: closing sessions in the listing are checked against their scopes.
@@ -232,7 +252,7 @@ public final class LogindSource {
             return
         }
         scopeTimers[id] = nil
-        publish(tracker.removed(id: id))
+        emit(tracker.removed(id: id))
     }
 
     private func propertiesChanged(_ m: BusMessage) {
@@ -242,7 +262,40 @@ public final class LogindSource {
             return
         }
         guard let id = Bus.id(ofObjectPath: path, prefix: Self.sessionPathPrefix) else { return }
-        publish(tracker.propertiesChanged(changes: Self.session(id: id, properties: changed)))
+        emit(tracker.propertiesChanged(changes: Self.session(id: id, properties: changed)))
+    }
+
+    /// logind says the machine is about to go down (true) or that it no longer is (false). v257 sends
+    /// PrepareForShutdownWithMetadata too, whose "type" says which.
+    private func prepareForShutdown(_ m: BusMessage) {
+        guard isFromLogind(m), let args = try? m.readAll(), let going = args.first?.boolValue else { return }
+        guard going else {
+            shutdownReason = nil
+            return
+        }
+        var reason = shutdownReason ?? "shutdown"
+        if args.count > 1, let type = args[1].propertyDictionary?["type"]?.stringValue {
+            reason = Self.shutdownReason(ofTarget: type + ".target") ?? reason
+        }
+        if shutdownReason == nil {
+            logger.notice("the system is going down; sessions that end now are reported with reason \(reason)")
+        }
+        shutdownReason = reason
+    }
+
+    /// systemd queued a job: a reboot or power-off target says which kind of going down this is.
+    private func jobNew(_ m: BusMessage) {
+        guard systemdOwner != nil, m.sender == systemdOwner else { return }
+        guard let args = try? m.readAll(), args.count == 3, let unit = args[2].stringValue, let reason = Self.shutdownReason(ofTarget: unit) else { return }
+        shutdownReason = reason
+    }
+
+    static func shutdownReason(ofTarget unit: String) -> String? {
+        switch unit {
+        case "reboot.target", "kexec.target", "soft-reboot.target": "reboot"
+        case "poweroff.target", "halt.target", "power-off.target": "shutdown"
+        default: nil
+        }
     }
 
     private func nameOwnerChanged(_ m: BusMessage) {
@@ -298,7 +351,8 @@ public final class LogindSource {
         let drafts = tracker.resynchronised(live: listed)
         if !drafts.isEmpty {
             logger.notice("sessions ended while nobody said so (sensd or logind was not running)", metadata: ["events": "\(drafts.count)"])
-            publish(drafts)
+            // At start-up they ended while sensd was not running; later, while logind was away.
+            emit(drafts, reason: counting ? "sensd-down" : "logind-restart")
         }
         for session in listed {
             fetchDetails(id: session.id, counting: counting)
@@ -345,14 +399,18 @@ public final class LogindSource {
                 switch result {
                 case .success(let reply):
                     if let properties = (try? reply.readValue())?.propertyDictionary {
-                        let details = Self.session(id: id, properties: properties)
+                        var details = Self.session(id: id, properties: properties)
+                        if details.state == "opening", self.watchSessionFiles, let now = Login.sessionState(id) {
+                            // The file may have said "online" before this reply came: its state is newer.
+                            details.state = now
+                        }
                         if details.state == "closing", self.systemdOwner != nil {
                             // Closing, perhaps for ever: make sure its processes are still there. At start-up
                             // the scope may have gone while sensd was down: then the end is late.
                             self.checkScope(of: details, late: counting) { finished() }
                             return
                         }
-                        self.publish(self.tracker.detailsArrived(details))
+                        self.emit(self.tracker.detailsArrived(details))
                     } else {
                         self.logger.error("malformed session properties from systemd-logind", metadata: ["session": "\(id)"])
                     }
@@ -394,7 +452,7 @@ public final class LogindSource {
         for name in Set(Syscall.readWatchedNames(sessionFilesFD)) where !name.hasPrefix(".") {
             guard tracker.session(name) != nil, let state = Login.sessionState(name) else { continue }
             if state == "closing" {
-                publish(tracker.closing(id: name))
+                emit(tracker.closing(id: name))
             } else {
                 tracker.stateRead(id: name, state: state)
             }
@@ -453,7 +511,7 @@ public final class LogindSource {
             self.scopeTimers[id] = nil
             guard let session = self.tracker.session(id), session.startedAt == startedAt else { return }
             self.logger.notice("systemd-logind did not remove a session whose processes have all exited (it loses track of sessions that were closing when it restarted); reporting its end", metadata: ["session": "\(id)", "user": "\(session.userName ?? "?")"])
-            self.publish(self.tracker.processesEnded(id: id))
+            self.emit(self.tracker.processesEnded(id: id), reason: self.shutdownReason ?? "logind-restart")
         }
     }
 
@@ -461,7 +519,7 @@ public final class LogindSource {
     private func checkScope(of details: LogindSession, late: Bool, done: @escaping () -> Void) {
         let id = details.id
         func alive() {
-            publish(tracker.detailsArrived(details))
+            emit(tracker.detailsArrived(details))
             done()
         }
         do {
@@ -472,7 +530,7 @@ public final class LogindSource {
                 guard case .failure(let error) = result, error.busErrorName == "org.freedesktop.systemd1.NoSuchUnit" else { return alive() }
                 if self.tracker.isReported(id) {
                     self.logger.notice("a session sensd reported has ended, but systemd-logind still lists it as closing; reporting its end", metadata: ["session": "\(id)"])
-                    self.publish(self.tracker.processesEnded(id: id, late: late))
+                    self.emit(self.tracker.processesEnded(id: id, late: late), reason: late ? "sensd-down" : "logind-restart")
                 } else {
                     self.logger.info("ignoring a session systemd-logind lists as closing although its processes are gone", metadata: ["session": "\(id)"])
                     self.tracker.forgetDead(id: id)

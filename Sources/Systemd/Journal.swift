@@ -32,6 +32,19 @@ public final class JournalReader {
         guard sd_journal_get_realtime_usec(journal, &usec) >= 0, usec >= notBefore else { return nil }
         return usec
     }
+
+    /// The time of the last entry of boot `bootID` (CLOCK_REALTIME microseconds): the last moment that boot is
+    /// known to have been alive.
+    public func lastEntry(ofBoot bootID: String) -> UInt64? {
+        sd_journal_flush_matches(journal)
+        let id = String(bootID.filter { $0 != "-" })
+        guard sd_journal_add_match(journal, "_BOOT_ID=\(id)", 0) >= 0,
+              sd_journal_seek_tail(journal) >= 0,
+              sd_journal_previous(journal) > 0 else { return nil }
+        var usec: UInt64 = 0
+        guard sd_journal_get_realtime_usec(journal, &usec) >= 0 else { return nil }
+        return usec
+    }
 }
 
 /// Structured entries for the system journal. The corresponding C function is `sd_journal_sendv`.

@@ -83,7 +83,15 @@ class Container:
         share = self.root / SHARE.lstrip("/")
         share.mkdir(parents=True, exist_ok=True)
         share.chmod(0o1777)  # the logged-in users write here too
-        log = open(self.workdir / "console.log", "wb")
+        self.boot()
+        if self.stage is not None:
+            # What a packager's scripts do after `make install`: create the service's user, load the units.
+            self.run("systemd-sysusers && systemctl daemon-reload && journalctl --update-catalog")
+        return self
+
+    def boot(self):
+        """Boots the tree as it is (the first boot, or the next one after a reboot or a power loss)."""
+        log = open(self.workdir / "console.log", "ab")
         self.nspawn = subprocess.Popen(
             ["systemd-nspawn", "-D", str(self.root), "--register=no", "--keep-unit", "--private-network",
              "-b", "--console=pipe"],
@@ -97,10 +105,21 @@ class Container:
             "systemd to answer in the container", timeout=60, interval=0.1)
         if state not in ("running", "degraded"):
             raise RuntimeError(f"container did not boot: {state}\n{self.run('systemctl --failed', check=False).stdout}")
-        if self.stage is not None:
-            # What a packager's scripts do after `make install`: create the service's user, load the units.
-            self.run("systemd-sysusers && systemctl daemon-reload && journalctl --update-catalog")
-        return self
+
+    def reboot(self) -> float:
+        """`systemctl reboot` inside; returns once the container has gone down (nspawn exits 133 on a reboot),
+        with how long that took, in seconds. `boot()` starts the next boot."""
+        started = time.monotonic()
+        self.run("systemctl reboot", check=False)
+        code = self.nspawn.wait(timeout=120)
+        assert code == 133, f"systemd-nspawn exited {code} on a reboot"
+        return time.monotonic() - started
+
+    def power_loss(self):
+        """The machine loses power: every process of the container is killed at once (SIGKILL to its init
+        kills its whole PID namespace), with no shutdown of any kind."""
+        os.kill(self.init_pid, signal.SIGKILL)
+        self.nspawn.wait(timeout=60)
 
     def _find_init(self):
         if self.nspawn.poll() is not None:
