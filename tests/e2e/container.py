@@ -115,11 +115,13 @@ class Container:
         assert code == 133, f"systemd-nspawn exited {code} on a reboot"
         return time.monotonic() - started
 
-    def power_loss(self):
-        """The machine loses power: every process of the container is killed at once (SIGKILL to its init
-        kills its whole PID namespace), with no shutdown of any kind."""
+    def power_loss(self) -> float:
+        """The machine loses power: every process of the container is killed (SIGKILL to its init kills its
+        whole PID namespace), with no shutdown of any kind. Returns the time (Unix seconds) by which nothing
+        of it was left running: systemd-nspawn has seen its init die."""
         os.kill(self.init_pid, signal.SIGKILL)
         self.nspawn.wait(timeout=60)
+        return time.time()
 
     def _find_init(self):
         if self.nspawn.poll() is not None:

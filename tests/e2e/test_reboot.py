@@ -73,8 +73,8 @@ def test_a_power_loss_gives_late_logoffs_no_later_than_the_loss(container, recor
     # Session ids start again at c1 with each boot (no kernel audit here): only what comes after counts.
     before = int(c.run("sensctl position").stdout.split()[1])
     c.run("journalctl --flush; logger -t sensd-test 'about to lose power'")
-    lost_at = time.time()
-    c.power_loss()
+    killed_at = time.time()
+    lost_at = c.power_loss()
     c.boot()
     log = wait_until(lambda: (lambda l: l if all(any(e["sessionId"] == sid and e["event"] == "Logoff" for e in l) for sid in held) else None)(
                          [e for e in replay_everything(c) if e["seq"] > before]),
@@ -84,9 +84,12 @@ def test_a_power_loss_gives_late_logoffs_no_later_than_the_loss(container, recor
         assert len(ends) == 1, ends
         e = ends[0]
         assert e["userName"] == user and e["observedLate"] is True and e["reason"] == "sensd-down", e
-        assert stamp(e["time"]) <= lost_at + 0.001, f"{e['time']} is after the power loss"
+        # No later than the moment the container was gone (its last journal entry can follow the SIGKILL by the
+        # time the kernel takes to end every process in it).
+        assert stamp(e["time"]) <= lost_at, f"{e['time']} is after the power loss"
         assert "observedAt" in e and stamp(e["observedAt"]) > lost_at
     record[f"debian{DEBIAN}_power_loss"] = {
         "sessions": len(held),
-        "logoff_time_before_loss_seconds": round(lost_at - max(stamp(e["time"]) for e in log if e["sessionId"] in held and e["event"] == "Logoff"), 3),
+        "kill_took_seconds": round(lost_at - killed_at, 3),
+        "logoff_time_after_sigkill_seconds": round(max(stamp(e["time"]) for e in log if e["sessionId"] in held and e["event"] == "Logoff") - killed_at, 3),
     }
