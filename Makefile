@@ -21,7 +21,7 @@ BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR ?= $(PREFIX)/share/zsh/vendor-completions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 DESTDIR    ?=
-VERSION    := $(shell sed -n 's/.*static let version = "\(.*\)"/\1/p' Sources/SensdService/Daemon.swift)
+VERSION    := $(shell sed -n 's/.*static let version = "\(.*\)"/\1/p' Sources/SENSCore/Release.swift)
 # The date in the man pages: the last commit's, so that a build is reproducible.
 MANDATE    := $(shell git log -1 --format=%cs 2>/dev/null || date -u +%F)
 

@@ -58,7 +58,7 @@ public struct DaemonConfiguration: Sendable {
 
 /// The daemon: one event loop driving the bus, the subscriber socket and the signals.
 public final class Daemon {
-    public static let version = "0.1.0"
+    public static let version = Release.version
 
     private let configuration: DaemonConfiguration
     private let logger: Logger
@@ -119,6 +119,7 @@ public final class Daemon {
         var remembered: [SessionTracker.Remembered] = []
         if let directory = configuration.stateDirectory, Self.usableStateDirectory(directory, logger: logger) {
             let store = SessionStateStore(directory: directory, logger: logger)
+            try store.checkFormat()
             let log: EventLog?
             do {
                 log = try EventLog(directory: directory + "/log", retention: configuration.retention, logger: logger)
@@ -145,6 +146,24 @@ public final class Daemon {
         localLogind = watch
         journalEvents = configuration.journalEvents ?? StderrLogHandler.stderrIsJournal()
         logind = LogindSource(bus: bus, loop: loop, logger: logger, watchSessionFiles: watch, remembered: remembered)
+        if let boot = previousBoot, watch, !remembered.isEmpty {
+            previousBootEnd = Self.lastMoment(ofBoot: boot, logger: logger)
+        }
+    }
+
+    /// The last journal entry of an earlier boot. sensd starts early in a boot, while journald may still be
+    /// moving the previous boot's unfinished journal file aside (a power loss leaves it open): a look-up then
+    /// can miss the file, so it is tried again, for at most a second, before sensd gives up on it.
+    private static func lastMoment(ofBoot boot: String, logger: Logger) -> UInt64? {
+        for attempt in 0..<10 {
+            if attempt > 0 { usleep(100_000) }
+            if let end = (try? JournalReader())?.lastEntry(ofBoot: boot) {
+                logger.info("sensd's previous run was in an earlier boot; sessions it left open ended by that boot's last journal entry", metadata: ["boot": "\(boot)", "lastEntry": "\(EventTime(microsecondsSinceEpoch: Int64(end)))", "attempts": "\(attempt + 1)"])
+                return end
+            }
+        }
+        logger.warning("no journal of the boot sensd last ran in; sessions it left open are timed when sensd noticed their end", metadata: ["boot": "\(boot)"])
+        return nil
     }
 
     /// What the previous runs left: the open sessions (the snapshot plus every logged event after it) and
@@ -282,7 +301,7 @@ public final class Daemon {
                     event.time = EventTime(microsecondsSinceEpoch: Int64(removed))
                 } else if let boot = previousBoot {
                     // No record of its end: it ended, at the latest, when the previous boot did (power loss).
-                    if previousBootEnd == nil { previousBootEnd = (journal ?? nil)?.lastEntry(ofBoot: boot) }
+                    if previousBootEnd == nil { previousBootEnd = Self.lastMoment(ofBoot: boot, logger: logger) }
                     if let end = previousBootEnd ?? nil, end >= start {
                         event.observedAt = now
                         event.time = EventTime(microsecondsSinceEpoch: Int64(end))

@@ -40,7 +40,33 @@ final class SessionStateStore {
     init(directory: String, logger: Logger) {
         path = directory + "/sessions.json"
         reservationPath = directory + "/sequence.json"
+        formatPath = directory + "/format"
         self.logger = logger
+    }
+
+    let formatPath: String
+    /// The layout of the state directory this version writes and reads. 0.1.0 wrote no `format` file (its
+    /// state is format 1). A version that changes the layout in a way older versions cannot read raises it,
+    /// converts, and older versions then refuse to start instead of misreading it (docs/upgrades.md).
+    static let stateFormat = 1
+
+    /// Refuses state written in a newer layout; records this layout where none is recorded yet.
+    func checkFormat() throws {
+        guard let bytes = try Syscall.readFile(formatPath) else {
+            do {
+                try Syscall.replaceFile(formatPath, with: Array("\(Self.stateFormat)\n".utf8), mode: 0o640, durable: true)
+            } catch {
+                logger.warning("cannot record the state format", metadata: ["file": "\(formatPath)", "error": "\(error)"])
+            }
+            return
+        }
+        let text = String(decoding: bytes, as: UTF8.self).filter { !$0.isWhitespace }
+        guard let format = Int(text) else {
+            throw DaemonError("\(formatPath) says '\(text)', not a state format; refusing to start rather than misread the state (move the directory aside to start afresh)")
+        }
+        if format > Self.stateFormat {
+            throw DaemonError("the state in \(formatPath.dropLast("/format".count)) was written by a newer sensd (state format \(format); this sensd \(Release.version) reads format \(Self.stateFormat)); refusing to start rather than misread or damage it: install that newer sensd again, or move the directory aside to start afresh (its history is then lost)")
+        }
     }
 
     /// The last snapshot. A damaged file is copied aside (the next save replaces it) and reported, never fatal.

@@ -11,7 +11,7 @@ struct Sensctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sensctl",
         abstract: "Watches the SENS logon events sensd publishes.",
-        version: "0.1.0",
+        version: Release.version,
         subcommands: [Monitor.self, Who.self, Last.self, Position.self],
         defaultSubcommand: Monitor.self
     )
