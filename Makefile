@@ -62,7 +62,7 @@ install: build man
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit; done
 	install -m 0644 packaging/sensd.catalog $(DESTDIR)$(CATALOGDIR)/sensd.catalog
 	install -m 0644 packaging/sensd.sysusers $(DESTDIR)$(SYSUSERSDIR)/sensd.conf
-	install -m 0644 README.md docs/protocol.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md docs/protocol.md docs/upgrades.md docs/systemd-versions.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 .build/man/sensd.8 $(DESTDIR)$(MANDIR)/man8/sensd.8
 	install -m 0644 .build/man/sensctl.1 $(DESTDIR)$(MANDIR)/man1/sensctl.1
 	install -m 0644 .build/man/sensd-protocol.7 $(DESTDIR)$(MANDIR)/man7/sensd-protocol.7

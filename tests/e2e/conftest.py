@@ -1,5 +1,8 @@
 import json
 import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -37,6 +40,35 @@ def bare_container(request):
     c.deb = deb
     yield c
     c.stop()
+
+
+# The last commit of the first release, v0.1.0: the package an upgrade starts from.
+RELEASED = {"0.1.0": "b1f9cef"}
+
+
+@pytest.fixture(scope="session")
+def released_deb():
+    """The 0.1.0 package, built from its commit with its own Makefile, once, and cached beside the root file
+    systems (a release build takes a few minutes)."""
+    from container import CACHE
+    version, commit = "0.1.0", RELEASED["0.1.0"]
+    deb = CACHE / f"sensd_{version}_{commit}.deb"
+    if deb.exists():
+        return deb
+    repo = Path(__file__).resolve().parents[2]
+    work = Path(tempfile.mkdtemp(prefix="sensd-0.1.0-"))
+    try:
+        print(f"building the sensd {version} package from {commit}", flush=True)
+        archive = subprocess.run(["git", "-C", str(repo), "archive", commit], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
+        subprocess.run(["make", "deb"], cwd=work, check=True, stdout=subprocess.DEVNULL)
+        built = next(work.glob(f"sensd_{version}_*.deb"))
+        CACHE.mkdir(parents=True, exist_ok=True)
+        shutil.copy(built, deb.with_suffix(".partial"))
+        deb.with_suffix(".partial").rename(deb)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return deb
 
 
 RESULTS = Path(__file__).resolve().parents[2] / ".build-e2e" / f"results-{os.environ.get('SENSD_E2E_SUITE', 'bookworm')}.json"
