@@ -174,6 +174,11 @@ public final class Daemon {
         let base = snapshot?.lastSeq ?? 0
         var applied = 0
         var undecodable = 0
+        // Events handed out while the log could not take them, merged in seq order with the logged ones.
+        var unlogged = store.loadUnlogged().filter { $0.seq > base }[...]
+        if !unlogged.isEmpty {
+            logger.notice("the previous run handed out events its log could not take; sensd knows them from its record of them", metadata: ["events": "\(unlogged.count)", "firstSeq": "\(unlogged.first!.seq)"])
+        }
         if let log {
             if let oldest = log.oldestSeq, base + 1 < oldest, base < log.lastSeq ?? 0 {
                 logger.warning("the event log no longer holds every event since the session snapshot; sessions that changed in between may be reported again", metadata: ["snapshotSeq": "\(base)", "oldestSeq": "\(oldest)"])
@@ -184,10 +189,15 @@ public final class Daemon {
                     undecodable += 1
                     return
                 }
+                while let next = unlogged.first, next.seq < event.seq {
+                    sessions.apply(next)
+                    unlogged = unlogged.dropFirst()
+                }
                 sessions.apply(event)
                 applied += 1
             }
         }
+        for event in unlogged { sessions.apply(event) }
         if undecodable > 0 {
             logger.error("some logged events could not be read back; their sessions may be reported again", metadata: ["events": "\(undecodable)"])
         }
@@ -237,7 +247,11 @@ public final class Daemon {
         }
         _ = try? loop.enableWatchdog()
 
-        if store != nil {
+        if let store {
+            // What the previous run handed out without logging is in the tracker now: a snapshot holds it
+            // before its record is emptied and made ready for this run.
+            if store.hasUnlogged { saveSnapshot() }
+            store.prepareUnlogged()
             // Seqs from here on are not durable until reserved; a stop that is not clean is detected next time.
             // A state directory that cannot take it (read-only) does not stop sensd: events still go out live.
             try? reserve(through: sequencer.lastSeq + Self.reservationBlock)
@@ -373,7 +387,18 @@ public final class Daemon {
         } catch {
             // Live subscribers still get the events; resuming clients will be told of the gap. First, the
             // reservation (rewritten in place, so a full disk takes it) says the log is behind: a crash now
-            // must not let the next start give these seqs to other events.
+            // must not let the next start give these seqs to other events. And the sessions' beginnings and
+            // ends among them are recorded (in place too): a crash now must not report them again.
+            if let store {
+                let family: Set<EventKind> = [.logon, .logoffInitiated, .logoff]
+                do {
+                    try store.recordUnlogged(lines.filter { $0.facts.map { family.contains($0.event) } ?? false }.map(\.bytes))
+                } catch {
+                    if !logFailing {
+                        logger.critical("cannot record the events handed out without the log; after a crash now, sessions among them could be reported again", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
             if !logFailing {
                 logFailing = true
                 logger.error("cannot append to the event log; events go to connected subscribers but cannot be replayed", metadata: ["error": "\(error)"])
@@ -420,6 +445,7 @@ public final class Daemon {
         do {
             try store.save(SessionState(lastSeq: sequencer.lastSeq, sessions: logind.remembered))
             snapshotSeq = sequencer.lastSeq
+            store.clearUnlogged()
             // Likewise the snapshot's encoding, when it was large.
             if logind.sessionCount >= 1000 { Syscall.trimHeap() }
         } catch {

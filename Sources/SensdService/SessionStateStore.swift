@@ -41,14 +41,79 @@ final class SessionStateStore {
         path = directory + "/sessions.json"
         reservationPath = directory + "/sequence.json"
         formatPath = directory + "/format"
+        unloggedPath = directory + "/unlogged.jsonl"
         self.logger = logger
     }
 
     let formatPath: String
+    /// Logon, LogoffInitiated and Logoff lines handed out while the log could not take them, so that a start
+    /// after a crash knows which sessions began and ended then. Made at full size while there is room and
+    /// rewritten in place, like the reservation, so a full disk takes it.
+    let unloggedPath: String
+    static let unloggedCapacity = 256 << 10
+    private var unlogged: [UInt8] = []
+    private var unloggedReady = false
     /// The layout of the state directory this version writes and reads. 0.1.0 wrote no `format` file (its
     /// state is format 1). A version that changes the layout in a way older versions cannot read raises it,
     /// converts, and older versions then refuse to start instead of misreading it (docs/upgrades.md).
     static let stateFormat = 1
+
+    /// The events a previous run recorded as handed out but not logged (the file is all blanks otherwise).
+    func loadUnlogged() -> [SENSEvent] {
+        guard let bytes = try? Syscall.readFile(unloggedPath) else { return [] }
+        let decoder = JSONDecoder()
+        var events: [SENSEvent] = []
+        unlogged = []
+        for line in bytes.split(separator: 0x0A) where line.contains(where: { $0 != 0x20 }) {
+            guard let e = try? decoder.decode(SENSEvent.self, from: Data(line)) else { continue }
+            events.append(e)
+            unlogged += line
+            unlogged.append(0x0A)
+        }
+        return events
+    }
+
+    /// Makes the record full size while there is room, keeping what it holds.
+    func prepareUnlogged() {
+        do {
+            if let size = try Syscall.readFile(unloggedPath).map(\.count), size >= Self.unloggedCapacity {
+                unloggedReady = true
+                return
+            }
+            try Syscall.replaceFile(unloggedPath, with: padded(unlogged), mode: 0o640, durable: true)
+            unloggedReady = true
+        } catch {
+            logger.warning("cannot make room for the record of events handed out while the log is failing; if the disk fills up, a crash then may repeat some of them", metadata: ["file": "\(unloggedPath)", "error": "\(error)"])
+        }
+    }
+
+    /// Adds lines to the record, synced, before anyone sees them.
+    func recordUnlogged(_ lines: [[UInt8]]) throws {
+        guard unloggedReady else { throw DaemonError("no room was made for \(unloggedPath)") }
+        let grown = unlogged + lines.joined()
+        guard grown.count <= Self.unloggedCapacity else {
+            throw DaemonError("\(unloggedPath) is full (\(Self.unloggedCapacity >> 10) KiB of events handed out without the log)")
+        }
+        try Syscall.overwriteInPlace(unloggedPath, with: padded(grown))
+        unlogged = grown
+    }
+
+    /// Empties the record once a snapshot holds what it said.
+    func clearUnlogged() {
+        guard !unlogged.isEmpty else { return }
+        do {
+            try Syscall.overwriteInPlace(unloggedPath, with: padded([]))
+            unlogged = []
+        } catch {
+            logger.error("cannot empty \(unloggedPath)", metadata: ["error": "\(error)"])
+        }
+    }
+
+    var hasUnlogged: Bool { !unlogged.isEmpty }
+
+    private func padded(_ bytes: [UInt8]) -> [UInt8] {
+        bytes + [UInt8](repeating: 0x20, count: max(0, Self.unloggedCapacity - bytes.count))
+    }
 
     /// Refuses state written in a newer layout; records this layout where none is recorded yet.
     func checkFormat() throws {

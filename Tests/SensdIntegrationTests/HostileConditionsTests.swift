@@ -49,26 +49,50 @@ struct HostileConditionsTests {
         defer { sensd.child.signal(SIGTERM); _ = try? sensd.child.waitForExit() }
         let first = try sensd.subscribe(nil)
         try logind.run("burst 10 a 1000 alice")
-        var seen = try first.events(30)
+        try logind.run("open k1 1000 alice")
+        try logind.run("wait-asked k1")
+        var seen = try first.events(31)
         try disk.fill()
-        // The log cannot take these; subscribers get them all the same.
+        // The log cannot take these; subscribers get them all the same: k1 ends, k2 begins, a burst.
+        try logind.run("close k1")
+        try logind.run("open k2 1001 bob")
+        try logind.run("wait-asked k2")
         try logind.run("burst 50 b 1001 bob")
-        seen += try first.events(150)
-        #expect(seen.map(\.seq) == (1...180).map(UInt64.init))
+        seen += try first.events(153)
+        #expect(seen.map(\.seq) == (1...184).map(UInt64.init))
         // A crash while the disk is full, and a start on the full disk.
         sensd.child.signal(SIGKILL)
         _ = try sensd.child.waitForExit()
         sensd = try SensdUnderTest(bus: bus, dir: dir)
         let log = (try? String(contentsOfFile: dir.path + "/sensd.log", encoding: .utf8)) ?? ""
         #expect(log.contains("handed out events it could not log"), "\(log.suffix(3000))")
+        #expect(!log.contains("cannot record the events handed out"), "\(log.suffix(3000))")
         let second = try sensd.subscribe(nil)
         try logind.run("burst 5 c 1002 carol")
         let after = try second.events(15)
-        #expect(after.allSatisfy { $0.seq > 180 }, "no seq given out before is given out again: \(after.map(\.seq))")
-        // Room again: logged and replayable.
+        #expect(after.allSatisfy { $0.seq > 184 }, "no seq given out before is given out again: \(after.map(\.seq))")
+        #expect(log.contains("sensd knows them from its record of them"))
+        // Another crash, and room again before the next start: what that start reports is logged now, so the
+        // log shows whether anything handed out before was handed out again (k1's end, k2's beginning).
+        sensd.child.signal(SIGKILL)
+        _ = try sensd.child.waitForExit()
         try disk.free()
+        sensd = try SensdUnderTest(bus: bus, dir: dir)
+        let third = try sensd.subscribe(nil)
+        try logind.run("close k2")
+        let k2 = try third.events(2)
+        #expect(k2.map(\.event) == [.logoffInitiated, .logoff] && k2.allSatisfy { $0.sessionId == "k2" && $0.userName == "bob" && $0.observedLate == nil })
+        let history = try sensd.subscribe(#"{"since":184,"classes":["*"],"live":false}"#)
+        var since: [SENSEvent] = []
+        while let line = try history.nextLine(), !line.hasPrefix(#"{"end""#) {
+            if let e = try? JSONDecoder().decode(SENSEvent.self, from: Data(line.utf8)) { since.append(e) }
+        }
+        #expect(since.filter { $0.sessionId == "k1" }.isEmpty, "k1 ended again: \(since.map { "\($0.seq) \($0.event) \($0.sessionId)" })")
+        #expect(since.filter { $0.sessionId == "k2" }.map(\.event) == [.logoffInitiated, .logoff], "k2 began again")
+        #expect(since.filter { $0.sessionId.hasPrefix("b") || $0.sessionId.hasPrefix("c") }.isEmpty)
+        // Logged and replayable.
         try logind.run("burst 5 d 1003 dave")
-        let logged = try second.events(15)
+        let logged = try third.events(15)
         let replay = try sensd.subscribe(#"{"since":\#(logged[0].seq - 1)}"#)
         #expect(try replay.events(15) == logged)
     }
