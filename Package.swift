@@ -10,7 +10,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // 1.11: the log handlers implement log(event:).
+        .package(url: "https://github.com/apple/swift-log", from: "1.11.0"),
     ],
     targets: [
         // libsystemd's headers; the only C the project links against.
@@ -59,7 +60,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SensdIntegrationTests",
-            dependencies: ["SENSCore", "Systemd", "sensd", "sensctl", "logind-standin"]
+            dependencies: ["SENSCore", "Systemd", "UnixSocket", "sensd", "sensctl", "logind-standin"]
         ),
     ]
 )
