@@ -3,6 +3,7 @@ sessions made, then the current package installed over it while a `sensctl monit
 sessions carry on. Every old event must come back unchanged, seqs go on, and the monitor misses nothing."""
 
 import json
+import shlex
 import shutil
 
 from container import SHARE, read_lines, replay_everything, wait_until
@@ -44,7 +45,7 @@ def test_installing_the_current_package_over_0_1_0_keeps_every_event_and_the_str
     before = logins(c, "before", 10)
     held = logins(c, "held", 2, hold=f"{SHARE}/upgrade-release")
     wait_until(lambda: set(before) <= {json.loads(l).get("sessionId") for l in read_lines(c.path(monitor)) if '"Logoff"' in l}, "the Logoffs before the upgrade")
-    old = json.loads(c.run(f"python3 -c {json.dumps(OLD_REPLAY)}").stdout)
+    old = json.loads(c.run(f"python3 -c {shlex.quote(OLD_REPLAY)}").stdout)
     assert old and old[-1]["seq"] == len(old)
 
     out = c.run(f"cd {SHARE} && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ./{c.deb.name}", timeout=300)
