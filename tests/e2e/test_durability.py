@@ -118,7 +118,9 @@ def test_kill_dash_nine_mid_burst_loses_no_logoff_and_repeats_none(container, re
         wait_until(lambda: len(events(out, "Logoff")) >= len(expected), "every Logoff at the resuming client", timeout=60)
     except TimeoutError:
         missing = set(expected) - {e["sessionId"] for e in events(out, "Logoff")}
-        raise AssertionError(f"after kill -9: no Logoff for {sorted(missing)}; sensd said:\n{journal(c)[-4000:]}")
+        logind = c.run("loginctl list-sessions --no-legend; " + "; ".join(f"loginctl show-session {sid} -p State -p Leader --value" for sid in sorted(missing)), check=False).stdout
+        said = [line for line in journal(c).splitlines() if any(f"session {sid}" in line or f"session={sid}" in line for sid in missing)]
+        raise AssertionError(f"after kill -9: no Logoff for {sorted(missing)}; logind lists:\n{logind}\nsensd said of them:\n" + "\n".join(said))
     # Barrier: a session after everything; once its Logoff is here, a duplicate would be too.
     c.run("su - alice -c true")
     wait_until(lambda: len(events(out, "Logoff")) >= len(expected) + 1, "the barrier Logoff")
