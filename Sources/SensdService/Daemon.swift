@@ -96,10 +96,6 @@ public final class Daemon {
     private var emittedSeq: UInt64 = 0
 
     private let journalEvents: Bool
-    /// The boot sensd last ran in, when it was not this one: sessions it left open ended at the latest when
-    /// that boot's journal ends (a power loss leaves no other record).
-    private var previousBoot: String?
-    private var previousBootEnd: UInt64??
     private var eventsSinceStart = 0
     private var statusTimer: EventSource?
     private var ready = false
@@ -133,7 +129,6 @@ public final class Daemon {
             let recovered = Self.recover(store: store, log: log, logger: logger)
             remembered = recovered.sessions
             snapshotSeq = recovered.snapshotSeq
-            previousBoot = recovered.previousBoot
             sequencer = EventSequencer(lastSeq: recovered.lastSeq)
             emittedSeq = recovered.lastSeq
             self.store = store
@@ -146,29 +141,28 @@ public final class Daemon {
         localLogind = watch
         journalEvents = configuration.journalEvents ?? StderrLogHandler.stderrIsJournal()
         logind = LogindSource(bus: bus, loop: loop, logger: logger, watchSessionFiles: watch, remembered: remembered)
-        if let boot = previousBoot, watch, !remembered.isEmpty {
-            previousBootEnd = Self.lastMoment(ofBoot: boot, logger: logger)
-        }
     }
 
-    /// The last journal entry of an earlier boot. sensd starts early in a boot, while journald may still be
-    /// moving the previous boot's unfinished journal file aside (a power loss leaves it open): a look-up then
-    /// can miss the file, so it is tried again, for at most a second, before sensd gives up on it.
-    private static func lastMoment(ofBoot boot: String, logger: Logger) -> UInt64? {
-        for attempt in 0..<10 {
+    /// Whether the boot a session began in has ended, by the journal. At start-up journald may still be moving
+    /// the previous boot's journal file aside (a power loss leaves it open) just as sensd asks, so an answer of
+    /// "unknown" is asked again, for at most a second.
+    private static func bootEnd(containing start: UInt64, retrying: Bool, logger: Logger) -> JournalReader.BootEnd {
+        for attempt in 0..<(retrying ? 10 : 1) {
             if attempt > 0 { usleep(100_000) }
-            if let end = (try? JournalReader())?.lastEntry(ofBoot: boot) {
-                logger.info("sensd's previous run was in an earlier boot; sessions it left open ended by that boot's last journal entry", metadata: ["boot": "\(boot)", "lastEntry": "\(EventTime(microsecondsSinceEpoch: Int64(end)))", "attempts": "\(attempt + 1)"])
-                return end
+            let answer = (try? JournalReader())?.bootEnd(containing: start) ?? .unknown
+            if answer != .unknown {
+                if case .ended(let end) = answer {
+                    logger.info("a session sensd remembered began in a boot that has ended; it ended by that boot's last journal entry", metadata: ["lastEntry": "\(EventTime(microsecondsSinceEpoch: Int64(end)))", "attempts": "\(attempt + 1)"])
+                }
+                return answer
             }
         }
-        logger.warning("no journal of the boot sensd last ran in; sessions it left open are timed when sensd noticed their end", metadata: ["boot": "\(boot)"])
-        return nil
+        return .unknown
     }
 
     /// What the previous runs left: the open sessions (the snapshot plus every logged event after it) and
     /// the last seq given out, never lower than one a subscriber may have seen.
-    private static func recover(store: SessionStateStore, log: EventLog?, logger: Logger) -> (sessions: [SessionTracker.Remembered], lastSeq: UInt64, snapshotSeq: UInt64, previousBoot: String?) {
+    private static func recover(store: SessionStateStore, log: EventLog?, logger: Logger) -> (sessions: [SessionTracker.Remembered], lastSeq: UInt64, snapshotSeq: UInt64) {
         let snapshot = store.load()
         var sessions = RememberedSessions(snapshot?.sessions ?? [])
         let base = snapshot?.lastSeq ?? 0
@@ -202,9 +196,7 @@ public final class Daemon {
             logger.error("some logged events could not be read back; their sessions may be reported again", metadata: ["events": "\(undecodable)"])
         }
         var lastSeq = max(base, log?.lastSeq ?? 0)
-        var previousBoot: String?
         if let r = store.loadReservation() {
-            if let boot = r.bootID, boot != Syscall.bootID() { previousBoot = boot }
             if let behind = r.logBehindFrom, r.reservedThrough > lastSeq {
                 // Events were handed out that the log could not take: none of their seqs may come again.
                 logger.error("the previous run handed out events it could not log (its disk was full or failing); seqs continue after every one it could have given out, and resuming clients are told of the gap", metadata: ["firstUnlogged": "\(behind)", "nextSeq": "\(r.reservedThrough + 1)"])
@@ -223,7 +215,7 @@ public final class Daemon {
             "sessions": "\(sessions.byID.count)", "snapshotSeq": "\(base)", "eventsAfterSnapshot": "\(applied)",
             "lastSeq": "\(lastSeq)", "logEvents": "\(log?.eventCount ?? 0)",
         ])
-        return (sessions.all, lastSeq, base, previousBoot)
+        return (sessions.all, lastSeq, base)
     }
 
     /// Runs until SIGTERM or SIGINT (exit code 0) or until the bus connection is lost (non-zero).
@@ -313,13 +305,11 @@ public final class Daemon {
                 if let reader = journal ?? nil, let removed = reader.sessionRemoval(id: draft.session.id, notBefore: start) {
                     event.observedAt = now
                     event.time = EventTime(microsecondsSinceEpoch: Int64(removed))
-                } else if let boot = previousBoot {
-                    // No record of its end: it ended, at the latest, when the previous boot did (power loss).
-                    if previousBootEnd == nil { previousBootEnd = Self.lastMoment(ofBoot: boot, logger: logger) }
-                    if let end = previousBootEnd ?? nil, end >= start {
-                        event.observedAt = now
-                        event.time = EventTime(microsecondsSinceEpoch: Int64(end))
-                    }
+                } else if case .ended(let end) = Self.bootEnd(containing: start, retrying: !ready, logger: logger) {
+                    // No record of its end, and the boot it began in is over (a power loss): it ended, at the
+                    // latest, when that boot's journal does.
+                    event.observedAt = now
+                    event.time = EventTime(microsecondsSinceEpoch: Int64(end))
                 }
             }
             if event.unresolved != nil {

@@ -33,17 +33,37 @@ public final class JournalReader {
         return usec
     }
 
-    /// The time of the last entry of boot `bootID` (CLOCK_REALTIME microseconds): the last moment that boot is
-    /// known to have been alive.
-    public func lastEntry(ofBoot bootID: String) -> UInt64? {
+    /// Whether the boot that was running at `realtime` (CLOCK_REALTIME microseconds) has ended, and if so the
+    /// time of its last entry: the last moment it is known to have been alive. Boots are told apart by the
+    /// journal's own boot ids (in a container, a process's /proc view may show the host's).
+    public func bootEnd(containing realtime: UInt64) -> BootEnd {
         sd_journal_flush_matches(journal)
-        let id = String(bootID.filter { $0 != "-" })
-        guard sd_journal_add_match(journal, "_BOOT_ID=\(id)", 0) >= 0,
-              sd_journal_seek_tail(journal) >= 0,
-              sd_journal_previous(journal) > 0 else { return nil }
+        guard sd_journal_seek_realtime_usec(journal, realtime) >= 0, sd_journal_previous(journal) > 0,
+              let then = currentBootID() else { return .unknown }
+        guard sd_journal_seek_tail(journal) >= 0, sd_journal_previous(journal) > 0, let now = currentBootID() else { return .unknown }
+        if then == now { return .stillRunning }
+        let hex = then.map { String($0, radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()
+        guard sd_journal_add_match(journal, "_BOOT_ID=\(hex)", 0) >= 0, sd_journal_seek_tail(journal) >= 0,
+              sd_journal_previous(journal) > 0 else { return .unknown }
         var usec: UInt64 = 0
-        guard sd_journal_get_realtime_usec(journal, &usec) >= 0 else { return nil }
-        return usec
+        guard sd_journal_get_realtime_usec(journal, &usec) >= 0, usec >= realtime else { return .unknown }
+        return .ended(usec)
+    }
+
+    public enum BootEnd: Equatable, Sendable {
+        /// The boot is this one.
+        case stillRunning
+        /// It ended; its last entry was written then.
+        case ended(UInt64)
+        /// The journal does not say (no entries then, or they are being moved: try again).
+        case unknown
+    }
+
+    private func currentBootID() -> [UInt8]? {
+        var usec: UInt64 = 0
+        var boot = sd_id128_t()
+        guard sd_journal_get_monotonic_usec(journal, &usec, &boot) >= 0 else { return nil }
+        return withUnsafeBytes(of: boot) { Array($0) }
     }
 }
 

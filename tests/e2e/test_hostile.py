@@ -214,6 +214,7 @@ def test_sensd_by_hand_never_creates_its_socket_where_another_user_could_swap_it
 
 def test_a_full_state_file_system_keeps_the_service_and_the_socket_up_and_seqs_unique(container, record):
     c = container
+    prepare(c)
     c.run("systemctl stop sensd.service")
     c.run("cp -a /var/lib/sensd /var/lib/sensd-saved && mount -t tmpfs -o size=4m,mode=0750 sensd-full /var/lib/sensd "
           "&& cp -a /var/lib/sensd-saved/. /var/lib/sensd/ && chown -R sensd:sensd /var/lib/sensd")
@@ -232,7 +233,11 @@ def test_a_full_state_file_system_keeps_the_service_and_the_socket_up_and_seqs_u
         wait_until(lambda: c.run("systemctl is-active sensd.service", check=False).stdout.strip() == "active", "sensd back on the full disk", timeout=30)
         assert c.run("systemctl is-active sensd.socket").stdout.strip() == "active"
         c.run("su - carol -c true")
-        wait_until(lambda: any(e["seq"] > max(seen) for e in events(out)), "an event after the restart")
+        try:
+            wait_until(lambda: any(e["seq"] > max(seen) for e in events(out)), "an event after the restart")
+        except TimeoutError:
+            raise AssertionError("no event after the restart on the full disk; sensd said:\n" + c.run("journalctl -u sensd.service --no-pager -q -o cat -n 60", check=False).stdout
+                                 + "\nthe client got:\n" + "\n".join(read_lines(out)[-10:]))
         seqs = [e["seq"] for e in events(out)]
         assert len(seqs) == len(set(seqs)), "a seq came twice"
         after = [e for e in events(out) if e["seq"] > max(seen)]

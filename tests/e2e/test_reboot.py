@@ -79,6 +79,8 @@ def test_a_power_loss_gives_late_logoffs_no_later_than_the_loss(container, recor
     log = wait_until(lambda: (lambda l: l if all(any(e["sessionId"] == sid and e["event"] == "Logoff" for e in l) for sid in held) else None)(
                          [e for e in replay_everything(c) if e["seq"] > before]),
                      "the late Logoffs of the sessions the power loss ended")
+    said = c.run("journalctl -b -u sensd.service --no-pager -q -o cat", check=False).stdout
+    assert "it ended by that boot's last journal entry" in said, said[-2000:]
     for sid, user in held.items():
         ends = [e for e in log if e["sessionId"] == sid and e["event"] == "Logoff"]
         assert len(ends) == 1, ends
@@ -88,8 +90,6 @@ def test_a_power_loss_gives_late_logoffs_no_later_than_the_loss(container, recor
         # time the kernel takes to end every process in it).
         assert stamp(e["time"]) <= lost_at, f"{e['time']} is after the power loss"
         assert "observedAt" in e and stamp(e["observedAt"]) > lost_at
-    said = c.run("journalctl -b -u sensd.service --no-pager -q -o cat", check=False).stdout
-    assert "ended by that boot's last journal entry" in said, said[-2000:]
     record[f"debian{DEBIAN}_power_loss"] = {
         "sessions": len(held),
         "kill_took_seconds": round(lost_at - killed_at, 3),
