@@ -215,7 +215,7 @@ def test_sensd_by_hand_never_creates_its_socket_where_another_user_could_swap_it
 def test_a_full_state_file_system_keeps_the_service_and_the_socket_up_and_seqs_unique(container, record):
     c = container
     prepare(c)
-    c.run("systemctl stop sensd.service")
+    c.run("systemctl enable --now sensd.service && systemctl stop sensd.service")
     c.run("cp -a /var/lib/sensd /var/lib/sensd-saved && mount -t tmpfs -o size=4m,mode=0750 sensd-full /var/lib/sensd "
           "&& cp -a /var/lib/sensd-saved/. /var/lib/sensd/ && chown -R sensd:sensd /var/lib/sensd")
     try:
@@ -229,8 +229,11 @@ def test_a_full_state_file_system_keeps_the_service_and_the_socket_up_and_seqs_u
         wait_until(lambda: "EVENT LOG NOT WRITTEN" in c.run("systemctl show -P StatusText sensd.service").stdout, "the status line to say the log is not written")
         seen = [e["seq"] for e in events(out)]
         # A crash now, and a start on the full disk.
-        c.run("kill -9 $(systemctl show -P MainPID sensd.service)")
-        wait_until(lambda: c.run("systemctl is-active sensd.service", check=False).stdout.strip() == "active", "sensd back on the full disk", timeout=30)
+        pid = c.main_pid("sensd.service")
+        c.run(f"kill -9 {pid}")
+        # Right after the kill systemd may still say "active" for the dead process: wait for the new one.
+        wait_until(lambda: c.main_pid("sensd.service") not in (0, pid) and c.run("systemctl is-active sensd.service", check=False).stdout.strip() == "active",
+                   "sensd back on the full disk", timeout=30)
         assert c.run("systemctl is-active sensd.socket").stdout.strip() == "active"
         c.run("su - carol -c true")
         try:
