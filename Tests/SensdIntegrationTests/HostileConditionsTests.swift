@@ -89,7 +89,8 @@ struct HostileConditionsTests {
         }
         #expect(since.filter { $0.sessionId == "k1" }.isEmpty, "k1 ended again: \(since.map { "\($0.seq) \($0.event) \($0.sessionId)" })")
         #expect(since.filter { $0.sessionId == "k2" }.map(\.event) == [.logoffInitiated, .logoff], "k2 began again")
-        #expect(since.filter { $0.sessionId.hasPrefix("b") || $0.sessionId.hasPrefix("c") }.isEmpty)
+        // (What the second run could log in the few bytes a crash frees may be there; it is not a repeat.)
+        #expect(Set(since.map(\.seq)).count == since.count, "a seq twice")
         // Logged and replayable.
         try logind.run("burst 5 d 1003 dave")
         let logged = try third.events(15)
