@@ -103,6 +103,8 @@ public final class Daemon {
     /// last of them ends or when this fires.
     private var finalWait: EventSource?
     static let finalWaitMicroseconds: UInt64 = 3_000_000
+    /// Whether start-up has used its one second of asking the journal again (see bestKnownEnd).
+    private var bootEndRetriesSpent = false
 
     public init(configuration: DaemonConfiguration, logger: Logger) throws {
         self.configuration = configuration
@@ -143,21 +145,27 @@ public final class Daemon {
         logind = LogindSource(bus: bus, loop: loop, logger: logger, watchSessionFiles: watch, remembered: remembered)
     }
 
-    /// Whether the boot a session began in has ended, by the journal. At start-up journald may still be moving
-    /// the previous boot's journal file aside (a power loss leaves it open) just as sensd asks, so an answer of
-    /// "unknown" is asked again, for at most a second.
-    private static func bootEnd(containing start: UInt64, retrying: Bool, logger: Logger) -> JournalReader.BootEnd {
-        for attempt in 0..<(retrying ? 10 : 1) {
-            if attempt > 0 { usleep(100_000) }
-            let answer = (try? JournalReader())?.bootEnd(containing: start) ?? .unknown
-            if answer != .unknown {
-                if case .ended(let end) = answer {
-                    logger.info("a session sensd remembered began in a boot that has ended; it ended by that boot's last journal entry", metadata: ["lastEntry": "\(EventTime(microsecondsSinceEpoch: Int64(end)))", "attempts": "\(attempt + 1)"])
-                }
-                return answer
-            }
+    /// The best time known for the end of a session that ended unseen (CLOCK_REALTIME microseconds): when
+    /// logind logged its removal, or else, if the boot it began in is over (a power loss), that boot's last
+    /// journal entry. nil: the time sensd noticed is the best there is.
+    private func bestKnownEnd(of session: LogindSession, startedAt start: UInt64, journal: inout JournalReader??) -> UInt64? {
+        if journal == nil { journal = try? JournalReader() }
+        if let reader = journal ?? nil, let removed = reader.sessionRemoval(id: session.id, notBefore: start) { return removed }
+        // At start-up journald may still be moving the previous boot's journal file aside (a power loss leaves
+        // it open) just as sensd asks: "unknown" is asked again with a fresh reader, for up to a second; once a
+        // whole second of that found nothing, start-up asks no more.
+        var answer = (journal ?? nil)?.bootEnd(containing: start) ?? .unknown
+        var attempts = 1
+        while answer == .unknown && !ready && !bootEndRetriesSpent && attempts < 10 {
+            usleep(100_000)
+            attempts += 1
+            journal = try? JournalReader()
+            answer = (journal ?? nil)?.bootEnd(containing: start) ?? .unknown
         }
-        return .unknown
+        if answer == .unknown && attempts > 1 { bootEndRetriesSpent = true }
+        guard case .ended(let end) = answer else { return nil }
+        logger.info("a session sensd remembered began in a boot that has ended; it ended by that boot's last journal entry", metadata: ["session": "\(session.id)", "lastEntry": "\(EventTime(microsecondsSinceEpoch: Int64(end)))", "attempts": "\(attempts)"])
+        return end
     }
 
     /// What the previous runs left: the open sessions (the snapshot plus every logged event after it) and
@@ -297,17 +305,14 @@ public final class Daemon {
         var lines: [OutgoingLine] = []
         lines.reserveCapacity(drafts.count)
         var journal: JournalReader??
+        var bestEnds: [String: UInt64?] = [:]
         for draft in drafts {
             var event = sequencer.stamp(draft, at: now, host: host)
             if draft.observedLate, localLogind, event.event == .logoff || event.event == .logoffInitiated, let start = draft.session.startedAt {
-                // The best time known for a session that ended unseen: when logind logged its removal.
-                if journal == nil { journal = try? JournalReader() }
-                if let reader = journal ?? nil, let removed = reader.sessionRemoval(id: draft.session.id, notBefore: start) {
-                    event.observedAt = now
-                    event.time = EventTime(microsecondsSinceEpoch: Int64(removed))
-                } else if case .ended(let end) = Self.bootEnd(containing: start, retrying: !ready, logger: logger) {
-                    // No record of its end, and the boot it began in is over (a power loss): it ended, at the
-                    // latest, when that boot's journal does.
+                // Looked up once per session, for its LogoffInitiated and its Logoff alike.
+                let id = draft.session.id
+                if bestEnds[id] == nil { bestEnds[id] = bestKnownEnd(of: draft.session, startedAt: start, journal: &journal) }
+                if let end = bestEnds[id] ?? nil {
                     event.observedAt = now
                     event.time = EventTime(microsecondsSinceEpoch: Int64(end))
                 }

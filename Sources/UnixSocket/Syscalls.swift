@@ -210,14 +210,6 @@ public enum Syscall {
         guard lchown(path, uid_t.max, gid_t(group)) == 0 else { throw SystemCallError("lchown(\(path))", errno: errno) }
     }
 
-    public static func chmod(_ path: String, mode: UInt32) throws(SystemCallError) {
-        guard Glibc.chmod(path, mode_t(mode)) == 0 else { throw SystemCallError("chmod(\(path))", errno: errno) }
-    }
-
-    public static func chown(_ path: String, group: UInt32) throws(SystemCallError) {
-        guard Glibc.chown(path, uid_t.max, gid_t(group)) == 0 else { throw SystemCallError("chown(\(path))", errno: errno) }
-    }
-
     /// Removes a file; a missing one is fine.
     public static func unlinkIfPresent(_ path: String) throws(SystemCallError) {
         guard Glibc.unlink(path) == 0 || errno == ENOENT else { throw SystemCallError("unlink(\(path))", errno: errno) }
