@@ -385,7 +385,7 @@ struct Last: ParsableCommand {
         try Self.replay(socket: socket, classes: all ? [SubscriptionRequest.everyClass] : nil) { history.take($0) }
         let from = since.flatMap(Self.parseTime)
         let sessions = history.sessions
-            .filter { users.isEmpty || users.contains($0.userName ?? "") }
+            .filter { users.isEmpty || users.contains($0.session.userName ?? "") }
             .filter { s in from.map { (s.logoffTime ?? EventTime(microsecondsSinceEpoch: .max)) >= $0 } ?? true }
             .sorted { ($0.logonTime ?? $0.logoffTime ?? EventTime(microsecondsSinceEpoch: 0), $0.firstSeq) > ($1.logonTime ?? $1.logoffTime ?? EventTime(microsecondsSinceEpoch: 0), $1.firstSeq) }
         var out = Output()
@@ -401,29 +401,26 @@ struct Last: ParsableCommand {
 /// Sessions paired from their Logon and Logoff events, in the order the log holds them.
 struct SessionHistory {
     struct Entry {
-        var sessionId: String
-        var userName: String?
-        var uid: UInt32?
-        var sessionClass: String?
-        var service: String?
-        var tty: String?
-        var seat: String?
-        var remoteHost: String?
+        /// The first of its events in the log (its Logon, or its Logoff when the log no longer reaches back):
+        /// the session's fields as its events carry them.
+        var session: SENSEvent
         var logonTime: EventTime?
         var logonFromLog: Bool
         var logoffTime: EventTime?
         var logonSeq: UInt64?
         var logoffSeq: UInt64?
-        var firstSeq: UInt64
+
+        var firstSeq: UInt64 { session.seq }
 
         var json: [UInt8] {
-            var o: [String: Any] = ["sessionId": sessionId, "stillLoggedIn": logoffSeq == nil, "logonFromLog": logonFromLog]
-            o["userName"] = userName ?? NSNullValue.null
-            o["uid"] = uid.map { Int($0) } ?? NSNullValue.null
+            let e = session
+            var o: [String: Any] = ["sessionId": e.sessionId, "stillLoggedIn": logoffSeq == nil, "logonFromLog": logonFromLog]
+            o["userName"] = e.userName ?? NSNullValue.null
+            o["uid"] = e.uid.map { Int($0) } ?? NSNullValue.null
             o["logonTime"] = logonTime?.rfc3339 ?? NSNullValue.null
             o["logoffTime"] = logoffTime?.rfc3339 ?? NSNullValue.null
             if let logonTime, let logoffTime { o["durationSeconds"] = Double(logoffTime.microsecondsSinceEpoch - logonTime.microsecondsSinceEpoch) / 1e6 }
-            for (k, v) in [("class", sessionClass), ("service", service), ("tty", tty), ("seat", seat), ("remoteHost", remoteHost)] {
+            for (k, v) in [("class", e.sessionClass), ("service", e.service), ("tty", e.tty), ("seat", e.seat), ("remoteHost", e.remoteHost)] {
                 if let v { o[k] = v }
             }
             if let logonSeq { o["logonSeq"] = Int(logonSeq) }
@@ -438,9 +435,9 @@ struct SessionHistory {
             if let logonTime, let logoffTime {
                 let seconds = max(0, (logoffTime.microsecondsSinceEpoch - logonTime.microsecondsSinceEpoch) / 1_000_000)
                 duration = seconds >= 86_400 ? "\(seconds / 86_400)+" : ""
-                duration += String(format2(seconds % 86_400 / 3600)) + ":" + format2(seconds % 3600 / 60) + ":" + format2(seconds % 60)
+                duration += format2(seconds % 86_400 / 3600) + ":" + format2(seconds % 3600 / 60) + ":" + format2(seconds % 60)
             }
-            return [userName ?? "?", sessionId, remoteHost ?? tty ?? seat ?? "-", logon, logoff, duration]
+            return [session.userName ?? "?", session.sessionId, session.remoteHost ?? session.tty ?? session.seat ?? "-", logon, logoff, duration]
         }
     }
 
@@ -454,17 +451,15 @@ struct SessionHistory {
         switch e.event {
         case .logon:
             open[Self.key(e)] = sessions.count
-            sessions.append(Entry(sessionId: e.sessionId, userName: e.userName, uid: e.uid, sessionClass: e.sessionClass, service: e.service, tty: e.tty, seat: e.seat, remoteHost: e.remoteHost,
-                                  logonTime: e.time, logonFromLog: true, logonSeq: e.seq, firstSeq: e.seq))
+            sessions.append(Entry(session: e, logonTime: e.time, logonFromLog: true, logonSeq: e.seq))
         case .logoff:
             if let i = open.removeValue(forKey: Self.key(e)) {
                 sessions[i].logoffTime = e.time
                 sessions[i].logoffSeq = e.seq
-                if sessions[i].userName == nil { sessions[i].userName = e.userName }
+                if sessions[i].session.userName == nil { (sessions[i].session.userName, sessions[i].session.uid) = (e.userName, e.uid) }
             } else {
                 // The log no longer reaches back to its Logon (or it began before sensd's first start).
-                sessions.append(Entry(sessionId: e.sessionId, userName: e.userName, uid: e.uid, sessionClass: e.sessionClass, service: e.service, tty: e.tty, seat: e.seat, remoteHost: e.remoteHost,
-                                      logonTime: e.sessionStart, logonFromLog: false, logoffTime: e.time, logoffSeq: e.seq, firstSeq: e.seq))
+                sessions.append(Entry(session: e, logonTime: e.sessionStart, logonFromLog: false, logoffTime: e.time, logoffSeq: e.seq))
             }
         default:
             break
