@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .executable(name: "sensd", targets: ["sensd"]),
         .executable(name: "sensctl", targets: ["sensctl"]),
+        // For programs that react to sessions: `.product(name: "SENSClient", package: "sensd")`.
+        .library(name: "SENSClient", targets: ["SENSClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -42,10 +44,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The client library: typed events over the public protocol, reconnecting and resuming.
+        .target(name: "SENSClient", dependencies: ["SENSCore", "UnixSocket"]),
         .executableTarget(
             name: "sensctl",
             dependencies: [
-                "SENSCore", "UnixSocket",
+                "SENSClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -54,13 +58,14 @@ let package = Package(
         // The benchmark's measuring clients (bench/run.py): a bare sd-bus floor and many sensd subscribers.
         .executableTarget(name: "sensd-bench", dependencies: ["CSystemd", "Systemd", "UnixSocket", "SENSCore"]),
         .testTarget(name: "SENSCoreTests", dependencies: ["SENSCore", "UnixSocket"]),
+        .testTarget(name: "SENSClientTests", dependencies: ["SENSClient"]),
         .testTarget(
             name: "SensdServiceTests",
             dependencies: ["SensdService", "SENSCore", "UnixSocket", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SensdIntegrationTests",
-            dependencies: ["SENSCore", "Systemd", "UnixSocket", "sensd", "sensctl", "logind-standin"]
+            dependencies: ["SENSCore", "SENSClient", "Systemd", "UnixSocket", "sensd", "sensctl", "logind-standin"]
         ),
     ]
 )

@@ -304,7 +304,10 @@ extension Syscall {
         }
         close(fd)
         guard rename(temporary, path) == 0 else { throw SystemCallError("rename(\(temporary), \(path))", errno: errno) }
-        if durable, let slash = path.lastIndex(of: "/") { syncDirectory(slash == path.startIndex ? "/" : String(path[..<slash])) }
+        if durable {
+            let slash = path.lastIndex(of: "/")
+            syncDirectory(slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? ".")
+        }
     }
 
     /// This machine's host name.

@@ -1,0 +1,104 @@
+import Dispatch
+import Synchronization
+import UnixSocket
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// One connection to sensd's socket, with blocking system calls made on a queue of its own.
+///
+/// A read waits in the kernel, not in a loop: the thread that makes it is idle until sensd writes or the
+/// task is cancelled. Cancelling shuts the socket down, which ends a waiting read at once; the descriptor
+/// itself is closed only by ``close()``, after the last call on it has returned, so that a cancellation can
+/// never reach a descriptor number the process has since reused.
+final class Connection: Sendable {
+    let socketPath: String
+    private let queue: DispatchQueue
+    /// The descriptor while open; nil once closed. Shutting down and closing both hold the lock.
+    private let descriptor: Mutex<Int32?>
+
+    private init(socketPath: String, fd: Int32) {
+        self.socketPath = socketPath
+        self.queue = DispatchQueue(label: "sensd-client \(socketPath)")
+        self.descriptor = Mutex(fd)
+    }
+
+    /// Connects to `path`.
+    static func open(_ path: String) async throws(SystemCallError) -> Connection {
+        let result: Result<Int32, SystemCallError> = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: Result { () throws(SystemCallError) in try Syscall.connect(path: path) })
+            }
+        }
+        return Connection(socketPath: path, fd: try result.get())
+    }
+
+    /// Sends `bytes` (a request line: far less than a socket buffer) without raising SIGPIPE in the
+    /// program when sensd has closed the connection.
+    func write(_ bytes: [UInt8]) async throws(SystemCallError) {
+        try await blocking { fd throws(SystemCallError) in
+            var offset = 0
+            while offset < bytes.count {
+                let result = bytes.withUnsafeBytes { raw in
+                    Result { () throws(SystemCallError) in try Syscall.send(fd, [UnsafeRawBufferPointer(rebasing: raw[offset...])]) }
+                }
+                guard let n = try result.get() else { throw SystemCallError("send (the socket buffer is full)", errno: EAGAIN) }
+                offset += n
+            }
+        }
+    }
+
+    /// The next bytes sensd sent: empty at the end of the stream (or when the task was cancelled).
+    func read(maximum: Int = 65536) async throws(SystemCallError) -> [UInt8] {
+        try await blocking { fd throws(SystemCallError) in
+            var buffer = [UInt8](repeating: 0, count: maximum)
+            let result = buffer.withUnsafeMutableBytes { raw in Result { () throws(SystemCallError) in try Syscall.read(fd, into: raw) } }
+            buffer.removeSubrange((try result.get() ?? 0)...)
+            return buffer
+        }
+    }
+
+    /// Closes the descriptor once every call already queued on it has returned. Idempotent.
+    func close() {
+        queue.async {
+            self.descriptor.withLock { fd in
+                if let open = fd {
+                    Syscall.close(open)
+                    fd = nil
+                }
+            }
+        }
+    }
+
+    deinit {
+        // Every call on the queue holds a reference to self, so all have returned by now.
+        descriptor.withLock { fd in
+            if let open = fd { Syscall.close(open) }
+            fd = nil
+        }
+    }
+
+    /// Runs `body` on the queue with the descriptor; cancelling the task shuts the socket down so that a
+    /// waiting read or write returns.
+    private func blocking<T: Sendable>(_ body: @escaping @Sendable (Int32) throws(SystemCallError) -> T) async throws(SystemCallError) -> T {
+        let result: Result<T, SystemCallError> = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                queue.async {
+                    guard let fd = self.descriptor.withLock({ $0 }) else {
+                        continuation.resume(returning: .failure(SystemCallError("the connection to sensd is closed", errno: EBADF)))
+                        return
+                    }
+                    continuation.resume(returning: Result { () throws(SystemCallError) in try body(fd) })
+                }
+            }
+        } onCancel: {
+            self.descriptor.withLock { fd in
+                if let open = fd { _ = shutdown(open, Int32(SHUT_RDWR)) }
+            }
+        }
+        return try result.get()
+    }
+}

@@ -1,0 +1,207 @@
+import FoundationEssentials
+import SENSCore
+import UnixSocket
+
+/// A client of sensd: the SENS logon events of this machine's sessions, as Swift values.
+///
+/// ```swift
+/// for try await event in SENSClient().events(Filter(events: [.logoff])) {
+///     print(event.userName ?? "?", "left session", event.sessionId)
+/// }
+/// ```
+///
+/// A stream reconnects by itself after sensd restarts, cuts it off for falling behind, or before sensd's
+/// socket exists, and resumes after the last event it handed out: nothing the log retains is lost or
+/// repeated. Missing events are never skipped silently: ``events(_:after:reconnect:)`` throws
+/// ``SENSClientError/eventsMissing(_:)``, ``messages(_:after:live:reconnect:)`` yields a ``Gap``.
+public struct SENSClient: Sendable {
+    /// sensd's socket unless it was started with `--socket`.
+    public static let defaultSocketPath = "/run/sensd/events.sock"
+    /// This library's version (the sensd release it comes with).
+    public static let version = Release.version
+
+    public let socketPath: String
+
+    public init(socketPath: String = SENSClient.defaultSocketPath) {
+        self.socketPath = socketPath
+    }
+
+    /// The events that pass `filter`, from now on, or after `seq` when given (a replay from sensd's log first).
+    ///
+    /// - Parameters:
+    ///   - filter: which events; everything (but service managers') by default.
+    ///   - seq: resume after this seq: the last one the caller handled, as a ``SENSCursor`` keeps it.
+    ///   - reconnect: ``ReconnectPolicy/standard`` by default: the stream never ends by itself.
+    public func events(_ filter: Filter = .everything, after seq: UInt64? = nil, reconnect: ReconnectPolicy = .standard) -> Events {
+        Events(messages: messages(filter, after: seq, live: true, reconnect: reconnect))
+    }
+
+    /// The events after the seq `cursor` holds (from now on when it holds none yet).
+    public func events(_ filter: Filter = .everything, resumingFrom cursor: SENSCursor, reconnect: ReconnectPolicy = .standard) throws -> Events {
+        events(filter, after: try cursor.load(), reconnect: reconnect)
+    }
+
+    /// Every line of the stream, typed: events, gaps, hellos, errors and reconnections.
+    ///
+    /// With `live: false` (and `seq`) the stream replays the log after `seq` and ends at ``Message/Kind/end(lastSeq:)``.
+    public func messages(_ filter: Filter = .everything, after seq: UInt64? = nil, live: Bool = true, reconnect: ReconnectPolicy = .standard) -> Messages {
+        Messages(socketPath: socketPath, filter: filter, after: seq, live: live, reconnect: reconnect)
+    }
+
+    /// sensd's hello: its version and the seqs of the newest and the oldest event it holds.
+    public func hello() async throws -> Hello {
+        let exchange = try await Exchange(socketPath: socketPath, request: nil)
+        defer { exchange.close() }
+        return exchange.hello
+    }
+
+    /// The sessions open now that pass `filter`, as of one seq; `events(filter, after: snapshot.seq)` then
+    /// continues with every change after it, nothing missed and nothing twice.
+    public func snapshot(_ filter: Filter = .everything) async throws -> Snapshot {
+        var exchange = try await Exchange(socketPath: socketPath, request: filter.request(since: nil, snapshot: true))
+        defer { exchange.close() }
+        var snapshot: Snapshot?
+        let decoder = JSONDecoder()
+        while let line = try await exchange.nextLine() {
+            guard let control = try? decoder.decode(ControlLine.self, from: Data(line)) else { continue }
+            if let code = control.error {
+                throw SENSClientError.server(ServerError(code: code, message: control.message ?? code, limit: control.limit, lastSeq: control.lastSeq))
+            }
+            switch control.snapshot {
+            case "begin":
+                snapshot = Snapshot(seq: control.seq ?? 0, sessions: [])
+            case "session":
+                do {
+                    var session = try decoder.decode(Snapshot.Session.self, from: Data(line))
+                    session.line = String(decoding: line, as: UTF8.self)
+                    snapshot?.sessions.append(session)
+                } catch {
+                    throw SENSClientError.protocolViolation("a snapshot session line that does not decode (\(error)): \(String(decoding: line, as: UTF8.self))")
+                }
+            case "end":
+                if let snapshot { return snapshot }
+                throw SENSClientError.protocolViolation("a snapshot end line without its begin line")
+            default:
+                continue
+            }
+        }
+        throw SENSClientError.protocolViolation("sensd closed the connection before the snapshot ended")
+    }
+}
+
+extension SENSClient {
+    /// The events of a stream (``SENSClient/events(_:after:reconnect:)``).
+    public struct Events: AsyncSequence, Sendable {
+        public typealias Element = SENSEvent
+        let messages: Messages
+
+        public func makeAsyncIterator() -> Iterator {
+            Iterator(messages: messages.makeAsyncIterator())
+        }
+
+        public struct Iterator: AsyncIteratorProtocol {
+            var messages: Messages.Iterator
+
+            public mutating func next() async throws -> SENSEvent? {
+                while let message = try await messages.next() {
+                    switch message.kind {
+                    case .event(let event): return event
+                    case .gap(let gap): throw SENSClientError.eventsMissing(gap)
+                    default: continue
+                    }
+                }
+                return nil
+            }
+        }
+    }
+
+    /// Every message of a stream (``SENSClient/messages(_:after:live:reconnect:)``).
+    public struct Messages: AsyncSequence, Sendable {
+        public typealias Element = Message
+        let socketPath: String
+        let filter: Filter
+        let after: UInt64?
+        let live: Bool
+        let reconnect: ReconnectPolicy
+
+        init(socketPath: String, filter: Filter, after: UInt64?, live: Bool, reconnect: ReconnectPolicy) {
+            self.socketPath = socketPath
+            self.filter = filter
+            self.after = after
+            self.live = live
+            self.reconnect = reconnect
+        }
+
+        public func makeAsyncIterator() -> Iterator {
+            Iterator(engine: StreamEngine(socketPath: socketPath, filter: filter, after: after, live: live, policy: reconnect))
+        }
+
+        public struct Iterator: AsyncIteratorProtocol {
+            let engine: StreamEngine
+
+            /// The seq through which this stream has handed out everything it asked for (nil before sensd's hello
+            /// when it started from now): where a new stream would resume.
+            public var position: UInt64? { engine.position }
+
+            public mutating func next() async throws -> Message? {
+                try await engine.next()
+            }
+        }
+    }
+}
+
+/// One request and its answer on one connection, without reconnecting.
+struct Exchange {
+    let connection: Connection
+    let hello: Hello
+    private var reader = LineReader(limit: 1 << 20)
+    private var lines: [ArraySlice<UInt8>] = []
+
+    init(socketPath: String, request: SubscriptionRequest?) async throws {
+        do {
+            connection = try await Connection.open(socketPath)
+        } catch {
+            throw SENSClientError.unavailable(socketPath: socketPath, error)
+        }
+        if let request {
+            try? await connection.write(request.json + [0x0A])
+        }
+        var first: ArraySlice<UInt8>?
+        do {
+            first = try await Self.line(connection, &reader, &lines)
+        } catch {
+            connection.close()
+            throw error
+        }
+        guard let first, case (.hello(let hello), _) = LineDecoder.decode(first) else {
+            connection.close()
+            if let first, case (.serverError(let error), _) = LineDecoder.decode(first) { throw SENSClientError.server(error) }
+            throw SENSClientError.protocolViolation("sensd's first line was not a hello line: \(first.map { String(decoding: $0, as: UTF8.self) } ?? "(none)")")
+        }
+        self.hello = hello
+    }
+
+    mutating func nextLine() async throws -> ArraySlice<UInt8>? {
+        try await Self.line(connection, &reader, &lines)
+    }
+
+    private static func line(_ connection: Connection, _ reader: inout LineReader, _ lines: inout [ArraySlice<UInt8>]) async throws -> ArraySlice<UInt8>? {
+        while lines.isEmpty {
+            let bytes: [UInt8]
+            do {
+                bytes = try await connection.read()
+            } catch {
+                throw SENSClientError.connectionFailed(socketPath: connection.socketPath, error)
+            }
+            try Task.checkCancellation()
+            if bytes.isEmpty { return nil }
+            for outcome in bytes.withUnsafeBytes({ reader.feed($0) }) {
+                guard case .line(let line) = outcome else { throw SENSClientError.protocolViolation("a line longer than \(reader.limit) bytes") }
+                lines.append(line)
+            }
+        }
+        return lines.removeFirst()
+    }
+
+    func close() { connection.close() }
+}

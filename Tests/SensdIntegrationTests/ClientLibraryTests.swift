@@ -1,0 +1,180 @@
+import Foundation
+import SENSClient
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The SENSClient library against sensd and the logind stand-in: reconnecting, resuming, overflow, gaps,
+/// cancellation and the snapshot, as a program using the library sees them.
+@Suite("SENSClient against sensd", .timeLimit(.minutes(2)))
+struct ClientLibraryTests {
+    /// Reads messages until `count` events came; returns them with every other message's kind.
+    func collect(_ messages: inout SENSClient.Messages.Iterator, events count: Int) async throws -> (events: [SENSEvent], others: [Message.Kind]) {
+        var events: [SENSEvent] = []
+        var others: [Message.Kind] = []
+        while events.count < count {
+            guard let message = try await messages.next() else { throw HarnessError("the stream ended after \(events.count) events") }
+            if case .event(let e) = message.kind { events.append(e) } else { others.append(message.kind) }
+        }
+        return (events, others)
+    }
+
+    /// Reads messages through the first `accepted`: from then on, sensd applies the request.
+    func awaitAccepted(_ messages: inout SENSClient.Messages.Iterator) async throws {
+        while let message = try await messages.next() {
+            if case .accepted = message.kind { return }
+        }
+        throw HarnessError("the stream ended before sensd accepted the request")
+    }
+
+    @Test func aStreamReconnectsAcrossASensdRestartWithNothingLostOrTwice() async throws {
+        let rig = try Rig()
+        var messages = SENSClient(socketPath: rig.sensd.socketPath).messages(reconnect: .backoff(initial: .milliseconds(50), maximum: .milliseconds(400))).makeAsyncIterator()
+        try await awaitAccepted(&messages)
+        try rig.logind.run("burst 5 a 1000 alice")
+        let before = try await collect(&messages, events: 15)
+        rig.sensd.child.signal(SIGTERM)
+        _ = try rig.sensd.child.waitForExit()
+        rig.sensd = try SensdUnderTest(bus: rig.bus, dir: rig.dir)
+        try rig.logind.run("burst 3 b 1001 bob")
+        let after = try await collect(&messages, events: 9)
+        let seqs = (before.events + after.events).map(\.seq)
+        #expect(seqs == Array(1...24), "every event once, in order: \(seqs)")
+        #expect(after.events.filter { $0.event == .logoff }.map(\.sessionId) == ["b0", "b1", "b2"])
+        // The restart is visible to a program that wants to see it, as typed values.
+        #expect(after.others.contains { if case .serverError(let e) = $0 { e.code == "shutting-down" } else { false } }, "\(after.others)")
+        #expect(after.others.contains { if case .reconnected(resumingAfter: 15) = $0 { true } else { false } }, "\(after.others)")
+    }
+
+    @Test func aStreamWaitsForASocketThatIsNotThereYet() async throws {
+        let rig = try Rig()
+        rig.sensd.child.signal(SIGTERM)
+        _ = try rig.sensd.child.waitForExit()
+        #expect(access(rig.sensd.socketPath, F_OK) != 0, "sensd removed its socket")
+        var messages = SENSClient(socketPath: rig.sensd.socketPath).messages(Filter(events: [.logoff]), reconnect: .backoff(initial: .milliseconds(20), maximum: .milliseconds(200))).makeAsyncIterator()
+        let first = try #require(try await messages.next())
+        guard case .disconnected(let reason) = first.kind else { Issue.record("first: \(first.kind)"); return }
+        #expect(reason.contains("cannot connect to \(rig.sensd.socketPath)"), "\(reason)")
+        rig.sensd = try SensdUnderTest(bus: rig.bus, dir: rig.dir)
+        try await awaitAccepted(&messages)
+        try rig.logind.run("burst 2 c 1002 carol")
+        let got = try await collect(&messages, events: 2)
+        #expect(got.events.map(\.sessionId) == ["c0", "c1"] && got.events.allSatisfy { $0.event == .logoff })
+    }
+
+    @Test func aReaderThatFellBehindIsCutOffAndResumesWithEveryEventOnce() async throws {
+        let rig = try Rig(sensdArguments: ["--queue-limit", "16"])
+        let watcher = try rig.sensd.subscribe()
+        var messages = SENSClient(socketPath: rig.sensd.socketPath).messages(reconnect: .backoff(initial: .milliseconds(50), maximum: .milliseconds(400))).makeAsyncIterator()
+        try await awaitAccepted(&messages)
+        // Not reading while 3,000 events go out: far more than the socket buffer and the 16 sensd may hold.
+        try rig.logind.run("burst 1000 a 1000 alice")
+        _ = try watcher.events(1000)
+        let got = try await collect(&messages, events: 3000)
+        #expect(got.events.map(\.seq) == Array(1...3000), "every event once, in order")
+        #expect(got.others.contains { if case .serverError(let e) = $0 { e.code == "overflow" && e.limit == 16 } else { false } },
+                "sensd cut the reader off (else this test shows nothing): \(got.others.prefix(6))")
+        #expect(got.others.contains { if case .reconnected = $0 { true } else { false } })
+    }
+
+    @Test func missingHistoryIsATypedGapNeverASilentSkip() async throws {
+        let rig = try Rig(sensdArguments: ["--log-events", "30"])
+        let watcher = try rig.sensd.subscribe(nil)
+        try rig.logind.run("burst 100 a 1000 alice")
+        _ = try watcher.events(300)
+        let client = SENSClient(socketPath: rig.sensd.socketPath)
+        let hello = try await client.hello()
+        let oldest = try #require(hello.oldestSeq)
+        #expect(hello.lastSeq == 300)
+
+        // events(): the gap ends the iteration with an error that says where to go on.
+        var events = client.events(after: 5, reconnect: .never).makeAsyncIterator()
+        do {
+            let e = try await events.next()
+            Issue.record("an event instead of the gap: \(String(describing: e))")
+        } catch SENSClientError.eventsMissing(let gap) {
+            #expect(gap.firstMissing == 6 && gap.lastMissing == oldest - 1 && gap.reason == "not-retained")
+        }
+
+        // messages(): the gap is a value, in stream order, then the retained events.
+        var messages = client.messages(after: 5, live: false, reconnect: .never).makeAsyncIterator()
+        var kinds: [Message.Kind] = []
+        while let m = try await messages.next() { kinds.append(m.kind) }
+        let gaps = kinds.compactMap { if case .gap(let g) = $0 { g } else { nil } }
+        let seqs = kinds.compactMap { if case .event(let e) = $0 { e.seq } else { nil } }
+        #expect(gaps.map(\.firstMissing) == [6] && gaps.map(\.lastMissing) == [oldest - 1])
+        #expect(seqs == Array(oldest...300))
+        guard case .end(lastSeq: 300)? = kinds.last else { Issue.record("last: \(String(describing: kinds.last))"); return }
+    }
+
+    @Test func cancellingTheTaskEndsAStreamThatIsWaitingForEvents() async throws {
+        let rig = try Rig()
+        let socketPath = rig.sensd.socketPath
+        let (connected, signalConnected) = AsyncStream.makeStream(of: Void.self)
+        let task = Task {
+            var count = 0
+            for try await message in SENSClient(socketPath: socketPath).messages() {
+                if case .accepted = message.kind { signalConnected.yield() }
+                if case .event = message.kind { count += 1 }
+            }
+            return count
+        }
+        for await _ in connected { break }
+        // The stream is now waiting in a read for an event that will not come.
+        task.cancel()
+        let result = await task.result
+        #expect(throws: CancellationError.self) { try result.get() }
+        // sensd saw the client go: a new connection is the only one (its status counts subscribers).
+        let watcher = try rig.sensd.subscribe(nil)
+        try rig.logind.run("burst 1 z 1000 alice")
+        _ = try watcher.events(3)
+    }
+
+    @Test func theSnapshotThenTheStreamAfterItMissNothing() async throws {
+        let rig = try Rig()
+        let watcher = try rig.sensd.subscribe(#"{"events":["Logon"]}"#)
+        try rig.logind.run("open s1 1000 alice")
+        try rig.logind.run("open s2 1001 bob")
+        // The snapshot holds what has gone out: both Logons.
+        _ = try watcher.events(2)
+        let client = SENSClient(socketPath: rig.sensd.socketPath)
+        let snapshot = try await client.snapshot(Filter(users: ["alice"]))
+        #expect(snapshot.sessions.map(\.sessionId) == ["s1"])
+        let alice = try #require(snapshot.sessions.first)
+        #expect(alice.userName == "alice" && alice.uid == 1000 && alice.logoffInitiated == false && alice.line.contains(#""snapshot":"session""#))
+        var events = client.events(Filter(users: ["alice"]), after: snapshot.seq, reconnect: .never).makeAsyncIterator()
+        try rig.logind.run("close s1")
+        var kinds: [EventKind] = []
+        while kinds.last != .logoff, let e = try await events.next() {
+            #expect(e.sessionId == "s1" && e.seq > snapshot.seq)
+            kinds.append(e.event)
+        }
+        #expect(kinds == [.logoffInitiated, .logoff] || kinds == [.logoff], "\(kinds)")
+    }
+
+    @Test func aRefusedRequestIsAnErrorNamingTheProblem() async throws {
+        let rig = try Rig()
+        var events = SENSClient(socketPath: rig.sensd.socketPath).events(after: 1 << 40).makeAsyncIterator()
+        do {
+            _ = try await events.next()
+            Issue.record("no error")
+        } catch SENSClientError.server(let error) {
+            #expect(error.code == "bad-request" && error.message.contains("since"), "\(error)")
+        }
+    }
+
+    @Test func withoutReconnectingAMissingSocketIsUnavailable() async throws {
+        let dir = try ScratchDirectory()
+        var events = SENSClient(socketPath: dir.path + "/absent.sock").events(reconnect: .never).makeAsyncIterator()
+        do {
+            _ = try await events.next()
+            Issue.record("no error")
+        } catch let error as SENSClientError {
+            guard case .unavailable(let path, let cause) = error else { Issue.record("\(error)"); return }
+            #expect(path == dir.path + "/absent.sock" && cause.errno == ENOENT)
+            #expect(error.description.contains("is sensd running?"))
+        }
+    }
+}
