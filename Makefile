@@ -3,7 +3,9 @@
 #   make                      release build (Swift runtime linked statically)
 #   make install DESTDIR=DIR PREFIX=/usr
 #   make deb                  a Debian package of exactly what `make install PREFIX=/usr` installs
-#   make check                every test tier: unit, integration (private bus), end-to-end (real logind)
+#   make check                every test tier: unit, integration (private bus), end-to-end (real logind);
+#                             the client library's documentation and example build on the way
+#   make docs                 the SENSClient library's DocC documentation
 #   make soak                 the end-to-end fault scenarios SOAK_RUNS times (20), a fresh container each
 #   make demo                 sensd in a throwaway container with a real logind, printing live events
 #
@@ -31,7 +33,7 @@ RELEASE_FLAGS = -c release --static-swift-stdlib
 RELEASE_DIR   = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path 2>/dev/null)
 E2E_STAGE  ?= $(CURDIR)/.build-e2e/stage
 
-.PHONY: all build man install uninstall deb deps test-deps check unit-and-integration e2e soak bench bench-programs bench-smoke demo clean
+.PHONY: all build man install uninstall deb deps test-deps check unit-and-integration examples docs e2e soak bench bench-programs bench-smoke demo clean
 
 all: build
 
@@ -101,6 +103,7 @@ check: test-deps
 	scripts/install-deps.sh bench
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory unit-and-integration && \
+	$(MAKE) --no-print-directory docs && \
 	$(MAKE) --no-print-directory bench-smoke && \
 	$(MAKE) --no-print-directory e2e && \
 	echo "make check: every tier passed in $$(( $$(date +%s) - start )) s"
@@ -108,6 +111,26 @@ check: test-deps
 unit-and-integration:
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+
+# The SENSClient example, a package outside sensd's that depends on it by path, as a program elsewhere
+# would; built as it would be shipped (static runtime), and run by the end-to-end tier.
+EXAMPLE_DIR = $(CURDIR)/Examples/SeatRelease
+EXAMPLE_BIN = $(EXAMPLE_DIR)/.build/release/seat-release
+examples:
+	$(SWIFT) build --package-path $(EXAMPLE_DIR) $(RELEASE_FLAGS)
+
+# The SENSClient library's DocC documentation, .build/docs/SENSClient.doccarchive (`docc preview` or any
+# static web server shows it). A link to a symbol that does not exist fails the build.
+DOCC ?= docc
+SYMBOLS = $(CURDIR)/.build/symbol-graphs
+docs:
+	rm -rf $(SYMBOLS) .build/docs && mkdir -p $(SYMBOLS)/all $(SYMBOLS)/SENSClient .build/docs
+	$(SWIFT) build --scratch-path .build-docs --target SENSClient \
+		-Xswiftc -emit-symbol-graph -Xswiftc -emit-symbol-graph-dir -Xswiftc $(SYMBOLS)/all
+	cp $(SYMBOLS)/all/SENSClient.symbols.json $(SYMBOLS)/SENSClient/
+	$(DOCC) convert Sources/SENSClient/SENSClient.docc --additional-symbol-graph-dir $(SYMBOLS)/SENSClient \
+		--fallback-display-name SENSClient --fallback-bundle-identifier org.sensd.SENSClient \
+		--warnings-as-errors --output-path .build/docs/SENSClient.doccarchive
 
 # The benchmark (BENCHMARKS.md): every configuration side by side, results in bench/results/latest.*.
 # Not part of `check`; its smoke run (tiny sizes, fails on any lost or wrong event) is.
@@ -130,19 +153,20 @@ bench-smoke: bench-programs
 # The package's own tree is the stage: the tier tests exactly what `make deb` ships, once laid over the
 # container's root (as `make install` would) and once installed with apt.
 E2E_SUITES ?= bookworm trixie
-e2e: bench-programs
+e2e: bench-programs examples
 	$(MAKE) --no-print-directory deb
 	@for suite in $(E2E_SUITES); do \
 		echo "e2e: Debian $$suite"; \
 		SENSD_E2E_SUITE=$$suite $(PYTHON) -m pytest -v -p no:cacheprovider tests/e2e --stage $(DEB_ROOT) \
-			--deb $(CURDIR)/sensd_$(VERSION)_$$(dpkg --print-architecture).deb --bench $(RELEASE_DIR)/sensd-bench || exit 1; \
+			--deb $(CURDIR)/sensd_$(VERSION)_$$(dpkg --print-architecture).deb --bench $(RELEASE_DIR)/sensd-bench \
+			--example $(EXAMPLE_BIN) || exit 1; \
 	done
 
 # The fault scenarios (kill -9 mid-burst, logind restart with closing sessions, a stopped subscriber) run
 # again and again, each run on a freshly booted container: reorderings and races that one run in `check`
 # rarely meets. Any duplicate, missing or user-less Logoff fails the run; the tally is printed at the end.
 SOAK_RUNS ?= 20
-soak: test-deps bench-programs
+soak: test-deps bench-programs examples
 	$(MAKE) --no-print-directory deb
 	@passed=0; failed=0; start=$$(date +%s); \
 	for i in $$(seq 1 $(SOAK_RUNS)); do \
@@ -150,7 +174,7 @@ soak: test-deps bench-programs
 		if $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e/test_durability.py \
 			-k "kill_dash_nine or logind_restart or stopped_subscriber" \
 			--stage $(DEB_ROOT) --deb $(CURDIR)/sensd_$(VERSION)_$$(dpkg --print-architecture).deb \
-			--bench $(RELEASE_DIR)/sensd-bench > .build/soak-$$i.log 2>&1; \
+			--bench $(RELEASE_DIR)/sensd-bench --example $(EXAMPLE_BIN) > .build/soak-$$i.log 2>&1; \
 		then passed=$$((passed + 1)); else failed=$$((failed + 1)); echo "soak: run $$i failed, see .build/soak-$$i.log"; fi; \
 	done; \
 	echo "soak: $$passed passed, $$failed failed in $$(( $$(date +%s) - start )) s"; \

@@ -14,6 +14,7 @@ def pytest_addoption(parser):
     parser.addoption("--stage", required=True, help="the output of `make install DESTDIR=... PREFIX=/usr`")
     parser.addoption("--deb", required=True, help="the package `make deb` built")
     parser.addoption("--bench", required=True, help="the release sensd-bench, for the real-logind latency figures")
+    parser.addoption("--example", required=True, help="the SENSClient example agent (Examples/SeatRelease), built statically")
 
 
 def pytest_configure(config):
