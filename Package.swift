@@ -9,11 +9,14 @@ let package = Package(
         .executable(name: "sensctl", targets: ["sensctl"]),
         // For programs that react to sessions: `.product(name: "SENSClient", package: "sensd")`.
         .library(name: "SENSClient", targets: ["SENSClient"]),
+        .executable(name: "sensd-hooks", targets: ["sensd-hooks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // 1.11: the log handlers implement log(event:).
         .package(url: "https://github.com/apple/swift-log", from: "1.11.0"),
+        // sensd-hooks runs commands: as other users, with a time limit, in a session of their own.
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
     ],
     targets: [
         // libsystemd's headers; the only C the project links against.
@@ -46,6 +49,17 @@ let package = Package(
         ),
         // The client library: typed events over the public protocol, reconnecting and resuming.
         .target(name: "SENSClient", dependencies: ["SENSCore", "UnixSocket"]),
+        // Rule files for the hook runner (sensd.hook(5)): parsing, matching, specifiers. No I/O but reading them.
+        .target(name: "SENSHooks", dependencies: ["SENSClient", "UnixSocket"]),
+        // The hook runner: a client of sensd's socket through SENSClient, never of sensd's internals.
+        .executableTarget(
+            name: "sensd-hooks",
+            dependencies: [
+                "SENSHooks", "SENSClient", "Systemd",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .executableTarget(
             name: "sensctl",
             dependencies: [
@@ -59,13 +73,14 @@ let package = Package(
         .executableTarget(name: "sensd-bench", dependencies: ["CSystemd", "Systemd", "UnixSocket", "SENSCore"]),
         .testTarget(name: "SENSCoreTests", dependencies: ["SENSCore", "UnixSocket"]),
         .testTarget(name: "SENSClientTests", dependencies: ["SENSClient"]),
+        .testTarget(name: "SENSHooksTests", dependencies: ["SENSHooks", "SENSClient"]),
         .testTarget(
             name: "SensdServiceTests",
             dependencies: ["SensdService", "SENSCore", "UnixSocket", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SensdIntegrationTests",
-            dependencies: ["SENSCore", "SENSClient", "Systemd", "UnixSocket", "sensd", "sensctl", "logind-standin"]
+            dependencies: ["SENSCore", "SENSClient", "Systemd", "UnixSocket", "sensd", "sensctl", "sensd-hooks", "logind-standin"]
         ),
     ]
 )

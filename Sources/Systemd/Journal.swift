@@ -88,4 +88,12 @@ public enum JournalWriter {
             return sd_journal_sendv(vectors, Int32(vectors.count)) >= 0
         }
     }
+
+    /// A descriptor whose lines journald records as entries of `identifier`, at `priority` (6: info), for a
+    /// child's standard output and error; nil when there is no journald to take them.
+    /// The corresponding C function is `sd_journal_stream_fd`.
+    public static func streamDescriptor(identifier: String, priority: Int32 = 6) -> Int32? {
+        let fd = sd_journal_stream_fd(identifier, priority, 0)
+        return fd >= 0 ? fd : nil
+    }
 }

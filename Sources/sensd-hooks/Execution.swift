@@ -1,0 +1,213 @@
+import SENSClient
+import SENSHooks
+import Subprocess
+import Systemd
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
+
+/// Bounds how many commands run at once across every rule.
+actor Limiter {
+    let limit: Int
+    private var running = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(limit: Int) {
+        self.limit = max(1, limit)
+    }
+
+    func acquire() async {
+        if running < limit {
+            running += 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty {
+            running -= 1
+        } else {
+            waiting.removeFirst().resume()
+        }
+    }
+}
+
+/// How one run ended.
+enum RunOutcome: Equatable {
+    case exited(Int32)
+    case signaled(Int32)
+    case timedOut(Duration)
+    case couldNotStart(String)
+
+    var succeeded: Bool { self == .exited(0) }
+
+    var description: String {
+        switch self {
+        case .exited(let code): return "exited with status \(code)"
+        case .signaled(let signal): return "was killed by signal \(signal) (\(String(cString: strsignal(signal))))"
+        case .timedOut(let limit): return "was stopped after TimeoutSec=\(limit.seconds)"
+        case .couldNotStart(let why): return "could not be started: \(why)"
+        }
+    }
+
+    /// For the journal's SENSD_STATUS field.
+    var field: String {
+        switch self {
+        case .exited(let code): return "exited:\(code)"
+        case .signaled(let signal): return "signal:\(signal)"
+        case .timedOut: return "timeout"
+        case .couldNotStart: return "not-started"
+        }
+    }
+}
+
+extension Duration {
+    var seconds: String {
+        let (s, attoseconds) = components
+        let ms = attoseconds / 1_000_000_000_000_000
+        return ms == 0 ? "\(s)s" : "\(s).\(String(ms + 1000).dropFirst())s"
+    }
+}
+
+/// Runs what a rule says for one event.
+struct Executor: Sendable {
+    let limiter: Limiter
+    /// Where systemctl is (Unit= rules).
+    static let systemctl: String = {
+        let candidates: [String] = ["/usr/bin/systemctl", "/bin/systemctl"]
+        return candidates.first { path in access(path, X_OK) == 0 } ?? "/usr/bin/systemctl"
+    }()
+
+    /// The command line a rule runs for `event`: for Exec=, its words with specifiers expanded; for Unit=,
+    /// systemctl starting the unit, the specifiers' values escaped as a unit name needs.
+    static func commandLine(_ rule: HookRule, _ event: SENSEvent) -> [String] {
+        switch rule.action {
+        case .exec(let words):
+            return words.map { Specifiers.expand($0, event) }
+        case .unit(let template):
+            return [systemctl, "start", "--", Specifiers.expand(template, event, escape: Specifiers.unitEscape)]
+        }
+    }
+
+    /// Runs the rule for `event` (its line as sensd sent it), retrying a failed run as the rule says; logs
+    /// each run with the rule, the seq, how it ended and how long it took.
+    func run(_ rule: HookRule, _ event: SENSEvent, line: String, account: Account) async -> RunOutcome {
+        var outcome = RunOutcome.couldNotStart("not run")
+        for attempt in 0...rule.retries {
+            if attempt > 0 {
+                do { try await Task.sleep(for: rule.retryDelay) } catch { return outcome }
+            }
+            await limiter.acquire()
+            let started = ContinuousClock.now
+            outcome = await runOnce(rule, event, line: line, account: account)
+            await limiter.release()
+            let took = ContinuousClock.now - started
+            let who = event.userName.map { "\($0) " } ?? ""
+            let what = "rule \(rule.name): seq \(event.seq) \(event.event.rawValue) \(who)session \(event.sessionId): "
+            let retry = !outcome.succeeded && attempt < rule.retries ? "; retrying in \(rule.retryDelay.seconds) (\(attempt + 1) of \(rule.retries))" : ""
+            let fields = [("SENSD_HOOK", rule.name), ("SENSD_SEQ", String(event.seq)), ("SENSD_EVENT", event.event.rawValue),
+                          ("SENSD_STATUS", outcome.field), ("SENSD_DURATION_USEC", String(took.components.seconds * 1_000_000 + took.components.attoseconds / 1_000_000_000_000))]
+            if outcome.succeeded {
+                Log.info(what + "\(outcome.description) in \(took.seconds)", fields)
+                return outcome
+            }
+            Log.warning(what + "\(outcome.description) after \(took.seconds)" + retry, fields)
+        }
+        return outcome
+    }
+
+    /// The read end of a pipe that holds `bytes` and whose write end is closed; nil if pipe(2) failed.
+    static func pipe(holding bytes: [UInt8]) -> FileDescriptor? {
+        var ends: [Int32] = [-1, -1]
+        guard Glibc.pipe(&ends) == 0 else { return nil }
+        _ = fcntl(ends[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(ends[1], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(ends[1], F_SETFL, O_NONBLOCK)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { write(ends[1], $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 && errno == EINTR { continue }
+            // A line longer than the pipe's buffer (none is, from sensd) is cut there rather than waited on.
+            if n <= 0 { break }
+            offset += n
+        }
+        close(ends[1])
+        return FileDescriptor(rawValue: ends[0])
+    }
+
+    private func runOnce(_ rule: HookRule, _ event: SENSEvent, line: String, account: Account) async -> RunOutcome {
+        let argv = Self.commandLine(rule, event)
+        var environment: [Environment.Key: String] = [
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": account.home, "USER": account.name, "LOGNAME": account.name, "SHELL": account.shell,
+            "LANG": "C.UTF-8", "SENSD_HOOK": rule.name,
+        ]
+        for (name, value) in HookEnvironment.variables(forLine: line) { environment[Environment.Key(stringLiteral: name)] = value }
+        var options = PlatformOptions()
+        if account.uid != 0 || account.gid != 0 {
+            options.userID = account.uid
+            options.groupID = account.gid
+            options.supplementaryGroups = account.groups
+        }
+        // Its own session and process group, so that a time-out stops everything it started.
+        options.createSession = true
+        options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(5))]
+
+        // Its output goes to the journal as the rule's (identifier sensd-hook/NAME); outside journald, to ours.
+        let journal = JournalWriter.streamDescriptor(identifier: "sensd-hook/\(rule.name)")
+        defer { if let journal { close(journal) } }
+        let output = FileDescriptor(rawValue: journal ?? 2)
+        // Standard input: the line in a pipe, written in full and closed before the command starts (a line is
+        // far smaller than a pipe's buffer), so that nothing waits on the command reading it.
+        guard let input = Self.pipe(holding: Array((line + "\n").utf8)) else {
+            return .couldNotStart("pipe: \(String(cString: strerror(errno)))")
+        }
+        let timeout = rule.timeout
+        let settings = (environment: environment, options: options)
+
+        return await withTaskGroup(of: RunOutcome?.self) { group in
+            group.addTask {
+                do {
+                    let result = try await Subprocess.run(
+                        .path(FilePath(argv[0])), arguments: Arguments(Array(argv.dropFirst())),
+                        environment: .custom(settings.environment), workingDirectory: FilePath("/"),
+                        platformOptions: settings.options, input: .fileDescriptor(input, closeAfterSpawningProcess: true),
+                        output: .fileDescriptor(output, closeAfterSpawningProcess: false),
+                        error: .fileDescriptor(output, closeAfterSpawningProcess: false))
+                    switch result.terminationStatus {
+                    case .exited(let code): return .exited(code)
+                    case .signaled(let signal): return .signaled(signal)
+                    }
+                } catch is CancellationError {
+                    return nil
+                } catch {
+                    return .couldNotStart("\(error)")
+                }
+            }
+            if let timeout {
+                group.addTask {
+                    do { try await Task.sleep(for: timeout) } catch { return nil }
+                    return .timedOut(timeout)
+                }
+            }
+            var first: RunOutcome?
+            while let next = await group.next() {
+                guard let outcome = next else { continue }
+                if first == nil {
+                    first = outcome
+                    // The time-out won: cancelling the run tears the process group down (SIGTERM, then SIGKILL).
+                    group.cancelAll()
+                }
+            }
+            return first ?? .couldNotStart("cancelled")
+        }
+    }
+}

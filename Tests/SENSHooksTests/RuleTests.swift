@@ -1,0 +1,191 @@
+import SENSClient
+import SENSHooks
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func parse(_ text: String) throws(RuleErrors) -> HookRule {
+    try RuleParser.parse(text, name: "test", path: "/etc/sensd/hooks.d/test.hook")
+}
+
+func errors(_ text: String) -> [String] {
+    do {
+        _ = try parse(text)
+        return []
+    } catch {
+        return error.errors.map(\.description)
+    }
+}
+
+func event(_ kind: EventKind = .logoff, user: String? = "alice", uid: UInt32? = 1000, sessionClass: String? = "user",
+           service: String? = "sshd", remote: Bool? = true) -> SENSEvent {
+    var e = SENSEvent(event: kind, seq: 41, time: EventTime(microsecondsSinceEpoch: 1_764_000_000_123_456), sessionId: "27", userName: user, uid: uid)
+    e.sessionClass = sessionClass
+    e.service = service
+    e.remote = remote
+    e.remoteHost = "192.0.2.7"
+    e.host = "node1"
+    e.tty = "pts/0"
+    return e
+}
+
+@Suite("rule files")
+struct RuleParserTests {
+    @Test func theIssuesExampleParsesWithItsInlineComments() throws {
+        let rule = try parse("""
+            [Match]
+            Event=Logoff                 # one or more event types
+            UserName=alice bob           # optional; also UID=, Class=, Service=, Remote=yes|no
+            [Run]
+            Exec=/usr/local/sbin/cleanup %u %s # a command line, no shell
+            User=carol                   # optional: run as this user (default: root)
+            TimeoutSec=60                # killed after this; default set and documented
+            """)
+        #expect(rule.match.events == [.logoff] && rule.match.userNames == ["alice", "bob"])
+        #expect(rule.action == .exec(["/usr/local/sbin/cleanup", "%u", "%s"]))
+        #expect(rule.user == "carol" && rule.timeout == .seconds(60) && rule.retries == 0)
+    }
+
+    @Test func defaultsAreAMinuteAndNoRetry() throws {
+        let rule = try parse("[Match]\nEvent=Logon Logoff\n[Run]\nUnit=cleanup@%u.service\n")
+        #expect(rule.match.events == [.logon, .logoff] && rule.action == .unit("cleanup@%u.service"))
+        #expect(rule.timeout == HookRule.defaultTimeout && rule.retries == 0 && rule.retryDelay == HookRule.defaultRetryDelay)
+        let other = try parse("[Match]\nEvent=Logoff\n[Run]\nExec=/bin/true\nTimeoutSec=infinity\nRetry=3\nRetrySec=2.5\n")
+        #expect(other.timeout == nil && other.retries == 3 && other.retryDelay == .milliseconds(2500))
+    }
+
+    @Test func quotingAndEscapesWorkAsInSystemdExecLines() throws {
+        let rule = try parse(#"""
+            [Match]
+            Event=Logoff
+            [Run]
+            Exec=/bin/echo "two words" 'single # not a comment' a\ b "%u's" \"q\"
+            """#)
+        #expect(rule.action == .exec(["/bin/echo", "two words", "single # not a comment", "a b", "%u's", "\"q\""]))
+    }
+
+    @Test(arguments: [
+        ("[Match]\nEvent=Logof\n[Run]\nExec=/bin/true\n", ":2: unknown event 'Logof'"),
+        ("[Match]\nEvent=Logoff\n[Run]\nExec=true\n", ":4: Exec= must start with the program's absolute path"),
+        ("[Match]\nEvent=Logoff\n[Run]\nExec=/bin/echo %x\n", ":4: Exec=: unknown specifier '%x'"),
+        ("[Match]\nEvent=Logoff\n[Run]\nExec=/bin/echo \"open\n", ":4: Exec=: an unclosed \" quote"),
+        ("[Match]\nEvent=Logoff\n[Run]\nExec=/bin/true\nTimeoutSec=soon\n", ":5: TimeoutSec= takes seconds"),
+        ("[Match]\nEvent=Logoff\nColour=blue\n[Run]\nExec=/bin/true\n", ":3: unknown key Colour= in [Match]"),
+        ("Event=Logoff\n", ":1: Event= outside a section"),
+        ("[Matches]\n", ":1: unknown section [Matches]"),
+        ("[Match]\nEvent=Logoff\n[Run]\nExec=/bin/true\nUnit=x.service\n", ":5: a rule has Exec= or Unit=, not both"),
+        ("[Match]\nEvent=Logoff\n[Run]\nUnit=x@%u.service\nUser=bob\n", ": User= is for Exec="),
+        ("[Match]\nEvent=Logoff\nUID=alice\n[Run]\nExec=/bin/true\n", ":3: UID= takes numbers"),
+        ("[Match]\nEvent=Logoff\nRemote=maybe\n[Run]\nExec=/bin/true\n", ":3: Remote= takes yes or no"),
+        ("[Match]\nEvent=Logoff\n", ": no Exec= or Unit= in [Run]"),
+        ("[Run]\nExec=/bin/true\n", ": no Event= in [Match]"),
+    ])
+    func eachMistakeIsReportedAtItsLine(text: String, expected: String) {
+        let found = errors(text)
+        #expect(found.contains { $0.hasPrefix("/etc/sensd/hooks.d/test.hook") && $0.contains(expected) }, "\(found)")
+    }
+
+    @Test func everyMistakeInAFileIsReportedNotJustTheFirst() {
+        let found = errors("[Match]\nEvent=Nope\nUID=x\n[Run]\nExec=relative\n")
+        #expect(found.count == 3, "\(found)")
+    }
+
+    @Test func anEmptyValueEmptiesAList() throws {
+        let rule = try parse("[Match]\nEvent=Logoff\nUserName=alice\nUserName=\n[Run]\nExec=/bin/true\n")
+        #expect(rule.match.userNames == nil)
+    }
+}
+
+@Suite("matching events")
+struct MatchTests {
+    func rule(_ match: String) throws -> HookRule { try parse("[Match]\n\(match)\n[Run]\nExec=/bin/true\n") }
+
+    @Test func eachKeyMustMatchAndValuesAreAlternatives() throws {
+        let r = try rule("Event=Logoff LogoffInitiated\nUserName=alice bob\nService=sshd\nRemote=yes")
+        #expect(r.match.matches(event()))
+        #expect(r.match.matches(event(.logoffInitiated, user: "bob")))
+        #expect(!r.match.matches(event(.logon)))
+        #expect(!r.match.matches(event(user: "carol")))
+        #expect(!r.match.matches(event(user: nil)), "an unresolved user matches no UserName=")
+        #expect(!r.match.matches(event(service: "su")))
+        #expect(!r.match.matches(event(remote: false)))
+        #expect(try rule("Event=Logoff\nUID=1000").match.matches(event()))
+        #expect(try !rule("Event=Logoff\nUID=1001").match.matches(event()))
+        #expect(try !rule("Event=Logoff\nUID=1000").match.matches(event(uid: nil)))
+        #expect(try rule("Event=Logoff\nRemote=no").match.matches(event(remote: nil)))
+    }
+
+    @Test func serviceManagersMatchOnlyWhenTheirClassIsNamed() throws {
+        #expect(try !rule("Event=Logoff").match.matches(event(sessionClass: "manager")))
+        #expect(try rule("Event=Logoff").match.matches(event(sessionClass: "greeter")))
+        #expect(try rule("Event=Logoff\nClass=manager").match.matches(event(sessionClass: "manager")))
+        #expect(try rule("Event=Logoff\nClass=*").match.matches(event(sessionClass: "manager-early")))
+        #expect(try !rule("Event=Logoff\nClass=user").match.matches(event(sessionClass: "greeter")))
+    }
+
+    @Test func theFilterSentToSensdIsTheMatchItCanApply() throws {
+        let r = try rule("Event=Logoff\nUserName=alice\nUID=1000\nClass=user\nService=sshd")
+        #expect(r.match.filter == Filter(events: [.logoff], users: ["alice"], uids: [1000], classes: ["user"]))
+    }
+}
+
+@Suite("specifiers and the environment")
+struct SpecifierTests {
+    @Test func specifiersExpandToTheEventsFields() {
+        let e = event()
+        #expect(Specifiers.expand("%e %q %s %u %U %c %S %T %h %H 100%%", e) == "Logoff 41 27 alice 1000 user sshd pts/0 192.0.2.7 node1 100%")
+        #expect(Specifiers.expand("%t", e) == "2025-11-24T16:00:00.123456Z")
+        #expect(Specifiers.expand("[%u][%r]", event(user: nil)) == "[][]", "a missing field is empty")
+    }
+
+    @Test(arguments: [("alice", "alice"), ("a-b", "a\\x2db"), ("john.doe", "john.doe"), (".x", "\\x2ex"), ("a b", "a\\x20b"), ("ü", "\\xc3\\xbc"), ("a/b", "a-b")])
+    func unitInstancesAreEscapedAsSystemdEscapeDoes(raw: String, escaped: String) {
+        #expect(Specifiers.unitEscape(raw) == escaped)
+    }
+
+    @Test func everyFieldOfTheLineBecomesAVariable() {
+        let line = #"{"event":"Logoff","seq":41,"time":"2026-11-20T10:00:00.123456Z","sessionId":"27","userName":"alice","uid":1000,"class":"user","remote":true,"remoteHost":"192.0.2.7","logonTypeCode":10,"futureField":"x","nested":{"a":1},"gone":null}"#
+        let variables = Dictionary(uniqueKeysWithValues: HookEnvironment.variables(forLine: line).map { ($0.name, $0.value) })
+        #expect(variables == [
+            "SENS_EVENT": "Logoff", "SENS_SEQ": "41", "SENS_TIME": "2026-11-20T10:00:00.123456Z", "SENS_SESSION_ID": "27",
+            "SENS_USER_NAME": "alice", "SENS_UID": "1000", "SENS_CLASS": "user", "SENS_REMOTE": "yes",
+            "SENS_REMOTE_HOST": "192.0.2.7", "SENS_LOGON_TYPE_CODE": "10", "SENS_FUTURE_FIELD": "x",
+        ])
+    }
+}
+
+@Suite("rule directories")
+struct RuleSetTests {
+    func scratch() -> String {
+        var template = Array("/tmp/sensd-hooks-test-XXXXXX".utf8CString)
+        return String(cString: mkdtemp(&template)!)
+    }
+
+    func write(_ path: String, _ text: String) {
+        let f = fopen(path, "w")!
+        fputs(text, f)
+        fclose(f)
+    }
+
+    @Test func etcOverridesAndMasksVendorRulesAndABadFileStopsOnlyItself() {
+        let root = scratch()
+        let etc = root + "/etc", vendor = root + "/usr"
+        mkdir(etc, 0o755)
+        mkdir(vendor, 0o755)
+        let good = "[Match]\nEvent=Logoff\n[Run]\nExec=/bin/true\n"
+        write(vendor + "/cleanup.hook", good)
+        write(etc + "/cleanup.hook", "[Match]\nEvent=Logon\n[Run]\nExec=/bin/true\n")
+        write(vendor + "/masked.hook", good)
+        write(etc + "/masked.hook", "")
+        write(vendor + "/vendor-only.hook", good)
+        write(etc + "/broken.hook", "[Match]\nEvent=Logoff\n[Run]\nExec=relative\n")
+        write(etc + "/not-a-rule.conf", "garbage")
+        let set = RuleSet.load(from: [etc, root + "/absent", vendor])
+        #expect(set.rules.map(\.name) == ["cleanup", "vendor-only"])
+        #expect(set.rules.first?.match.events == [.logon], "the /etc file wins")
+        #expect(set.masked == [etc + "/masked.hook"])
+        #expect(set.errors.map(\.description) == ["\(etc)/broken.hook:4: Exec= must start with the program's absolute path (no shell, no PATH search), got 'relative'"])
+    }
+}
