@@ -8,8 +8,10 @@ public struct HookRule: Sendable, Equatable {
     public var path: String
     public var match: Match
     public var action: Action
-    /// Run as this user (name or uid); nil: root.
+    /// Run as this user (name or uid, or ``sessionUser``); nil: root.
     public var user: String?
+    /// `User=%u`: run as the user whose session it is.
+    public static let sessionUser = "%u"
     /// A run still going after this long is stopped (SIGTERM to its process group, SIGKILL 5 s later); nil: no limit.
     public var timeout: Duration?
     /// How many times a failed run is tried again before the rule moves on.

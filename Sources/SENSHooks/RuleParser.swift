@@ -114,6 +114,10 @@ public enum RuleParser {
                 actionLine = number
             case ("Run", "User"):
                 guard words.count <= 1 else { fail(number, "User= takes one user name or uid"); continue }
+                if let word = words.first, word.contains("%"), word != HookRule.sessionUser {
+                    fail(number, "User= takes a user name, a uid, or %u (the session's user), got '\(word)'")
+                    continue
+                }
                 user = words.first
             case ("Run", "TimeoutSec"):
                 if value == "infinity" || value == "0" {

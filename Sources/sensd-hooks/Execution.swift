@@ -99,16 +99,21 @@ struct Executor: Sendable {
 
     /// Runs the rule for `event` (its line as sensd sent it), retrying a failed run as the rule says; logs
     /// each run with the rule, the seq, how it ended and how long it took.
-    func run(_ rule: HookRule, _ event: SENSEvent, line: String, account: Account) async -> RunOutcome {
+    func run(_ rule: HookRule, _ event: SENSEvent, line: String, account: Account?) async -> RunOutcome {
         var outcome = RunOutcome.couldNotStart("not run")
+        let account = account ?? event.userName.flatMap(Account.lookUp)
         for attempt in 0...rule.retries {
             if attempt > 0 {
                 do { try await Task.sleep(for: rule.retryDelay) } catch { return outcome }
             }
-            await limiter.acquire()
             let started = ContinuousClock.now
-            outcome = await runOnce(rule, event, line: line, account: account)
-            await limiter.release()
+            if let account {
+                await limiter.acquire()
+                outcome = await runOnce(rule, event, line: line, account: account)
+                await limiter.release()
+            } else {
+                outcome = .couldNotStart("User=%u, and the session's user \(event.userName.map { "\($0) is not in the user database" } ?? "is not known")")
+            }
             let took = ContinuousClock.now - started
             let who = event.userName.map { "\($0) " } ?? ""
             let what = "rule \(rule.name): seq \(event.seq) \(event.event.rawValue) \(who)session \(event.sessionId): "

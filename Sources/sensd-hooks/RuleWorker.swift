@@ -10,7 +10,8 @@ import Synchronization
 /// repeats only if the runner died while it was going on.
 final class RuleWorker: Sendable {
     let rule: HookRule
-    let account: Account
+    /// Who its commands run as; nil: the session's user (`User=%u`), looked up for each event.
+    let account: Account?
     private let client: SENSClient
     private let cursor: SENSCursor
     private let executor: Executor
@@ -18,7 +19,7 @@ final class RuleWorker: Sendable {
     /// Whether a run is going on, and whether the worker should stop after it.
     private let state = Mutex<(running: Bool, stopping: Bool)>((false, false))
 
-    init(rule: HookRule, account: Account, client: SENSClient, stateDirectory: String, executor: Executor) {
+    init(rule: HookRule, account: Account?, client: SENSClient, stateDirectory: String, executor: Executor) {
         self.rule = rule
         self.account = account
         self.client = client

@@ -57,13 +57,18 @@ struct SensdHooks: AsyncParsableCommand {
     var directories: [String] { rulesDirectories.isEmpty ? RuleSet.defaultDirectories : rulesDirectories }
 
     /// The rules, with each rule's User= looked up; mistakes in `errors`.
-    func load() -> (rules: [(HookRule, Account)], errors: [RuleError], masked: [String]) {
+    func load() -> (rules: [(HookRule, Account?)], errors: [RuleError], masked: [String]) {
         let set = RuleSet.load(from: directories)
         var errors = set.errors
-        var rules: [(HookRule, Account)] = []
+        var rules: [(HookRule, Account?)] = []
         for rule in set.rules {
             guard let name = rule.user else {
                 rules.append((rule, .root))
+                continue
+            }
+            if name == HookRule.sessionUser {
+                // Looked up for each event.
+                rules.append((rule, nil))
                 continue
             }
             guard let account = Account.lookUp(name) else {
@@ -94,11 +99,11 @@ struct SensdHooks: AsyncParsableCommand {
         if !errors.isEmpty { throw ExitCode(1) }
     }
 
-    static func summary(_ rule: HookRule, _ account: Account) -> String {
+    static func summary(_ rule: HookRule, _ account: Account?) -> String {
         var text = "on " + rule.match.events.map(\.rawValue).sorted().joined(separator: " ")
         if let users = rule.match.userNames { text += " of " + users.sorted().joined(separator: " ") }
         switch rule.action {
-        case .exec(let words): text += ", run \(words.joined(separator: " ")) as \(account.name)"
+        case .exec(let words): text += ", run \(words.joined(separator: " ")) as \(account?.name ?? "the session's user")"
         case .unit(let unit): text += ", start \(unit)"
         }
         return text + ", time limit " + (rule.timeout?.seconds ?? "none")
@@ -115,7 +120,7 @@ struct SensdHooks: AsyncParsableCommand {
                 case .event(let event):
                     for (rule, account) in rules where rule.match.matches(event) {
                         let line = Executor.commandLine(rule, event).map(Self.quoted).joined(separator: " ")
-                        let who = rule.user == nil ? "" : " as \(account.name)"
+                        let who = rule.user == nil ? "" : " as \(account?.name ?? event.userName ?? "?")"
                         print("seq \(event.seq) \(event.event.rawValue) session \(event.sessionId) \(event.userName ?? "?"): rule \(rule.name) would run\(who): \(line)")
                         count += 1
                     }

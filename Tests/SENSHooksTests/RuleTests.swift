@@ -189,3 +189,15 @@ struct RuleSetTests {
         #expect(set.errors.map(\.description) == ["\(etc)/broken.hook:4: Exec= must start with the program's absolute path (no shell, no PATH search), got 'relative'"])
     }
 }
+
+@Suite("the shipped examples")
+struct ExampleRuleTests {
+    @Test func theExampleRulesInDocsAreValid() {
+        // Tests/SENSHooksTests/RuleTests.swift -> the package's docs/examples.
+        let root = String(#filePath.split(separator: "/").dropLast(3).joined(separator: "/"))
+        let set = RuleSet.load(from: ["/" + root + "/docs/examples"])
+        #expect(set.errors.isEmpty, "\(set.errors)")
+        #expect(set.rules.map(\.name) == ["license-release", "scratch-cleanup"])
+        #expect(set.rules.last?.user == HookRule.sessionUser)
+    }
+}

@@ -40,6 +40,11 @@ def test_the_package_installs_a_ready_unprivileged_service_with_a_status_line(ba
     # Enabled and started by the package: ready (Type=notify) without any client.
     assert c.run("systemctl is-enabled sensd.service sensd.socket").stdout.split() == ["enabled", "enabled"]
     assert c.run("systemctl is-active sensd.service sensd.socket").stdout.split() == ["active", "active"]
+    # The hook runner comes enabled and running, with no rule: it holds no connection until one is added.
+    assert c.run("systemctl is-enabled sensd-hooks.service").stdout.strip() == "enabled"
+    assert c.run("systemctl is-active sensd-hooks.service").stdout.strip() == "active"
+    c.run("test -d /etc/sensd/hooks.d && test -d /usr/lib/sensd/hooks.d && test -f /usr/share/doc/sensd/examples/scratch-cleanup.hook")
+    assert "0 rules ok, 0 mistakes" in c.run("sensd-hooks --check").stdout
     pid = c.main_pid("sensd.service")
     user = c.run(f"ps -o user= -p {pid}").stdout.strip()
     assert user == "sensd", f"sensd runs as {user}"
@@ -137,6 +142,7 @@ def test_removing_the_package_stops_everything_and_purge_removes_the_state(bare_
     c = bare_container
     c.run("DEBIAN_FRONTEND=noninteractive apt-get remove -y -q sensd", timeout=300)
     assert c.run("pgrep -x sensd", check=False).returncode != 0, "a sensd process survived removal"
+    assert c.run("pgrep -x sensd-hooks", check=False).returncode != 0, "a sensd-hooks process survived removal"
     assert c.run(f"test -e {SOCKET}", check=False).returncode != 0, "socket left behind"
     assert c.run("systemctl is-active sensd.socket", check=False).stdout.strip() != "active"
     assert c.run("test -e /usr/lib/systemd/system/sensd.service", check=False).returncode != 0

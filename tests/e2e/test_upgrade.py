@@ -52,6 +52,9 @@ def test_installing_the_current_package_over_0_1_0_keeps_every_event_and_the_str
     assert "Unpacking sensd" in out.stdout
     assert c.run("sensctl --version").stdout.strip() != "0.1.0"
     assert c.run("systemctl is-active sensd.service sensd.socket").stdout.split() == ["active", "active"]
+    # 0.1.0 had no hook runner: the upgrade enables and starts it as an install does.
+    assert c.run("systemctl is-enabled sensd-hooks.service").stdout.strip() == "enabled"
+    assert c.run("systemctl is-active sensd-hooks.service").stdout.strip() == "active"
     assert c.run("cat /var/lib/sensd/format").stdout.strip() == "1"
     wait_until(lambda: "reconnected" in c.path(f"{SHARE}/upgrade-monitor.err").read_text(), "the monitor to reconnect")
     c.run(f"touch {SHARE}/upgrade-release")
