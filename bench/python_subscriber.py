@@ -2,7 +2,7 @@
 main loop, look the user up when a session appears, print a line when it is removed. Each SessionRemoved of
 PREFIX<index> is timestamped (CLOCK_MONOTONIC ns) when the handler runs, after the print.
 
-    python3 python_subscriber.py PREFIX COUNT OUT      (DBUS_SYSTEM_BUS_ADDRESS names the bus)
+    python3 python_subscriber.py PREFIX COUNT OUT [DONE]   (DBUS_SYSTEM_BUS_ADDRESS names the bus)
 """
 
 import json
@@ -15,6 +15,8 @@ from dbus.mainloop.glib import DBusGMainLoop
 from gi.repository import GLib
 
 prefix, count, out_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+# Optional: a file written once COUNT sessions were seen (for runs whose standard output nobody reads).
+done_path = sys.argv[4] if len(sys.argv) > 4 else None
 DBusGMainLoop(set_as_default=True)
 bus = dbus.SystemBus()
 users = {}
@@ -42,6 +44,8 @@ def session_removed(session_id, path):
         if len(first) == count:
             sys.__stdout__.write("done\n")
             sys.__stdout__.flush()
+            if done_path:
+                open(done_path, "w").write(f"{len(first)} {wrong}\n")
 
 
 bus.add_signal_receiver(session_new, "SessionNew", "org.freedesktop.login1.Manager", "org.freedesktop.login1", "/org/freedesktop/login1")

@@ -98,6 +98,59 @@ def burst(c: Container, sessions: int, others: int, tag: str) -> dict:
     return {"seconds": round(burst_seconds, 3), "added": added}
 
 
+PYTHON_SUBSCRIBER = "/usr/local/libexec/python_subscriber.py"
+
+
+def cgroup_cpu_usec(c: Container, unit: str) -> int:
+    """CPU time (user + system, µs) of everything in `unit`'s cgroup so far, from cgroup v2's cpu.stat."""
+    for line in c.run(f"cat /sys/fs/cgroup/system.slice/{unit}/cpu.stat").stdout.splitlines():
+        key, value = line.split()
+        if key == "usage_usec":
+            return int(value)
+    raise AssertionError(f"no usage_usec for {unit}")
+
+
+def cpu_per_session(c: Container, bench_binary: Path, sessions: int, rounds: int = 3) -> dict:
+    """CPU per ended session of sensd as installed (log and journal entries on) and of the python3-dbus
+    subscriber of bench/python_subscriber.py, side by side on the same real su sessions: each is a service
+    with a cgroup of its own, whose CPU time is read before the sessions open and after both have seen every
+    one end. Opening counts too: each session's Logon (sensd) or lookup (Python) is part of its cost."""
+    target = c.path(BENCH)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(bench_binary, target)
+    shutil.copy(Path(__file__).with_name("python_subscriber.py"), c.path(PYTHON_SUBSCRIBER))
+    c.add_users("benchuser")
+    c.run("systemctl start sensd.socket sensd.service")
+    per_round = []
+    for i in range(rounds):
+        tag = f"cpu-{i}"
+        hold, rec = f"{SHARE}/{tag}.hold", f"{SHARE}/{tag}.sessions"
+        sub_out, py_out, py_done = f"{SHARE}/{tag}-sensd.out", f"{SHARE}/{tag}-python.out", f"{SHARE}/{tag}-python.done"
+        c.run(f"rm -f {hold} {sub_out} {py_out} {py_done}; install -m 666 /dev/null {rec}")
+        # Session ids in the container are c1, c2, ...: prefix "c", and the subscriber counts every one.
+        c.run(f"systemd-run --unit bench-python --collect -p StandardOutput=null python3 {PYTHON_SUBSCRIBER} c {sessions} {py_out} {py_done}")
+        sub = c.spawn(f"exec {BENCH} subscriber-ids /run/sensd/events.sock {sessions} {sub_out}", stdout=subprocess.PIPE)
+        wait_line(sub, "ready", 30, "the sensd subscriber")
+        wait_until(lambda: c.run("systemctl is-active bench-python.service", check=False).stdout.strip() == "active", "the Python subscriber")
+        sensd_before, python_before = cgroup_cpu_usec(c, "sensd.service"), cgroup_cpu_usec(c, "bench-python.service")
+        for _ in range(sessions):
+            c.spawn(login_command("su", "benchuser", hold, rec))
+        wait_until(lambda: len(read_lines(c.path(rec))) >= sessions, f"{sessions} su sessions to open", timeout=300)
+        c.run(f"touch {hold}")
+        wait_line(sub, "done", 180, "sensd's Logoffs")
+        wait_until(lambda: c.path(py_done).exists(), "the Python subscriber to see every session end", timeout=180)
+        sensd_used, python_used = cgroup_cpu_usec(c, "sensd.service") - sensd_before, cgroup_cpu_usec(c, "bench-python.service") - python_before
+        c.run("pkill -TERM -x sensd-bench; systemctl stop bench-python.service")
+        seen, wrong = map(int, c.path(py_done).read_text().split())
+        per_round.append({"sensd_us_per_session": round(sensd_used / sessions, 1), "python_us_per_session": round(python_used / sessions, 1),
+                          "python_wrong": wrong})
+    sensd = sorted(r["sensd_us_per_session"] for r in per_round)[len(per_round) // 2]
+    python = sorted(r["python_us_per_session"] for r in per_round)[len(per_round) // 2]
+    return {"sessions": sessions, "rounds": per_round, "sensd_us_per_session_median": sensd,
+            "python_us_per_session_median": python, "ratio_sensd_to_python": round(sensd / python, 2)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--stage", required=True, type=Path)
@@ -105,10 +158,14 @@ def main():
     ap.add_argument("--sessions", type=int, default=200)
     ap.add_argument("--bursts", type=int, default=3)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--cpu-only", action="store_true", help="only the CPU per session, sensd beside Python (600 sessions)")
     args = ap.parse_args()
     c = Container(args.stage).start()
     try:
-        result = [measure(c, args.bench, args.sessions, others, tag=f"latency-{others}", bursts=args.bursts) for others in (0, 99)]
+        if args.cpu_only:
+            result = cpu_per_session(c, args.bench, 600)
+        else:
+            result = [measure(c, args.bench, args.sessions, others, tag=f"latency-{others}", bursts=args.bursts) for others in (0, 99)]
     finally:
         c.stop()
     text = json.dumps(result, indent=2)

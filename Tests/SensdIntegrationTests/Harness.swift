@@ -319,9 +319,18 @@ final class TestSubscriber {
 
     func events(_ n: Int) throws -> [SENSEvent] { try (0..<n).map { _ in try nextEvent() } }
 
-    func closeNow() { Syscall.close(fd) }
+    /// Closes the connection now; the descriptor is closed exactly once. (Closing it again in deinit, as
+    /// this did, closed whatever descriptor another test running in parallel had been given that number:
+    /// its stream "ended" at once.)
+    func closeNow() {
+        guard !closed else { return }
+        closed = true
+        Syscall.close(fd)
+    }
 
-    deinit { Syscall.close(fd) }
+    private var closed = false
+
+    deinit { closeNow() }
 }
 
 /// The JSON object of a control line.

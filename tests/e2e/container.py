@@ -28,6 +28,8 @@ DEBIAN = SUITES[SUITE]
 PACKAGES = sorted([
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "openssh-client",
     "libstdc++6", "libsystemd0", "socat", "python3", "procps", "iproute2", "jq", "systemd-journal-remote",
+    # The benchmark's python3-dbus subscriber, run beside sensd on the real logind.
+    "python3-dbus", "python3-gi",
 ])
 CACHE = Path(os.environ.get("SENSD_E2E_CACHE", "/var/cache/sensd-e2e"))
 # Files the host and the container exchange (nspawn gives the container a fresh /tmp).
