@@ -322,6 +322,18 @@ def real_logind(bins, stage):
         c.stop()
 
 
+def real_logind_cpu(bins, stage):
+    """sensd's CPU per ended session beside the python3-dbus subscriber's, on the same 600 real su sessions,
+    three times, in a container of its own (bench/real_logind.py)."""
+    import real_logind as real
+    print("bench: CPU per session on the real logind, sensd beside Python", file=sys.stderr, flush=True)
+    c = real.Container(stage).start()
+    try:
+        return real.cpu_per_session(c, bins / "sensd-bench", 600, rounds=3)
+    finally:
+        c.stop()
+
+
 def machine():
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
     mem = status = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
@@ -377,6 +389,13 @@ def table(results):
             each = ", ".join(f"{p50} / {p99}" for p50, p99 in r["per_burst_p50_p99_ms"])
             seconds = ", ".join(str(x) for x in r["burst_seconds"])
             rows.append(f"| {r['how']} | {r['sessions']} × {r['bursts']} | {r['subscribers']} | {seconds} | {a['p50']} / {a['p99']} / {a['max']} | {each} | {r['sensd_before_floor']} |")
+    if results.get("real_logind_cpu"):
+        r = results["real_logind_cpu"]
+        rows += ["", "| CPU per ended session, real logind (600 su sessions, opened then ended), per round | sensd (installed: log, journal entries) | python3-dbus subscriber | sensd ÷ Python |",
+                 "|---|---|---|---|"]
+        for i, each in enumerate(r["rounds"]):
+            rows.append(f"| round {i + 1} | {each['sensd_us_per_session']} µs | {each['python_us_per_session']} µs | {each['sensd_us_per_session'] / each['python_us_per_session']:.2f} |")
+        rows.append(f"| median | {r['sensd_us_per_session_median']} µs | {r['python_us_per_session_median']} µs | {r['ratio_sensd_to_python']} |")
     m = results["memory"]
     rows += ["", "| memory and start-up | value |", "|---|---|"]
     for k, v in m.items():
@@ -421,6 +440,7 @@ def main():
         memory = {} if args.storm else memory_and_startup(bins, work, args.smoke)
         results = {"machine": machine(), "smoke": args.smoke, "storms": storms, "memory": memory}
         if args.real_logind_stage:
+            results["real_logind_cpu"] = real_logind_cpu(bins, args.real_logind_stage)
             results["real_logind"] = real_logind(bins, args.real_logind_stage)
     finally:
         shutil.rmtree(work, ignore_errors=True)

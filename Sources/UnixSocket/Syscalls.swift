@@ -254,9 +254,13 @@ extension Syscall {
     public static func readWatchedNames(_ fd: Int32) -> [String] {
         var names: [String] = []
         var buffer = [UInt8](repeating: 0, count: 16384)
-        while true {
+        var done = false
+        while !done {
             let n = buffer.withUnsafeMutableBytes { raw in retryingEINTR { Glibc.read(fd, raw.baseAddress, raw.count) } }
             guard n > 0 else { return names }
+            // The kernel hands over as many whole events as fit: a read that left room for another (16 bytes
+            // and a name of up to 255) got everything there was, and another read would only say EAGAIN.
+            defer { if n < buffer.count - 272 { done = true } }
             var offset = 0
             // struct inotify_event { int wd; uint32_t mask, cookie, len; char name[]; }
             while offset + 16 <= n {
@@ -266,6 +270,7 @@ extension Syscall {
                 offset += 16 + length
             }
         }
+        return names
     }
 }
 

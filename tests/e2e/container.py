@@ -201,11 +201,15 @@ SSH = "ssh -q -i /root/.ssh/id_ed25519 -o StrictHostKeyChecking=no -o UserKnownH
 
 
 def read_lines(path) -> list[str]:
-    """The non-empty lines of a file that may not exist yet."""
+    """The complete, non-empty lines of a file that may not exist yet. A last line without its newline is
+    still being written (a long line can take more than one write) and is left for the next read."""
     try:
-        return [line for line in path.read_text().splitlines() if line.strip()]
+        text = path.read_text()
     except FileNotFoundError:
         return []
+    if not text.endswith("\n"):
+        text = text[:text.rfind("\n") + 1]
+    return [line for line in text.splitlines() if line.strip()]
 
 
 def login_command(how: str, user: str, hold: str, record: str) -> str:
