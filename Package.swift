@@ -27,8 +27,10 @@ let package = Package(
         ),
         // The thin Swift layer that owns every libsystemd handle. Nothing above it imports CSystemd.
         .target(name: "Systemd", dependencies: ["CSystemd"]),
+        // Linux calls Swift's Glibc module leaves out (epoll, pipe2, accept4, malloc_trim).
+        .target(name: "CLinux"),
         // POSIX sockets for the daemon and the client; every socket system call lives here.
-        .target(name: "UnixSocket"),
+        .target(name: "UnixSocket", dependencies: ["CLinux"]),
         // The SENS event model, the logind session tracker, the wire format. No I/O.
         .target(name: "SENSCore"),
         // The daemon's parts: logind source, subscriber server, logging.
@@ -55,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "sensd-hooks",
             dependencies: [
-                "SENSHooks", "SENSClient", "Systemd",
+                "SENSHooks", "SENSClient", "Systemd", "UnixSocket",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -70,7 +72,7 @@ let package = Package(
         // A scripted systemd-logind stand-in for a private dbus-daemon: tests and benchmarks only.
         .executableTarget(name: "logind-standin", dependencies: ["Systemd", "UnixSocket"]),
         // The benchmark's measuring clients (bench/run.py): a bare sd-bus floor and many sensd subscribers.
-        .executableTarget(name: "sensd-bench", dependencies: ["CSystemd", "Systemd", "UnixSocket", "SENSCore"]),
+        .executableTarget(name: "sensd-bench", dependencies: ["CLinux", "Systemd", "UnixSocket", "SENSCore"]),
         .testTarget(name: "SENSCoreTests", dependencies: ["SENSCore", "UnixSocket"]),
         .testTarget(name: "SENSClientTests", dependencies: ["SENSClient"]),
         .testTarget(name: "SENSHooksTests", dependencies: ["SENSHooks", "SENSClient"]),
@@ -80,7 +82,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SensdIntegrationTests",
-            dependencies: ["SENSCore", "SENSClient", "Systemd", "UnixSocket", "sensd", "sensctl", "sensd-hooks", "logind-standin"]
+            dependencies: ["SENSCore", "SENSClient", "Systemd", "UnixSocket", "CLinux", "sensd", "sensctl", "sensd-hooks", "logind-standin"]
         ),
     ]
 )

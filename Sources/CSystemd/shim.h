@@ -7,7 +7,4 @@
 #include <systemd/sd-journal.h>
 #include <systemd/sd-login.h>
 
-/* Not in Glibc's Swift module; the benchmark's subscribers wait on many sockets with it. */
-#include <sys/epoll.h>
-
 #endif

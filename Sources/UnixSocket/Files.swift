@@ -1,3 +1,4 @@
+import CLinux
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -80,13 +81,9 @@ extension Syscall {
     }
 }
 
-// glibc's malloc_trim; <malloc.h> is not in Glibc's Swift module.
-@_silgen_name("malloc_trim")
-private func glibcMallocTrim(_ pad: Int) -> Int32
-
 extension Syscall {
     /// Gives the heap's free memory back to the system (glibc keeps freed memory below the heap's top).
     public static func trimHeap() {
-        _ = glibcMallocTrim(0)
+        _ = clinux_malloc_trim(0)
     }
 }

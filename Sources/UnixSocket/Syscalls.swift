@@ -1,3 +1,5 @@
+import CLinux
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -96,13 +98,8 @@ public enum Syscall {
     /// Accepts one connection as a non-blocking, close-on-exec descriptor; nil when none is waiting.
     /// `fd` must be non-blocking, or this waits for a connection.
     public static func accept(_ fd: Int32) throws(SystemCallError) -> Int32? {
-        // accept4 is not in Glibc's Swift module; the daemon never execs, so CLOEXEC set after accept is enough.
-        let client = retryingEINTR { Glibc.accept(fd, nil, nil) }
-        if client >= 0 {
-            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
-            return client
-        }
+        let client = retryingEINTR { clinux_accept4(fd, Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)) }
+        if client >= 0 { return client }
         switch errno {
         case EAGAIN, ECONNABORTED: return nil
         default: throw SystemCallError("accept", errno: errno)
@@ -129,6 +126,13 @@ public enum Syscall {
         if n >= 0 { return n }
         if errno == EAGAIN { return nil }
         throw SystemCallError("sendmsg", errno: errno)
+    }
+
+    /// A pipe whose ends are close-on-exec from the start (read end first).
+    public static func pipe() throws(SystemCallError) -> (read: Int32, write: Int32) {
+        var ends: [Int32] = [-1, -1]
+        guard clinux_pipe2(&ends, O_CLOEXEC) == 0 else { throw SystemCallError("pipe2", errno: errno) }
+        return (ends[0], ends[1])
     }
 
     /// Writes all of `bytes` to a blocking descriptor.

@@ -16,7 +16,7 @@
 // All print "ready" once subscribed and "done" once every session's Logoff has arrived (at every
 // subscriber), and write OUT on SIGTERM: for floor and subscribe, a JSON summary line, then "<index>
 // <first> <last>" per session received (floor: first = last).
-import CSystemd
+import CLinux
 import SENSCore
 import Systemd
 import UnixSocket

@@ -2,6 +2,7 @@ import SENSClient
 import SENSHooks
 import Subprocess
 import Systemd
+import UnixSocket
 
 #if canImport(Glibc)
 import Glibc
@@ -131,10 +132,10 @@ struct Executor: Sendable {
 
     /// The read end of a pipe that holds `bytes` and whose write end is closed; nil if pipe(2) failed.
     static func pipe(holding bytes: [UInt8]) -> FileDescriptor? {
-        var ends: [Int32] = [-1, -1]
-        guard Glibc.pipe(&ends) == 0 else { return nil }
-        _ = fcntl(ends[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(ends[1], F_SETFD, FD_CLOEXEC)
+        // Close-on-exec from the start: rules run commands from several tasks at once, and a write end leaked
+        // into another rule's command would keep this one's standard input from ever ending.
+        guard let (readEnd, writeEnd) = try? Syscall.pipe() else { return nil }
+        let ends = [readEnd, writeEnd]
         _ = fcntl(ends[1], F_SETFL, O_NONBLOCK)
         var offset = 0
         while offset < bytes.count {

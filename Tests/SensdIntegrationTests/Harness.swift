@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import SENSCore
 import Testing
@@ -71,10 +72,9 @@ final class LineChannel {
 
 }
 
-/// pipe2 is glibc's but not in Swift's Glibc module; O_CLOEXEC at creation matters here because tests spawn
-/// children from several threads at once, and a pipe end leaked into another test's child would keep it open.
-@_silgen_name("pipe2")
-func pipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32
+/// O_CLOEXEC at creation matters here because tests spawn children from several threads at once, and a pipe
+/// end leaked into another test's child would keep it open.
+func pipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32 { clinux_pipe2(fds, flags) }
 
 /// A child process with its stdin and stdout as pipes; killed when the value goes away.
 ///
