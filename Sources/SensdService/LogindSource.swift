@@ -33,8 +33,7 @@ public final class LogindSource {
     private var slots: [BusSlot] = []
     /// Watches logind's session files for sessions entering "closing", which v252 does not put on the bus.
     private let watchSessionFiles: Bool
-    private var sessionFilesSource: EventSource?
-    private var sessionFilesFD: Int32 = -1
+    private var sessionFiles: SessionFileWatcher?
     /// The unique name that owns `org.freedesktop.login1` now, or nil while logind is away.
     private(set) var owner: String?
     /// Detail fetches in flight from the first enumeration; readiness waits for them.
@@ -93,8 +92,7 @@ public final class LogindSource {
     }
 
     deinit {
-        sessionFilesSource = nil
-        if sessionFilesFD >= 0 { Syscall.close(sessionFilesFD) }
+        sessionFiles = nil
     }
 
     /// Subscribes, then learns who logind and systemd are and which sessions exist; `ready` runs once every
@@ -441,19 +439,19 @@ public final class LogindSource {
     /// logind rewrites a session's file (by rename) when the session starts closing; the file name is the
     /// session id, and the state is read through sd-login.
     private func startWatchingSessionFiles() {
-        guard watchSessionFiles, sessionFilesSource == nil else { return }
+        guard watchSessionFiles, sessionFiles == nil else { return }
         do {
-            let fd = try Syscall.watchDirectory(Login.sessionDirectory)
-            sessionFilesFD = fd
-            sessionFilesSource = try loop.addIO(fd: fd, events: .readable) { [unowned self] _ in self.sessionFilesChanged() }
+            sessionFiles = try SessionFileWatcher(loop: loop, directory: Login.sessionDirectory) { [unowned self] names in
+                self.sessionFilesChanged(names)
+            }
             logger.info("watching for sessions that start closing", metadata: ["directory": "\(Login.sessionDirectory)"])
         } catch {
             logger.warning("cannot watch logind's session files (\(error)); LogoffInitiated will come right before Logoff")
         }
     }
 
-    private func sessionFilesChanged() {
-        for name in Set(Syscall.readWatchedNames(sessionFilesFD)) where !name.hasPrefix(".") {
+    private func sessionFilesChanged(_ names: [String]) {
+        for name in Set(names) {
             guard tracker.session(name) != nil, let state = Login.sessionState(name) else { continue }
             if state == "closing" {
                 emit(tracker.closing(id: name))
