@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // 1.11: the log handlers implement log(event:).
         .package(url: "https://github.com/apple/swift-log", from: "1.11.0"),
+        // Deque: the queue of session detail requests waiting for a free slot on the bus.
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         // sensd-hooks runs commands: as other users, with a time limit, in a session of their own.
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
     ],
@@ -39,6 +41,7 @@ let package = Package(
             dependencies: [
                 "Systemd", "SENSCore", "UnixSocket",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
         .executableTarget(

@@ -23,8 +23,6 @@ public final class LogindSource {
     static let systemdService = "org.freedesktop.systemd1"
     static let systemdPath = "/org/freedesktop/systemd1"
     static let systemdManager = "org.freedesktop.systemd1.Manager"
-    /// How long logind gets to remove a session after systemd removed the session's scope.
-    static let scopeGraceMicroseconds: UInt64 = 2_000_000
 
     private let bus: Bus
     private let loop: EventLoop
@@ -39,24 +37,10 @@ public final class LogindSource {
     /// Detail fetches in flight from the first enumeration; readiness waits for them.
     private var enumerationFetches = 0
     private var enumerationDone: (() -> Void)?
-    /// The unique name of systemd (PID 1) on this bus, when it is there to say that a session's scope ended.
-    private(set) var systemdOwner: String?
-    /// Sessions whose scope systemd removed, waiting for logind to remove them too.
-    private var scopeTimers: [String: EventSource] = [:]
-    /// Detail requests not yet sent: new sessions first, then the listing's backlog. At most
-    /// `maxFetchesInFlight` are outstanding: the system bus allows a connection 128 calls awaiting replies
-    /// (dbus-daemon's max_replies_per_connection; past it calls fail with LimitsExceeded), and sensd keeps room
-    /// for its other calls. Also, dbus-daemon looks up each reply in a list of the pending ones: 100,000
-    /// requests at once cost it O(n^2) (measured: 31 s to READY with 100,000 sessions).
-    private var liveFetches = Deque<Fetch>()
-    private var backlogFetches = Deque<Fetch>()
-    private var fetchesInFlight = 0
-    static let maxFetchesInFlight = 100
-
-    struct Fetch {
-        var id: String
-        var counting: Bool
-    }
+    /// systemd (PID 1) and the session scopes it removes.
+    private let scopes: ScopeWatcher
+    /// Asks logind for each session's details, a bounded number at a time.
+    private let details: DetailFetcher
 
     /// Receives the events each change produces, in order.
     public var publish: ([EventDraft]) -> Void = { _ in }
@@ -88,7 +72,16 @@ public final class LogindSource {
         self.loop = loop
         self.logger = logger
         self.watchSessionFiles = watchSessionFiles
+        scopes = ScopeWatcher(bus: bus, loop: loop, logger: logger)
+        details = DetailFetcher(bus: bus, logger: logger, service: Self.service, interface: Self.sessionInterface, objectPath: Self.objectPath(of:))
         tracker.remember(remembered)
+        details.isWanted = { [unowned self] id in self.tracker.session(id) != nil }
+        details.arrived = { [unowned self] request, properties, done in self.detailsArrived(request, properties, done) }
+        details.completed = { [unowned self] request in
+            guard request.backlog else { return }
+            self.enumerationFetches -= 1
+            self.finishEnumerationIfDone()
+        }
     }
 
     deinit {
@@ -116,9 +109,7 @@ public final class LogindSource {
                 "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='\(name)'"
             ) { [unowned self] in self.deliver($0, self.nameOwnerChanged) })
         }
-        slots.append(try bus.addMatch(
-            "type='signal',sender='\(Self.systemdService)',path='\(Self.systemdPath)',interface='\(Self.systemdManager)',member='UnitRemoved'"
-        ) { [unowned self] in self.deliver($0, self.unitRemoved) })
+        slots.append(try bus.addMatch(ScopeWatcher.unitRemovedRule) { [unowned self] in self.deliver($0, self.unitRemoved) })
         for member in ["PrepareForShutdown", "PrepareForShutdownWithMetadata"] {
             slots.append(try bus.addMatch(Self.managerRule(member: member)) { [unowned self] in self.deliver($0, self.prepareForShutdown) })
         }
@@ -130,7 +121,7 @@ public final class LogindSource {
         startWatchingSessionFiles()
         enumerationDone = ready
         // systemd first: closing sessions in the listing are checked against their scopes.
-        subscribeToSystemd { [unowned self] in self.listAtStart() }
+        scopes.subscribe { [unowned self] in self.listAtStart() }
     }
 
     private func listAtStart() {
@@ -251,7 +242,7 @@ public final class LogindSource {
             logger.error("malformed SessionRemoved signal from systemd-logind, ignoring")
             return
         }
-        scopeTimers[id] = nil
+        scopes.cancel(id)
         emit(tracker.removed(id: id))
     }
 
@@ -285,7 +276,7 @@ public final class LogindSource {
 
     /// systemd queued a job: a reboot or power-off target says which kind of going down this is.
     private func jobNew(_ m: BusMessage) {
-        guard systemdOwner != nil, m.sender == systemdOwner else { return }
+        guard scopes.owner != nil, m.sender == scopes.owner else { return }
         guard let args = try? m.readAll(), args.count == 3, let unit = args[2].stringValue, let reason = Self.shutdownReason(ofTarget: unit) else { return }
         shutdownReason = reason
     }
@@ -309,9 +300,7 @@ public final class LogindSource {
         guard let args = try? m.readAll(), args.count == 3, let name = args[0].stringValue else { return }
         let newOwner = args[2].stringValue.flatMap { $0.isEmpty ? nil : $0 }
         if name == Self.systemdService {
-            // systemd reconnects after `daemon-reexec`, and a new connection must subscribe again.
-            systemdOwner = newOwner
-            if newOwner != nil { subscribeToSystemd {} }
+            scopes.ownerChanged(to: newOwner)
             return
         }
         guard name == Self.service else { return }
@@ -363,69 +352,22 @@ public final class LogindSource {
 
     private func fetchDetails(id: String, counting: Bool) {
         if counting { enumerationFetches += 1 }
-        let fetch = Fetch(id: id, counting: counting)
-        if counting { backlogFetches.append(fetch) } else { liveFetches.append(fetch) }
-        sendFetches()
+        details.request(id, backlog: counting)
     }
 
-    private func sendFetches() {
-        while fetchesInFlight < Self.maxFetchesInFlight, let next = liveFetches.popFirst() ?? backlogFetches.popFirst() {
-            guard tracker.session(next.id) != nil else {
-                // Removed while waiting its turn: nothing left to ask.
-                if next.counting {
-                    enumerationFetches -= 1
-                    finishEnumerationIfDone()
-                }
-                continue
-            }
-            fetchesInFlight += 1
-            send(next)
+    private func detailsArrived(_ request: DetailFetcher.Request, _ properties: [String: BusValue], _ done: @escaping () -> Void) {
+        var details = Self.session(id: request.id, properties: properties)
+        if details.state == "opening", watchSessionFiles, let now = Login.sessionState(request.id) {
+            // The file may have said "online" before this reply came: its state is newer.
+            details.state = now
         }
-    }
-
-    private func send(_ fetch: Fetch) {
-        let (id, counting) = (fetch.id, fetch.counting)
-        func finished() {
-            fetchesInFlight -= 1
-            if counting {
-                enumerationFetches -= 1
-                finishEnumerationIfDone()
-            }
-            sendFetches()
+        if details.state == "closing", scopes.owner != nil {
+            // Closing, perhaps for ever: make sure its processes are still there. At start-up the scope may
+            // have gone while sensd was down: then the end is late.
+            return checkScope(of: details, late: request.backlog, done: done)
         }
-        do {
-            let call = try bus.methodCall(destination: Self.service, path: Self.objectPath(of: id), interface: "org.freedesktop.DBus.Properties", member: "GetAll")
-            try call.append(.string(Self.sessionInterface))
-            try bus.callAsync(call) { [weak self] result in
-                guard let self else { return }
-                switch result {
-                case .success(let reply):
-                    if let properties = (try? reply.readValue())?.propertyDictionary {
-                        var details = Self.session(id: id, properties: properties)
-                        if details.state == "opening", self.watchSessionFiles, let now = Login.sessionState(id) {
-                            // The file may have said "online" before this reply came: its state is newer.
-                            details.state = now
-                        }
-                        if details.state == "closing", self.systemdOwner != nil {
-                            // Closing, perhaps for ever: make sure its processes are still there. At start-up
-                            // the scope may have gone while sensd was down: then the end is late.
-                            self.checkScope(of: details, late: counting) { finished() }
-                            return
-                        }
-                        self.emit(self.tracker.detailsArrived(details))
-                    } else {
-                        self.logger.error("malformed session properties from systemd-logind", metadata: ["session": "\(id)"])
-                    }
-                case .failure(let error):
-                    // Usually the session ended before logind answered; its removal is already on its way.
-                    self.logger.debug("could not read session details", metadata: ["session": "\(id)", "error": "\(error)"])
-                }
-                finished()
-            }
-        } catch {
-            logger.error("could not ask logind about a session", metadata: ["session": "\(id)", "error": "\(error)"])
-            finished()
-        }
+        emit(tracker.detailsArrived(details))
+        done()
     }
 
     private func finishEnumerationIfDone() {
@@ -466,107 +408,39 @@ public final class LogindSource {
     /// systemd removes a session's scope unit once every process of the session has exited; logind then
     /// removes the session. A logind that restarted while a session was closing lists it as closing for
     /// ever and never removes it (seen with v252), so sensd follows the scopes itself.
-    /// systemd sends unit signals only to clients that subscribed; the reply's sender is systemd. `then`
-    /// runs once the answer is in, whatever it is.
-    private func subscribeToSystemd(then: @escaping () -> Void) {
-        do {
-            let call = try bus.methodCall(destination: Self.systemdService, path: Self.systemdPath, interface: Self.systemdManager, member: "Subscribe")
-            try bus.callAsync(call) { [unowned self] result in
-                switch result {
-                case .success(let reply):
-                    self.systemdOwner = reply.sender
-                case .failure(let error):
-                    self.systemdOwner = nil
-                    self.logger.info("systemd is not on this bus; a session that logind loses track of while it is closing will not get its Logoff", metadata: ["error": "\(error)"])
-                }
-                then()
-            }
-        } catch {
-            logger.warning("cannot follow systemd's units: \(error)")
-            then()
-        }
-    }
-
     private func unitRemoved(_ m: BusMessage) {
-        guard systemdOwner != nil, m.sender == systemdOwner else {
+        switch scopes.removal(m) {
+        case .notFromSystemd:
             ignoredSignals += 1
             logger.warning("ignored a UnitRemoved signal not sent by systemd", metadata: ["sender": "\(m.sender ?? "?")"])
-            return
-        }
-        guard let args = try? m.readAll(), let name = args.first?.stringValue, let id = Self.sessionID(ofScope: name),
-              tracker.session(id) != nil else { return }
-        awaitRemoval(of: id)
-    }
-
-    /// `session-<id>.scope` -> `<id>`.
-    static func sessionID(ofScope unit: String) -> String? {
-        guard unit.hasPrefix("session-"), unit.hasSuffix(".scope") else { return nil }
-        let id = unit.dropFirst("session-".count).dropLast(".scope".count)
-        return id.isEmpty ? nil : String(id)
-    }
-
-    /// Gives logind its usual moment to remove a session whose processes are gone, then ends it if logind did not.
-    private func awaitRemoval(of id: String) {
-        guard scopeTimers[id] == nil else { return }
-        let startedAt = tracker.session(id)?.startedAt
-        // A loose deadline (2 to 2.25 s): the timers of a burst of logouts share one wake-up and one setting of
-        // the kernel timer, instead of one each (every su logout goes through here before logind's removal).
-        scopeTimers[id] = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + Self.scopeGraceMicroseconds, accuracy: 250_000) { [unowned self] in
-            self.scopeTimers[id] = nil
-            guard let session = self.tracker.session(id), session.startedAt == startedAt else { return }
-            self.logger.notice("systemd-logind did not remove a session whose processes have all exited (it loses track of sessions that were closing when it restarted); reporting its end", metadata: ["session": "\(id)", "user": "\(session.userName ?? "?")"])
-            self.emit(self.tracker.processesEnded(id: id), reason: self.shutdownReason ?? "logind-restart")
+        case .sessionScope(let id):
+            guard let startedAt = tracker.session(id).map({ $0.startedAt }) else { return }
+            // Gives logind its usual moment to remove the session, then ends it if logind did not.
+            scopes.afterGrace(of: id) { [unowned self] in
+                guard let session = self.tracker.session(id), session.startedAt == startedAt else { return }
+                self.logger.notice("systemd-logind did not remove a session whose processes have all exited (it loses track of sessions that were closing when it restarted); reporting its end", metadata: ["session": "\(id)", "user": "\(session.userName ?? "?")"])
+                self.emit(self.tracker.processesEnded(id: id), reason: self.shutdownReason ?? "logind-restart")
+            }
+        case .other:
+            break
         }
     }
 
     /// A closing session's details arrived: if its scope is already gone, its processes ended unseen.
     private func checkScope(of details: LogindSession, late: Bool, done: @escaping () -> Void) {
         let id = details.id
-        func alive() {
-            emit(tracker.detailsArrived(details))
+        scopes.scopeExists(of: id) { [weak self] exists in
+            guard let self else { return }
+            if exists {
+                self.emit(self.tracker.detailsArrived(details))
+            } else if self.tracker.isReported(id) {
+                self.logger.notice("a session sensd reported has ended, but systemd-logind still lists it as closing; reporting its end", metadata: ["session": "\(id)"])
+                self.emit(self.tracker.processesEnded(id: id, late: late), reason: late ? "sensd-down" : "logind-restart")
+            } else {
+                self.logger.info("ignoring a session systemd-logind lists as closing although its processes are gone", metadata: ["session": "\(id)"])
+                self.tracker.forgetDead(id: id)
+            }
             done()
         }
-        do {
-            let call = try bus.methodCall(destination: Self.systemdService, path: Self.systemdPath, interface: Self.systemdManager, member: "GetUnit")
-            try call.append(.string("session-\(id).scope"))
-            try bus.callAsync(call) { [weak self] result in
-                guard let self else { return }
-                guard case .failure(let error) = result, error.busErrorName == "org.freedesktop.systemd1.NoSuchUnit" else { return alive() }
-                if self.tracker.isReported(id) {
-                    self.logger.notice("a session sensd reported has ended, but systemd-logind still lists it as closing; reporting its end", metadata: ["session": "\(id)"])
-                    self.emit(self.tracker.processesEnded(id: id, late: late), reason: late ? "sensd-down" : "logind-restart")
-                } else {
-                    self.logger.info("ignoring a session systemd-logind lists as closing although its processes are gone", metadata: ["session": "\(id)"])
-                    self.tracker.forgetDead(id: id)
-                }
-                done()
-            }
-        } catch {
-            alive()
-        }
-    }
-}
-
-/// A first-in, first-out queue with O(1) removal from the front.
-struct Deque<Element> {
-    private var items: [Element] = []
-    private var head = 0
-
-    var isEmpty: Bool { head == items.count }
-
-    mutating func append(_ e: Element) { items.append(e) }
-
-    mutating func popFirst() -> Element? {
-        guard head < items.count else { return nil }
-        let e = items[head]
-        head += 1
-        if head == items.count {
-            items.removeAll(keepingCapacity: items.capacity <= 4096)
-            head = 0
-        } else if head >= 4096 && head * 2 >= items.count {
-            items.removeFirst(head)
-            head = 0
-        }
-        return e
     }
 }

@@ -97,6 +97,9 @@ struct HookRunnerTests {
         try runner.start(["ledger"])
         try session(rig, "s1", 1000, "alice")
         try runner.waitFor("s1's run") { runner.file("ledger") == "3 s1\n" }
+        // Killed once the run is finished *and* its position saved: then nothing may run twice. (Killed in
+        // between, the run would be repeated, which is the documented at-least-once.)
+        try runner.waitFor("s1's position") { (try? String(contentsOfFile: "\(runner.state)/ledger.seq", encoding: .utf8)) == "3\n" }
         runner.child?.signal(SIGKILL)
         _ = try runner.child?.waitForExit()
         for i in 2...4 { try session(rig, "s\(i)", 1000, "alice") }

@@ -1,0 +1,112 @@
+import Logging
+import Systemd
+
+/// systemd's side of a session: its scope unit, `session-<id>.scope`, which systemd removes once every
+/// process of the session has exited; logind then removes the session. A logind that restarted while a
+/// session was closing lists it as closing for ever and never removes it (seen with v252), so sensd follows
+/// the scopes itself. Asynchronous throughout: no call here waits for systemd.
+final class ScopeWatcher {
+    static let service = "org.freedesktop.systemd1"
+    static let path = "/org/freedesktop/systemd1"
+    static let manager = "org.freedesktop.systemd1.Manager"
+    /// How long logind gets to remove a session after systemd removed its scope.
+    static let graceMicroseconds: UInt64 = 2_000_000
+
+    private let bus: Bus
+    private let loop: EventLoop
+    private let logger: Logger
+    /// systemd's unique name on this bus, once it answered `Subscribe`; nil when it is not there.
+    private(set) var owner: String?
+    /// Sessions whose scope is gone, waiting for logind to remove them too.
+    private var timers: [String: EventSource] = [:]
+
+    init(bus: Bus, loop: EventLoop, logger: Logger) {
+        self.bus = bus
+        self.loop = loop
+        self.logger = logger
+    }
+
+    /// The match rule for systemd's `UnitRemoved`.
+    static var unitRemovedRule: String {
+        "type='signal',sender='\(service)',path='\(path)',interface='\(manager)',member='UnitRemoved'"
+    }
+
+    /// Asks systemd to send its unit signals (it sends them only to clients that subscribed); the reply's
+    /// sender is systemd. `then` runs once the answer is in, whatever it is.
+    func subscribe(then: @escaping () -> Void) {
+        do {
+            let call = try bus.methodCall(destination: Self.service, path: Self.path, interface: Self.manager, member: "Subscribe")
+            try bus.callAsync(call) { [unowned self] result in
+                switch result {
+                case .success(let reply):
+                    self.owner = reply.sender
+                case .failure(let error):
+                    self.owner = nil
+                    self.logger.info("systemd is not on this bus; a session that logind loses track of while it is closing will not get its Logoff", metadata: ["error": "\(error)"])
+                }
+                then()
+            }
+        } catch {
+            logger.warning("cannot follow systemd's units: \(error)")
+            then()
+        }
+    }
+
+    /// systemd's name changed hands (`daemon-reexec`): a new connection must subscribe again.
+    func ownerChanged(to newOwner: String?) {
+        owner = newOwner
+        if newOwner != nil { subscribe {} }
+    }
+
+    enum Removal {
+        /// Sent by someone other than systemd: ignored.
+        case notFromSystemd
+        /// A unit that is not a session scope, or a malformed signal.
+        case other
+        case sessionScope(id: String)
+    }
+
+    /// What a `UnitRemoved` signal says.
+    func removal(_ m: BusMessage) -> Removal {
+        guard owner != nil, m.sender == owner else { return .notFromSystemd }
+        guard let args = try? m.readAll(), let name = args.first?.stringValue, let id = Self.sessionID(ofScope: name) else { return .other }
+        return .sessionScope(id: id)
+    }
+
+    /// `session-<id>.scope` -> `<id>`.
+    static func sessionID(ofScope unit: String) -> String? {
+        guard unit.hasPrefix("session-"), unit.hasSuffix(".scope") else { return nil }
+        let id = unit.dropFirst("session-".count).dropLast(".scope".count)
+        return id.isEmpty ? nil : String(id)
+    }
+
+    /// Runs `expired` after logind's usual moment to remove session `id`, unless ``cancel(_:)`` comes first.
+    /// A loose deadline (2 to 2.25 s): the timers of a burst of logouts share one wake-up and one setting of
+    /// the kernel timer, instead of one each (every logout goes through here before logind's removal).
+    func afterGrace(of id: String, _ expired: @escaping () -> Void) {
+        guard timers[id] == nil else { return }
+        timers[id] = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + Self.graceMicroseconds, accuracy: 250_000) { [unowned self] in
+            self.timers[id] = nil
+            expired()
+        }
+    }
+
+    /// logind removed session `id`: nothing to wait for.
+    func cancel(_ id: String) {
+        timers[id] = nil
+    }
+
+    /// Whether session `id`'s scope still exists: false only when systemd says there is no such unit.
+    func scopeExists(of id: String, _ answer: @escaping (Bool) -> Void) {
+        do {
+            let call = try bus.methodCall(destination: Self.service, path: Self.path, interface: Self.manager, member: "GetUnit")
+            try call.append(.string("session-\(id).scope"))
+            try bus.callAsync(call) { result in
+                guard case .failure(let error) = result, error.busErrorName == "org.freedesktop.systemd1.NoSuchUnit" else { return answer(true) }
+                answer(false)
+            }
+        } catch {
+            answer(true)
+        }
+    }
+}
