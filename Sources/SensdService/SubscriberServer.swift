@@ -293,7 +293,9 @@ public final class SubscriberServer {
             }
         } catch {
             logger.error("could not watch a subscriber: \(error)")
-            Syscall.close(fd)
+            // The subscriber owns the descriptor now: closing it here as well, as this did, closed it twice
+            // (once here, once in the subscriber's deinit).
+            subscriber.detach()
             return
         }
         subscribers[ObjectIdentifier(subscriber)] = subscriber

@@ -182,9 +182,18 @@ public enum Syscall {
         open("/dev/null", O_RDONLY | O_CLOEXEC)
     }
 
-    public static func close(_ fd: Int32) {
-        // close() is not retried on EINTR: on Linux the descriptor is gone either way.
-        _ = Glibc.close(fd)
+    /// Closes `fd`; returns 0, or the errno close(2) reported (EIO from a file system, say: the descriptor
+    /// is gone either way, and on Linux close is never retried on EINTR).
+    ///
+    /// EBADF means the caller closed a descriptor it did not own, or twice: a bug that can close another
+    /// part's descriptor if its number was reused in between. Debug builds (every test tier but the
+    /// end-to-end one) stop there; release builds go on.
+    @discardableResult
+    public static func close(_ fd: Int32) -> Int32 {
+        guard Glibc.close(fd) != 0 else { return 0 }
+        let e = errno
+        assert(e != EBADF, "close(\(fd)): not an open descriptor; it was closed twice or never owned")
+        return e
     }
 
     public static func shutdownWrite(_ fd: Int32) {
