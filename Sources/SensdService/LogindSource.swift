@@ -20,9 +20,6 @@ public final class LogindSource {
     static func objectPath(of id: String) -> String {
         Bus.objectPath(prefix: sessionPathPrefix, id: id) ?? sessionPathPrefix + "/" + id
     }
-    static let systemdService = "org.freedesktop.systemd1"
-    static let systemdPath = "/org/freedesktop/systemd1"
-    static let systemdManager = "org.freedesktop.systemd1.Manager"
 
     private let bus: Bus
     private let loop: EventLoop
@@ -104,7 +101,7 @@ public final class LogindSource {
         slots.append(try bus.addMatch(
             "type='signal',sender='\(Self.service)',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',path_namespace='\(Self.sessionPathPrefix)',arg0='\(Self.sessionInterface)'"
         ) { [unowned self] in self.deliver($0, self.propertiesChanged) })
-        for name in [Self.service, Self.systemdService] {
+        for name in [Self.service, ScopeWatcher.service] {
             slots.append(try bus.addMatch(
                 "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='\(name)'"
             ) { [unowned self] in self.deliver($0, self.nameOwnerChanged) })
@@ -116,7 +113,7 @@ public final class LogindSource {
         // Every JobNew, although only the shutdown targets' matter: narrowed with arg2='reboot.target' and
         // the like, the reboot's JobNew never reached sensd on Debian 12 (the end-to-end reboot test caught it).
         slots.append(try bus.addMatch(
-            "type='signal',sender='\(Self.systemdService)',path='\(Self.systemdPath)',interface='\(Self.systemdManager)',member='JobNew'"
+            "type='signal',sender='\(ScopeWatcher.service)',path='\(ScopeWatcher.path)',interface='\(ScopeWatcher.manager)',member='JobNew'"
         ) { [unowned self] in self.deliver($0, self.jobNew) })
         startWatchingSessionFiles()
         enumerationDone = ready
@@ -299,7 +296,7 @@ public final class LogindSource {
         }
         guard let args = try? m.readAll(), args.count == 3, let name = args[0].stringValue else { return }
         let newOwner = args[2].stringValue.flatMap { $0.isEmpty ? nil : $0 }
-        if name == Self.systemdService {
+        if name == ScopeWatcher.service {
             scopes.ownerChanged(to: newOwner)
             return
         }
