@@ -135,18 +135,12 @@ struct Executor: Sendable {
         // Close-on-exec from the start: rules run commands from several tasks at once, and a write end leaked
         // into another rule's command would keep this one's standard input from ever ending.
         guard let (readEnd, writeEnd) = try? Syscall.pipe() else { return nil }
-        let ends = [readEnd, writeEnd]
-        _ = fcntl(ends[1], F_SETFL, O_NONBLOCK)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { write(ends[1], $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 && errno == EINTR { continue }
-            // A line longer than the pipe's buffer (none is, from sensd) is cut there rather than waited on.
-            if n <= 0 { break }
-            offset += n
-        }
-        close(ends[1])
-        return FileDescriptor(rawValue: ends[0])
+        // Non-blocking: a line longer than the pipe's buffer (none is, from sensd) is cut there rather than
+        // waited on (writeAll stops at EAGAIN).
+        _ = fcntl(writeEnd, F_SETFL, O_NONBLOCK)
+        try? Syscall.writeAll(writeEnd, bytes)
+        Syscall.close(writeEnd)
+        return FileDescriptor(rawValue: readEnd)
     }
 
     private func runOnce(_ rule: HookRule, _ event: SENSEvent, line: String, account: Account) async -> RunOutcome {
