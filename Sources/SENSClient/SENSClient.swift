@@ -1,6 +1,5 @@
 import FoundationEssentials
 import SENSCore
-import UnixSocket
 
 /// A client of sensd: the SENS logon events of this machine's sessions, as Swift values.
 ///
@@ -50,33 +49,34 @@ public struct SENSClient: Sendable {
 
     /// sensd's hello: its version and the seqs of the newest and the oldest event it holds.
     public func hello() async throws -> Hello {
-        let exchange = try await Exchange(socketPath: socketPath, request: nil)
-        defer { exchange.close() }
-        return exchange.hello
+        let engine = StreamEngine(socketPath: socketPath, filter: .everything, after: nil, live: true, policy: .never)
+        switch try await engine.next()?.kind {
+        case .hello(let hello): return hello
+        case .serverError(let error): throw SENSClientError.server(error)
+        default: throw SENSClientError.protocolViolation("sensd's first line was not a hello line")
+        }
     }
 
     /// The sessions open now that pass `filter`, as of one seq; `events(filter, after: snapshot.seq)` then
     /// continues with every change after it, nothing missed and nothing twice.
     public func snapshot(_ filter: Filter = .everything) async throws -> Snapshot {
-        var exchange = try await Exchange(socketPath: socketPath, request: filter.request(since: nil, snapshot: true))
-        defer { exchange.close() }
+        let engine = StreamEngine(socketPath: socketPath, filter: filter, after: nil, live: true, snapshot: true, policy: .never)
         var snapshot: Snapshot?
         let decoder = JSONDecoder()
-        while let line = try await exchange.nextLine() {
-            guard let control = try? decoder.decode(ControlLine.self, from: Data(line)) else { continue }
-            if let code = control.error {
-                throw SENSClientError.server(ServerError(code: code, message: control.message ?? code, limit: control.limit, lastSeq: control.lastSeq))
-            }
+        while let message = try await engine.next() {
+            if case .serverError(let error) = message.kind { throw SENSClientError.server(error) }
+            guard case .other = message.kind, let line = message.line,
+                  let control = try? decoder.decode(ControlLine.self, from: Data(line.utf8)) else { continue }
             switch control.snapshot {
             case "begin":
                 snapshot = Snapshot(seq: control.seq ?? 0, sessions: [])
             case "session":
                 do {
-                    var session = try decoder.decode(Snapshot.Session.self, from: Data(line))
-                    session.line = String(decoding: line, as: UTF8.self)
+                    var session = try decoder.decode(Snapshot.Session.self, from: Data(line.utf8))
+                    session.line = line
                     snapshot?.sessions.append(session)
                 } catch {
-                    throw SENSClientError.protocolViolation("a snapshot session line that does not decode (\(error)): \(String(decoding: line, as: UTF8.self))")
+                    throw SENSClientError.protocolViolation("a snapshot session line that does not decode (\(error)): \(line)")
                 }
             case "end":
                 if let snapshot { return snapshot }
@@ -148,60 +148,4 @@ extension SENSClient {
             }
         }
     }
-}
-
-/// One request and its answer on one connection, without reconnecting.
-struct Exchange {
-    let connection: Connection
-    let hello: Hello
-    private var reader = LineReader(limit: 1 << 20)
-    private var lines: [ArraySlice<UInt8>] = []
-
-    init(socketPath: String, request: SubscriptionRequest?) async throws {
-        do {
-            connection = try await Connection.open(socketPath)
-        } catch {
-            throw SENSClientError.unavailable(socketPath: socketPath, error)
-        }
-        if let request {
-            try? await connection.write(request.json + [0x0A])
-        }
-        var first: ArraySlice<UInt8>?
-        do {
-            first = try await Self.line(connection, &reader, &lines)
-        } catch {
-            connection.close()
-            throw error
-        }
-        guard let first, case (.hello(let hello), _) = LineDecoder.decode(first) else {
-            connection.close()
-            if let first, case (.serverError(let error), _) = LineDecoder.decode(first) { throw SENSClientError.server(error) }
-            throw SENSClientError.protocolViolation("sensd's first line was not a hello line: \(first.map { String(decoding: $0, as: UTF8.self) } ?? "(none)")")
-        }
-        self.hello = hello
-    }
-
-    mutating func nextLine() async throws -> ArraySlice<UInt8>? {
-        try await Self.line(connection, &reader, &lines)
-    }
-
-    private static func line(_ connection: Connection, _ reader: inout LineReader, _ lines: inout [ArraySlice<UInt8>]) async throws -> ArraySlice<UInt8>? {
-        while lines.isEmpty {
-            let bytes: [UInt8]
-            do {
-                bytes = try await connection.read()
-            } catch {
-                throw SENSClientError.connectionFailed(socketPath: connection.socketPath, error)
-            }
-            try Task.checkCancellation()
-            if bytes.isEmpty { return nil }
-            for outcome in bytes.withUnsafeBytes({ reader.feed($0) }) {
-                guard case .line(let line) = outcome else { throw SENSClientError.protocolViolation("a line longer than \(reader.limit) bytes") }
-                lines.append(line)
-            }
-        }
-        return lines.removeFirst()
-    }
-
-    func close() { connection.close() }
 }

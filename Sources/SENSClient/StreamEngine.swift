@@ -12,6 +12,8 @@ final class StreamEngine {
     let socketPath: String
     let filter: Filter
     let live: Bool
+    /// Asks for the open sessions first (`"snapshot": true`).
+    let snapshot: Bool
     let policy: ReconnectPolicy
     private(set) var position: UInt64?
 
@@ -30,11 +32,12 @@ final class StreamEngine {
     /// The transient error line of the current connection: reconnect after its end at once, or after a backoff.
     private var cutOff: ServerError?
 
-    init(socketPath: String, filter: Filter, after seq: UInt64?, live: Bool, policy: ReconnectPolicy) {
+    init(socketPath: String, filter: Filter, after seq: UInt64?, live: Bool, snapshot: Bool = false, policy: ReconnectPolicy) {
         self.socketPath = socketPath
         self.filter = filter
         self.position = seq
         self.live = live
+        self.snapshot = snapshot
         self.policy = policy
         self.delay = policy.initialDelay
     }
@@ -94,7 +97,7 @@ final class StreamEngine {
         }
         self.connection = connection
         reader = LineReader(limit: reader.limit)
-        let request = filter.request(since: position, live: live)
+        let request = filter.request(since: position, snapshot: snapshot, live: live)
         // Always a request, `{}` included: the filter then starts with the first event after the hello,
         // instead of after sensd's quarter-second wait for one.
         do {
