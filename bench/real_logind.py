@@ -37,15 +37,20 @@ def receipts(path):
     return out
 
 
+def install_bench(c: Container, bench_binary: Path):
+    """Copies the release sensd-bench into the container, once."""
+    target = c.path(BENCH)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(bench_binary, target)
+
+
 def measure(c: Container, bench_binary: Path, sessions: int, others: int = 0, tag: str = "latency", bursts: int = 1) -> dict:
     """`bursts` bursts of `sessions` su logins in a booted container with sensd installed, with `others` more
     subscribers reading everything besides the measured one; returns the figures, pooled over the bursts
     (one burst on 2 cores is at the mercy of which of 200 exiting su processes runs first). Raises if the
     floor or sensd misses a session."""
-    target = c.path(BENCH)
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(bench_binary, target)
+    install_bench(c, bench_binary)
     c.add_users("benchuser")
     c.run("systemctl start sensd.socket sensd.service")
     runs = [burst(c, sessions, others, f"{tag}-{i}") for i in range(bursts)]
@@ -114,10 +119,7 @@ def cpu_per_session(c: Container, bench_binary: Path, sessions: int, rounds: int
     """CPU per ended session of sensd as installed (log and journal entries on) and of the python3-dbus
     subscriber of bench/python_subscriber.py, side by side on the same real su sessions: each is a service
     whose CPU time is read before the sessions open and after both have seen every one end. Opening counts too: each session's Logon (sensd) or lookup (Python) is part of its cost."""
-    target = c.path(BENCH)
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(bench_binary, target)
+    install_bench(c, bench_binary)
     shutil.copy(Path(__file__).with_name("python_subscriber.py"), c.path(PYTHON_SUBSCRIBER))
     c.add_users("benchuser")
     c.run("systemctl start sensd.socket sensd.service")

@@ -224,6 +224,19 @@ def login_command(how: str, user: str, hold: str, record: str) -> str:
 
 
 
+def end_su_sessions(c, tag: str, users: list[str], timeout: float = 60.0) -> dict[str, str]:
+    """Real su sessions, one per entry of `users`, all open at once, then all ended; returns each session's
+    id and user. Waits at most `timeout` for them to open."""
+    record, hold = f"{SHARE}/{tag}.sessions", f"{SHARE}/{tag}.release"
+    c.run(f"install -m 666 /dev/null {record}")
+    script = "\n".join(f"({login_command('su', user, hold, record)}) &" for user in users) + "\nwait\n"
+    burst = c.spawn(script)
+    wait_until(lambda: len(read_lines(c.path(record))) >= len(users), f"the {tag} sessions to start", timeout=timeout)
+    c.run(f"touch {hold}")
+    burst.wait(timeout=120)
+    assert burst.returncode == 0
+    return {line.split()[0]: line.split()[1] for line in read_lines(c.path(record))}
+
 def replay_everything(c, socket="/run/sensd/events.sock") -> list[dict]:
     """Every event in sensd's log, service managers' too, by the protocol alone: a replay from seq 0 of every
     class that ends by itself once it has caught up ("live": false)."""

@@ -7,23 +7,10 @@ under them. Each must have handled every Logoff exactly once."""
 import re
 import shlex
 
-from container import SHARE, login_command, read_lines, replay_everything, wait_until
+from container import end_su_sessions, read_lines, replay_everything, wait_until
 
 AGENT = "/usr/local/bin/seat-release"
 STATE = "/var/lib/e2e-agents"
-
-
-def end_sessions(c, tag, n, users):
-    """n real su sessions, open at once, then all ended; their ids and users."""
-    record, hold = f"{SHARE}/{tag}.sessions", f"{SHARE}/{tag}.release"
-    c.run(f"install -m 666 /dev/null {record}")
-    script = "\n".join(f"({login_command('su', users[i % len(users)], hold, record)}) &" for i in range(n)) + "\nwait\n"
-    burst = c.spawn(script)
-    wait_until(lambda: len(read_lines(c.path(record))) >= n, f"the {tag} sessions to start")
-    c.run(f"touch {hold}")
-    burst.wait(timeout=120)
-    assert burst.returncode == 0
-    return {line.split()[0]: line.split()[1] for line in read_lines(c.path(record))}
 
 
 def start_agents(c):
@@ -61,7 +48,7 @@ def test_client_programs_resume_after_sigkill_and_a_sensd_restart_with_every_log
 
     c.run("systemctl start sensd.service")
     start_agents(c)
-    expected = end_sessions(c, "agents-1", 6, ["alice", "bob"])
+    expected = end_su_sessions(c, "agents-1", ["alice", "bob"] * 3)
     for name in ("seat-release", "python"):
         wait_until(lambda: len(handled(c)[name]) >= 6, f"{name} to handle the first sessions")
 
@@ -69,14 +56,14 @@ def test_client_programs_resume_after_sigkill_and_a_sensd_restart_with_every_log
     c.run("systemctl kill -s KILL seat-release.service py-resume.service")
     wait_until(lambda: c.run("systemctl is-active seat-release.service py-resume.service", check=False).stdout.split().count("active") == 0,
                "both agents to be dead")
-    expected |= end_sessions(c, "agents-2", 6, ["alice", "bob"])
+    expected |= end_su_sessions(c, "agents-2", ["alice", "bob"] * 3)
     start_agents(c)
     for name in ("seat-release", "python"):
         wait_until(lambda: len(handled(c)[name]) >= 12, f"{name} to catch up")
 
     # sensd restarted under them: they reconnect and resume.
     c.run("systemctl restart sensd.service")
-    expected |= end_sessions(c, "agents-3", 4, ["alice", "bob"])
+    expected |= end_su_sessions(c, "agents-3", ["alice", "bob"] * 2)
     for name in ("seat-release", "python"):
         wait_until(lambda: len(handled(c)[name]) >= 16, f"{name} to follow across the restart")
 

@@ -5,23 +5,10 @@ repeating at most the run that was under way."""
 
 import re
 
-from container import SHARE, login_command, read_lines, wait_until
+from container import end_su_sessions, read_lines, wait_until
 
 RULES = "/etc/sensd/hooks.d"
 OUT = "/var/lib/e2e-hooks"
-
-
-def end_sessions(c, tag, users, hold_open=False):
-    """Real su sessions, one per entry of `users`, open at once, then ended; their ids and users."""
-    record, hold = f"{SHARE}/{tag}.sessions", f"{SHARE}/{tag}.release"
-    c.run(f"install -m 666 /dev/null {record}")
-    script = "\n".join(f"({login_command('su', user, hold, record)}) &" for user in users) + "\nwait\n"
-    burst = c.spawn(script)
-    wait_until(lambda: len(read_lines(c.path(record))) >= len(users), f"the {tag} sessions to start", timeout=120)
-    c.run(f"touch {hold}")
-    burst.wait(timeout=120)
-    assert burst.returncode == 0
-    return {line.split()[0]: line.split()[1] for line in read_lines(c.path(record))}
 
 
 def rule(c, name, text):
@@ -59,7 +46,7 @@ def test_rules_run_for_the_right_sessions_as_the_right_user_and_a_broken_file_is
         wait_until(lambda: c.path(f"/var/lib/sensd-hooks/{name}.seq").exists(), f"rule {name} to take its position")
     assert re.search(rf"{RULES}/broken.hook:2: unknown event 'Logof'; known: .*; the rule is left out", runner_log(c)), runner_log(c)
 
-    sessions = end_sessions(c, "hooks-users", ["alice", "bob", "alice", "carol"])
+    sessions = end_su_sessions(c, "hooks-users", ["alice", "bob", "alice", "carol"], timeout=120)
     alice = {sid for sid, user in sessions.items() if user == "alice"}
     bob = {sid for sid, user in sessions.items() if user == "bob"}
     wait_until(lambda: len(read_lines(c.path(f"{OUT}/alice-only"))) >= 2, "alice's runs")
@@ -98,13 +85,13 @@ def test_a_runner_killed_mid_burst_and_kept_stopped_catches_up_with_every_event(
     c.run("systemctl restart sensd-hooks.service")
     wait_until(lambda: c.path("/var/lib/sensd-hooks/ledger.seq").exists(), "the ledger rule's position")
 
-    first = end_sessions(c, "hooks-burst-1", ["alice", "bob"] * 10)
+    first = end_su_sessions(c, "hooks-burst-1", ["alice", "bob"] * 10, timeout=120)
     wait_until(lambda: len(read_lines(c.path(f"{OUT}/ledger"))) >= 5, "the first runs")
     c.run("systemctl kill -s KILL sensd-hooks.service")
     c.run("systemctl stop sensd-hooks.service")
     handled_before = len(read_lines(c.path(f"{OUT}/ledger")))
     assert handled_before < 20, "the runner was killed mid-burst, not after it"
-    second = end_sessions(c, "hooks-burst-2", ["alice", "bob"] * 5)
+    second = end_su_sessions(c, "hooks-burst-2", ["alice", "bob"] * 5, timeout=120)
     c.run("systemctl start sensd-hooks.service")
     expected = set(first) | set(second)
     wait_until(lambda: {line.split()[1] for line in read_lines(c.path(f"{OUT}/ledger"))} >= expected, "every missed run", timeout=60)
