@@ -42,6 +42,7 @@ let package = Package(
                 "Systemd", "SENSCore", "UnixSocket",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
             ]
         ),
         .executableTarget(

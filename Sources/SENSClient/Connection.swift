@@ -18,9 +18,9 @@ final class Connection: Sendable {
     let socketPath: String
     private let queue: DispatchQueue
     /// The descriptor while open; nil once closed. Shutting down and closing both hold the lock.
-    private let descriptor: Mutex<Int32?>
+    private let descriptor: Mutex<Descriptor?>
 
-    private init(socketPath: String, fd: Int32) {
+    private init(socketPath: String, fd: consuming Descriptor) {
         self.socketPath = socketPath
         self.queue = DispatchQueue(label: "sensd-client \(socketPath)")
         self.descriptor = Mutex(fd)
@@ -28,12 +28,15 @@ final class Connection: Sendable {
 
     /// Connects to `path`.
     static func open(_ path: String) async throws(SystemCallError) -> Connection {
-        let result: Result<Int32, SystemCallError> = await withCheckedContinuation { continuation in
+        // A descriptor cannot cross the continuation (it is not copyable): the connection is made there.
+        let result: Result<Connection, SystemCallError> = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(returning: Result { () throws(SystemCallError) in try Syscall.connect(path: path) })
+                continuation.resume(returning: Result { () throws(SystemCallError) in
+                    Connection(socketPath: path, fd: try Syscall.connect(path: path))
+                })
             }
         }
-        return Connection(socketPath: path, fd: try result.get())
+        return try result.get()
     }
 
     /// Sends `bytes` (a request line: far less than a socket buffer) without raising SIGPIPE in the
@@ -64,22 +67,12 @@ final class Connection: Sendable {
     /// Closes the descriptor once every call already queued on it has returned. Idempotent.
     func close() {
         queue.async {
-            self.descriptor.withLock { fd in
-                if let open = fd {
-                    Syscall.close(open)
-                    fd = nil
-                }
-            }
+            self.descriptor.withLock { fd in fd = nil }
         }
     }
 
-    deinit {
-        // Every call on the queue holds a reference to self, so all have returned by now.
-        descriptor.withLock { fd in
-            if let open = fd { Syscall.close(open) }
-            fd = nil
-        }
-    }
+    // No deinit: every call on the queue holds a reference to self, so all have returned when the
+    // descriptor goes with the connection.
 
     /// Runs `body` on the queue with the descriptor; cancelling the task shuts the socket down so that a
     /// waiting read or write returns.
@@ -87,7 +80,7 @@ final class Connection: Sendable {
         let result: Result<T, SystemCallError> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 queue.async {
-                    guard let fd = self.descriptor.withLock({ $0 }) else {
+                    guard let fd = self.descriptor.withLock({ $0?.rawValue }) else {
                         continuation.resume(returning: .failure(SystemCallError("the connection to sensd is closed", errno: EBADF)))
                         return
                     }
@@ -96,7 +89,7 @@ final class Connection: Sendable {
             }
         } onCancel: {
             self.descriptor.withLock { fd in
-                if let open = fd { _ = shutdown(open, Int32(SHUT_RDWR)) }
+                if let open = fd?.rawValue { _ = shutdown(open, Int32(SHUT_RDWR)) }
             }
         }
         return try result.get()

@@ -262,9 +262,8 @@ public final class Daemon {
                 if self.snapshotDue { self.saveSnapshot() }
             }
         }
-        let fd = try listeningSocket()
         server = try SubscriberServer(
-            loop: loop, listenFD: fd, limits: configuration.limits, logger: logger,
+            loop: loop, listener: try listeningSocket(), limits: configuration.limits, logger: logger,
             daemonVersion: Self.version, lastSeq: { [unowned self] in self.emittedSeq }, log: log)
         server.onSubscribersChanged = { [unowned self] in self.statusChanged() }
         server.prepareFlush = { [unowned self] in self.emitPending() }
@@ -490,29 +489,25 @@ public final class Daemon {
     }
 
     /// The socket systemd passed, or one sensd creates at the configured path.
-    private func listeningSocket() throws -> Int32 {
-        if let fd = ServiceManager.listenFDs().first(where: ServiceManager.isListeningUnixStream) {
+    private func listeningSocket() throws -> Descriptor {
+        if let passed = ServiceManager.listenFDs().first(where: ServiceManager.isListeningUnixStream) {
             logger.info("using the socket passed by the service manager")
+            let fd = Descriptor(taking: passed)
             // Accepting drains the backlog until it would block: it must not block.
-            try Syscall.setNonBlocking(fd)
+            try Syscall.setNonBlocking(fd.rawValue)
             return fd
         }
         let path = configuration.socketPath
         try Self.checkSocketPlace(path)
         let fd = try Syscall.unixStreamSocket(nonBlocking: true)
-        do {
-            // Created with its mode (umask), its group set on the path itself: nothing follows a symlink.
-            try Syscall.bind(fd, path: path, mode: configuration.socketMode)
-            ownsSocketFile = true
-            if let group = configuration.socketGroup {
-                guard let gid = Syscall.groupID(named: group) else { throw DaemonError("no such group: \(group)") }
-                try Syscall.setGroupNoFollow(path, group: gid)
-            }
-            try Syscall.listen(fd, backlog: 128)
-        } catch {
-            Syscall.close(fd)
-            throw error
+        // Created with its mode (umask), its group set on the path itself: nothing follows a symlink.
+        try Syscall.bind(fd.rawValue, path: path, mode: configuration.socketMode)
+        ownsSocketFile = true
+        if let group = configuration.socketGroup {
+            guard let gid = Syscall.groupID(named: group) else { throw DaemonError("no such group: \(group)") }
+            try Syscall.setGroupNoFollow(path, group: gid)
         }
+        try Syscall.listen(fd.rawValue, backlog: 128)
         return fd
     }
 

@@ -47,7 +47,7 @@ final class EventLog {
     private let retention: LogRetention
     private let logger: Logger
     private(set) var segments: [Segment] = []
-    private var appendFD: Int32 = -1
+    private var appendFD: Descriptor?
     private var nextOrdinal = 0
     /// Appended data not yet synced to the disk.
     private(set) var needsSync = false
@@ -123,8 +123,8 @@ final class EventLog {
     /// line, or does not have a seq above the one before.
     private static func check(path: String, namedSeq: UInt64, after previous: UInt64) throws(SystemCallError) -> Check {
         var c = Check()
-        guard let fd = try Syscall.openForReading(path) else { return c }
-        defer { Syscall.close(fd) }
+        guard let file = try Syscall.openForReading(path) else { return c }
+        let fd = file.rawValue
         var last = previous
         // Read in chunks: a segment can be megabytes, and the daemon's memory should not grow with it.
         var buffer = [UInt8](repeating: 0, count: 256 << 10)
@@ -184,9 +184,6 @@ final class EventLog {
         }
     }
 
-    deinit {
-        if appendFD >= 0 { Syscall.close(appendFD) }
-    }
 
     /// Appends event lines (each ending in a newline) in seq order, starting a new segment when the current
     /// one is full. On a failed write the segment is cut back to its last whole record.
@@ -196,7 +193,7 @@ final class EventLog {
         var pendingLast: UInt64 = 0
         for line in lines {
             guard let seq = line.seq else { continue }
-            if appendFD < 0 || (segments.last.map { $0.count + pendingCount >= retention.segmentEvents || $0.bytes + pending.count >= retention.segmentBytes } ?? true) {
+            if appendFD == nil || (segments.last.map { $0.count + pendingCount >= retention.segmentEvents || $0.bytes + pending.count >= retention.segmentBytes } ?? true) {
                 try write(&pending, count: &pendingCount, last: pendingLast)
                 try startSegment(at: seq)
             }
@@ -208,9 +205,9 @@ final class EventLog {
     }
 
     private func write(_ pending: inout [UInt8], count: inout Int, last: UInt64) throws(SystemCallError) {
-        guard count > 0, let index = segments.indices.last else { return }
+        guard count > 0, let index = segments.indices.last, let fd = appendFD?.rawValue else { return }
         do {
-            try Syscall.writeAll(appendFD, pending)
+            try Syscall.writeAll(fd, pending)
         } catch {
             try? Syscall.truncate(segments[index].path, to: segments[index].bytes)
             throw error
@@ -224,10 +221,9 @@ final class EventLog {
     }
 
     private func startSegment(at seq: UInt64) throws(SystemCallError) {
-        if appendFD >= 0 {
-            try? Syscall.syncData(appendFD)
-            Syscall.close(appendFD)
-            appendFD = -1
+        if let full = appendFD.take() {
+            try? Syscall.syncData(full.rawValue)
+            try? full.close()
             needsSync = false
         }
         var name = String(seq)
@@ -261,9 +257,9 @@ final class EventLog {
 
     /// Puts appended data on the disk.
     func sync() throws(SystemCallError) {
-        guard needsSync, appendFD >= 0 else { return }
+        guard needsSync, let fd = appendFD?.rawValue else { return }
         needsSync = false
-        try Syscall.syncData(appendFD)
+        try Syscall.syncData(fd)
     }
 
     /// The segment a reader positioned after `seq` starts in.
@@ -304,7 +300,7 @@ final class LogCursor {
     private let log: EventLog
     /// The seq of the last record read (or the starting point).
     private(set) var lastSeq: UInt64
-    private var fd: Int32 = -1
+    private var file: Descriptor?
     private var ordinal: Int?
     private var offset = 0
     private static let chunk = 65536
@@ -314,16 +310,12 @@ final class LogCursor {
         lastSeq = seq
     }
 
-    deinit {
-        if fd >= 0 { Syscall.close(fd) }
-    }
-
     /// Hands up to `maxLines` records after ``lastSeq`` to `deliver` (the event JSON without newline, seq).
     func read(maxLines: Int, _ deliver: (UnsafeRawBufferPointer, UInt64) -> Void) -> Step {
         var delivered = 0
         var buffer = [UInt8](repeating: 0, count: Self.chunk)
         while delivered < maxLines {
-            if fd < 0 {
+            if file == nil {
                 let segment: EventLog.Segment?
                 if let ordinal {
                     segment = log.segment(ordinal: ordinal + 1)
@@ -336,8 +328,8 @@ final class LogCursor {
                 }
                 guard let segment else { return .caughtUp }
                 do {
-                    guard let opened = try Syscall.openForReading(segment.path) else { return .overtaken }
-                    fd = opened
+                    file = try Syscall.openForReading(segment.path)
+                    if file == nil { return .overtaken }
                 } catch {
                     return .failed("\(error)")
                 }
@@ -345,6 +337,7 @@ final class LogCursor {
                 offset = 0
             }
             let n: Int
+            guard let fd = file?.rawValue else { return .failed("no segment open") }
             do {
                 n = try buffer.withUnsafeMutableBytes { raw throws(SystemCallError) in try Syscall.read(fd, at: offset, into: raw) }
             } catch {
@@ -353,8 +346,7 @@ final class LogCursor {
             if n == 0 {
                 // The end of this segment: move on if a newer one exists, else everything is read.
                 if let ordinal, let newest = log.segments.last, newest.ordinal > ordinal {
-                    Syscall.close(fd)
-                    fd = -1
+                    file = nil
                     continue
                 }
                 return .caughtUp

@@ -1,4 +1,5 @@
 import Logging
+import OrderedCollections
 import SENSCore
 import Systemd
 import UnixSocket
@@ -69,7 +70,7 @@ struct RateLimitedWarning {
 /// The listening socket and every subscriber connection, all driven by the one event loop.
 public final class SubscriberServer {
     private let loop: EventLoop
-    private let listenFD: Int32
+    private let listener: Descriptor
     private let limits: SubscriberLimits
     private let logger: Logger
     private let daemonVersion: String
@@ -83,8 +84,8 @@ public final class SubscriberServer {
     private var backstop: EventSource?
     private var flushRequested = false
     private var subscribers: [ObjectIdentifier: Subscriber] = [:]
-    /// Subscribers with output waiting, written at the next flush.
-    private var dirty: [Subscriber] = []
+    /// Subscribers with output waiting, written at the next flush, in the order they got it.
+    private var dirty: OrderedSet<Subscriber> = []
 
     /// The longest output waits for the bus to pause while events keep coming.
     static let backstopMicroseconds: UInt64 = 1_000
@@ -108,7 +109,7 @@ public final class SubscriberServer {
     private var overflowWarning = RateLimitedWarning()
     private var acceptWarning = RateLimitedWarning()
     /// Kept open to accept and refuse a connection when no other descriptor is left (EMFILE).
-    private var spareFD: Int32 = -1
+    private var spare: Descriptor?
     /// While accepting fails for want of descriptors: when to try again.
     private var acceptRetry: EventSource?
     /// Gives memory back to the system a moment after a burst of clients has gone.
@@ -120,20 +121,20 @@ public final class SubscriberServer {
     /// storm that never pauses are still answered.
     static let acceptsPerWakeup = 16
 
-    /// Serves on `listenFD`, which must be a listening stream socket; the server closes it when it stops.
+    /// Serves on `listener`, which must be a listening stream socket; the server closes it when it goes.
     init(
-        loop: EventLoop, listenFD: Int32, limits: SubscriberLimits, logger: Logger,
+        loop: EventLoop, listener: consuming Descriptor, limits: SubscriberLimits, logger: Logger,
         daemonVersion: String, lastSeq: @escaping () -> UInt64, log: EventLog? = nil
     ) throws(SystemdError) {
         self.daemonVersion = daemonVersion
         self.lastSeq = lastSeq
         self.log = log
         self.loop = loop
-        self.listenFD = listenFD
+        self.listener = listener
         self.limits = limits
         self.logger = logger
-        listenSource = try loop.addIO(fd: listenFD, events: .readable) { [unowned self] _ in self.acceptAll() }
-        spareFD = Syscall.openSpareDescriptor()
+        spare = Syscall.openSpareDescriptor()
+        listenSource = try loop.addIO(fd: self.listener.rawValue, events: .readable) { [unowned self] _ in self.acceptAll() }
         idleFlush = try loop.addDefer { [unowned self] in self.flush() }
         idleFlush?.setPriority(EventSource.idlePriority)
         backstop = try loop.addTimer(monotonicDeadline: 0, accuracy: 100) { [unowned self] in self.flush() }
@@ -159,17 +160,14 @@ public final class SubscriberServer {
     }
 
     private func markDirty(_ subscriber: Subscriber) {
-        if !subscriber.isDirty {
-            subscriber.isDirty = true
-            dirty.append(subscriber)
-        }
+        dirty.append(subscriber)
         requestFlush()
     }
 
     /// Sends an event line to every subscriber whose subscription it matches. Never blocks: a subscriber
     /// whose queue is full is cut off instead. Replaying subscribers read the line from the log instead.
     public func broadcast(_ line: OutgoingLine) {
-        for subscriber in subscribers.values where subscriber.state == .held || subscriber.state == .open {
+        for subscriber in subscribers.values where subscriber.isHeld || subscriber.isLive {
             if let seq = line.seq {
                 // The seam between replay and live: never a line twice.
                 guard seq > subscriber.lastSeqSeen else { continue }
@@ -179,7 +177,7 @@ public final class SubscriberServer {
             if let facts = line.facts, subscriber.request?.matches(facts) == false { continue }
             if subscriber.queue.enqueue(line) {
                 // Held lines wait for the request; the others go out at the next flush.
-                if subscriber.state == .open { markDirty(subscriber) }
+                if subscriber.isLive { markDirty(subscriber) }
                 continue
             }
             // Full: what the socket takes now makes room (a burst is enqueued before its flush), and a
@@ -201,16 +199,14 @@ public final class SubscriberServer {
         backstop = nil
         let line = WireFormat.error(.shuttingDown, "sensd is stopping")
         for subscriber in subscribers.values {
-            if subscriber.state != .closing {
+            if !subscriber.isClosing {
                 subscriber.queue.dropUnstarted()
                 subscriber.queue.enqueueFinal(OutgoingLine(bytes: line, seq: nil))
             }
             _ = write(subscriber)
             drop(subscriber)
         }
-        Syscall.close(listenFD)
-        if spareFD >= 0 { Syscall.close(spareFD) }
-        spareFD = -1
+        spare = nil
         acceptRetry = nil
         trimTimer = nil
     }
@@ -219,10 +215,9 @@ public final class SubscriberServer {
 
     private func acceptAll() {
         for _ in 0..<Self.acceptsPerWakeup {
-            let fd: Int32
+            let accepted: Descriptor?
             do {
-                guard let accepted = try Syscall.accept(listenFD) else { return }
-                fd = accepted
+                accepted = try Syscall.accept(listener.rawValue)
             } catch where error.errno == EMFILE || error.errno == ENFILE {
                 outOfDescriptors(error)
                 return
@@ -230,6 +225,7 @@ public final class SubscriberServer {
                 warn(&acceptWarning, "could not accept a subscriber: \(error)")
                 return
             }
+            guard let fd = accepted else { return }
             admit(fd)
         }
     }
@@ -237,12 +233,12 @@ public final class SubscriberServer {
     /// No descriptor left: the spare one makes room to accept the next connection and tell it why it is
     /// refused; then accepting pauses briefly instead of spinning on a backlog it cannot take.
     private func outOfDescriptors(_ error: SystemCallError) {
-        if spareFD >= 0 {
-            Syscall.close(spareFD)
-            if let fd = try? Syscall.accept(listenFD) {
+        if spare != nil {
+            spare = nil
+            if let fd = try? Syscall.accept(listener.rawValue) {
                 refuse(fd, ProtocolError(.tooManySubscribers, "sensd has no file descriptor left for another subscriber"), limit: limits.maxSubscribers)
             }
-            spareFD = Syscall.openSpareDescriptor()
+            spare = Syscall.openSpareDescriptor()
         }
         warn(&acceptWarning, "could not accept a subscriber (\(error)); pausing accepts for 100 ms")
         listenSource?.setEnabled(false)
@@ -252,11 +248,12 @@ public final class SubscriberServer {
         }
     }
 
-    private func refuse(_ fd: Int32, _ error: ProtocolError, limit: Int) {
+    private func refuse(_ fd: consuming Descriptor, _ error: ProtocolError, limit: Int) {
         refused += 1
         let line = WireFormat.error(error.code, error.message, extra: [("limit", UInt64(limit))])
-        _ = line.withUnsafeBytes { try? Syscall.send(fd, [$0]) }
-        Syscall.close(fd)
+        let raw = fd.rawValue
+        _ = line.withUnsafeBytes { try? Syscall.send(raw, [$0]) }
+        _ = consume fd
         warn(&refusalWarning, "refused a subscriber: \(error.message)")
     }
 
@@ -267,11 +264,8 @@ public final class SubscriberServer {
     }
 
     /// Serves a new connection, unless its user or everyone together is at the limit.
-    private func admit(_ fd: Int32) {
-        guard let peer = try? Syscall.peerCredentials(fd) else {
-            Syscall.close(fd)
-            return
-        }
+    private func admit(_ fd: consuming Descriptor) {
+        guard let peer = try? Syscall.peerCredentials(fd.rawValue) else { return }
         let administrator = peer.uid == 0 || limits.administratorGroups.contains(peer.gid) || !limits.administratorGroups.isDisjoint(with: peer.groups)
         let held = perUser[peer.uid, default: 0]
         if subscribers.count >= limits.maxSubscribers {
@@ -286,15 +280,16 @@ public final class SubscriberServer {
                 return refuse(fd, ProtocolError(.tooManySubscribers, "uid \(peer.uid) already has \(held) connections to sensd, the most one user may hold"), limit: limits.maxPerUser)
             }
         }
+        let raw = fd.rawValue
         let subscriber = Subscriber(fd: fd, uid: peer.uid, queueLimit: limits.queueLimit)
         do {
-            subscriber.source = try loop.addIO(fd: fd, events: .readable) { [unowned self, unowned subscriber] events in
+            subscriber.source = try loop.addIO(fd: raw, events: .readable) { [unowned self, unowned subscriber] events in
                 self.handle(subscriber, events: events)
             }
         } catch {
             logger.error("could not watch a subscriber: \(error)")
-            // The subscriber owns the descriptor now: closing it here as well, as this did, closed it twice
-            // (once here, once in the subscriber's deinit).
+            // The subscriber owns the descriptor: it goes with it (closing it here as well, as this once did,
+            // closed it twice).
             subscriber.detach()
             return
         }
@@ -306,15 +301,15 @@ public final class SubscriberServer {
         let hello = WireFormat.hello(daemonVersion: daemonVersion, lastSeq: subscriber.helloSeq, oldestSeq: log?.oldestSeq)
         _ = subscriber.queue.enqueue(OutgoingLine(bytes: hello, seq: nil))
         guard write(subscriber) else { return }
-        subscriber.graceTimer = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + limits.requestGraceMicroseconds) { [unowned self, unowned subscriber] in
+        subscriber.enter(.held(grace: try? loop.addTimer(monotonicDeadline: loop.monotonicNow + limits.requestGraceMicroseconds) { [unowned self, unowned subscriber] in
             self.release(subscriber)
-        }
+        }))
         logger.debug("subscriber connected", metadata: ["subscribers": "\(subscribers.count)", "uid": "\(peer.uid)"])
         onSubscribersChanged()
     }
 
     private func handle(_ subscriber: Subscriber, events: IOEvents) {
-        if events.contains(.readable) && !subscriber.readClosed {
+        if events.contains(.readable) && subscriber.input != .ended {
             readInput(subscriber)
             guard subscriber.isAttached else { return }
         }
@@ -331,20 +326,21 @@ public final class SubscriberServer {
     private func readInput(_ subscriber: Subscriber) {
         // One read per turn: the socket stays readable, and the loop comes back after others had theirs.
         var buffer = [UInt8](repeating: 0, count: 4096)
-        if subscriber.isAttached && !subscriber.readClosed {
+        if subscriber.isAttached && subscriber.input != .ended {
             let n: Int?
             do {
-                n = try buffer.withUnsafeMutableBytes { raw throws(SystemCallError) in try Syscall.read(subscriber.fd, into: raw) }
+                n = try buffer.withUnsafeMutableBytes { raw throws(SystemCallError) in try Syscall.read(subscriber.rawFD, into: raw) }
             } catch {
                 drop(subscriber)
                 return
             }
             guard let n else { return }
+            let hadRequest = subscriber.input == .requestReceived
             var outcomes: [LineReader.Outcome]
             if n == 0 {
                 // Half-closed (`socat -u`, `nc -N`): the client still reads, so keep sending. EPOLLHUP tells when
                 // it is gone. A request it sent without a final newline counts: the end of its input ends the line.
-                subscriber.readClosed = true
+                subscriber.input = .ended
                 outcomes = subscriber.reader.partial.isEmpty ? [] : [.line(subscriber.reader.partial)]
             } else {
                 outcomes = buffer.withUnsafeBytes { subscriber.reader.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
@@ -356,7 +352,7 @@ public final class SubscriberServer {
                     return
                 case .line(let line):
                     if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-                    guard !subscriber.requestReceived else {
+                    guard !hadRequest, subscriber.input != .requestReceived else {
                         close(subscriber, with: ProtocolError(.badRequest, "only one request line is accepted per connection"))
                         return
                     }
@@ -379,14 +375,14 @@ public final class SubscriberServer {
     /// Applies a request to everything not yet written (within the grace period: every event after the hello
     /// line) and to everything after, and confirms it with an `accepted` line.
     private func subscribe(_ subscriber: Subscriber, to request: SubscriptionRequest) {
-        subscriber.requestReceived = true
+        if subscriber.input == .awaitingRequest { subscriber.input = .requestReceived }
         if let since = request.since {
             resume(subscriber, request, since: since)
             return
         }
         subscriber.request = request
         subscriber.queue.removeUnstarted { line in line.facts.map { !request.matches($0) } ?? false }
-        var fromSeq = subscriber.state == .held ? subscriber.helloSeq + 1 : (subscriber.queue.lastSeqWritten ?? subscriber.helloSeq) + 1
+        var fromSeq = subscriber.isHeld ? subscriber.helloSeq + 1 : (subscriber.queue.lastSeqWritten ?? subscriber.helloSeq) + 1
         var snapshot: [UInt8] = []
         if request.snapshot {
             // The state at one seq, then the events after it: the events it already reflects are not sent.
@@ -418,10 +414,8 @@ public final class SubscriberServer {
         let base = max(since, subscriber.queue.lastSeqStarted ?? 0)
         subscriber.request = request
         subscriber.lastSeqSeen = base
-        subscriber.cursor = LogCursor(log: log, after: base)
         subscriber.queue.insertBeforeUnstarted(OutgoingLine(bytes: WireFormat.accepted(request, fromSeq: base + 1), seq: nil))
-        subscriber.state = .replaying
-        subscriber.graceTimer = nil
+        subscriber.enter(.replaying(LogCursor(log: log, after: base)))
         pump(subscriber)
         if subscriber.isAttached { markDirty(subscriber) }
     }
@@ -429,7 +423,7 @@ public final class SubscriberServer {
     /// Refills a replaying subscriber's queue from the log, up to its limit. Missing seqs are announced with
     /// a gap line; once the log is read to its end the subscriber joins the live stream.
     private func pump(_ subscriber: Subscriber) {
-        guard subscriber.state == .replaying, let cursor = subscriber.cursor else { return }
+        guard case .replaying(let cursor) = subscriber.phase else { return }
         // A replay holds a bounded read-ahead, not its backlog: the log is read as the client takes it.
         let room = min(limits.queueLimit, limits.replayReadAhead) - subscriber.queue.count
         guard room > 0 else { return }
@@ -454,13 +448,12 @@ public final class SubscriberServer {
                 subscriber.queue.enqueueFinal(OutgoingLine(bytes: WireFormat.gap(firstMissing: subscriber.lastSeqSeen + 1, lastMissing: last, oldestSeq: log?.oldestSeq), seq: nil))
                 subscriber.lastSeqSeen = last
             }
-            subscriber.cursor = nil
             if request?.live == false {
                 subscriber.queue.enqueueFinal(OutgoingLine(bytes: WireFormat.replayEnd(lastSeq: subscriber.lastSeqSeen), seq: nil))
                 finish(subscriber)
                 return
             }
-            subscriber.state = .open
+            subscriber.enter(.live)
         case .overtaken:
             overflow(subscriber, "the replay fell behind sensd's event log retention; reconnect with \"since\" to continue")
         case .failed(let reason):
@@ -472,14 +465,13 @@ public final class SubscriberServer {
     /// Ends the wait for a request: held events start to flow. Without a request, the default subscription
     /// applies from the hello line on.
     private func release(_ subscriber: Subscriber) {
-        guard subscriber.state == .held else { return }
+        guard subscriber.isHeld else { return }
         if subscriber.request == nil {
             let request = SubscriptionRequest()
             subscriber.request = request
             subscriber.queue.removeUnstarted { line in line.facts.map { !request.matches($0) } ?? false }
         }
-        subscriber.state = .open
-        subscriber.graceTimer = nil
+        subscriber.enter(.live)
         markDirty(subscriber)
     }
 
@@ -507,12 +499,10 @@ public final class SubscriberServer {
 
     /// Closes the connection once what is queued has been read (within the grace period).
     private func finish(_ subscriber: Subscriber) {
-        subscriber.state = .closing
-        subscriber.readClosed = true
         let deadline = loop.monotonicNow + limits.closeGraceMicroseconds
-        subscriber.graceTimer = try? loop.addTimer(monotonicDeadline: deadline) { [unowned self, unowned subscriber] in
+        subscriber.enter(.closing(deadline: try? loop.addTimer(monotonicDeadline: deadline) { [unowned self, unowned subscriber] in
             self.drop(subscriber)
-        }
+        }))
         markDirty(subscriber)
     }
 
@@ -526,8 +516,7 @@ public final class SubscriberServer {
         let batch = dirty
         dirty.removeAll(keepingCapacity: true)
         for subscriber in batch {
-            subscriber.isDirty = false
-            if subscriber.isAttached, subscriber.state != .held { _ = write(subscriber) }
+            if subscriber.isAttached, !subscriber.isHeld { _ = write(subscriber) }
         }
         lastFlushEnd = Syscall.monotonicNanoseconds() / 1000
         lastFlushDuration = min(lastFlushEnd - start, 10 * Self.backstopMicroseconds)
@@ -545,7 +534,7 @@ public final class SubscriberServer {
             var wouldBlock = false
             let n = subscriber.queue.write(maxChunks: 64) { chunks in
                 do {
-                    guard let n = try Syscall.send(subscriber.fd, chunks) else {
+                    guard let n = try Syscall.send(subscriber.rawFD, chunks) else {
                         wouldBlock = true
                         return 0
                     }
@@ -561,13 +550,13 @@ public final class SubscriberServer {
             }
             if wouldBlock || n == 0 { break }
         }
-        if subscriber.state == .replaying && subscriber.queue.count <= min(limits.queueLimit, limits.replayReadAhead) / 2 {
+        if subscriber.isReplaying && subscriber.queue.count <= min(limits.queueLimit, limits.replayReadAhead) / 2 {
             // One refill per call: the loop comes back when the socket takes more, so a long replay
             // shares the loop with everyone else.
             pump(subscriber)
             guard subscriber.isAttached else { return false }
         }
-        if subscriber.state == .closing && subscriber.queue.isEmpty {
+        if subscriber.isClosing && subscriber.queue.isEmpty {
             drop(subscriber)
             return false
         }
@@ -577,8 +566,8 @@ public final class SubscriberServer {
 
     private func updateInterest(_ subscriber: Subscriber) {
         var events: IOEvents = []
-        if !subscriber.readClosed { events.insert(.readable) }
-        if (!subscriber.queue.isEmpty || subscriber.state == .replaying) && subscriber.state != .held { events.insert(.writable) }
+        if subscriber.input != .ended { events.insert(.readable) }
+        if (!subscriber.queue.isEmpty || subscriber.isReplaying) && !subscriber.isHeld { events.insert(.writable) }
         if events != subscriber.events {
             subscriber.events = events
             subscriber.source?.setIOEvents(events)
@@ -600,55 +589,5 @@ public final class SubscriberServer {
         }
         logger.debug("subscriber disconnected", metadata: ["subscribers": "\(subscribers.count)"])
         onSubscribersChanged()
-    }
-}
-
-/// One connected client.
-final class Subscriber {
-    /// held: connected, events queue up until a request arrives or the grace period ends.
-    /// replaying: resuming from the log; live events are read from the log too until it is caught up.
-    enum State { case held, open, replaying, closing }
-
-    let fd: Int32
-    /// Who connected (SO_PEERCRED).
-    let uid: UInt32
-    var source: EventSource?
-    var graceTimer: EventSource?
-    var queue: SubscriberQueue
-    var reader = LineReader(limit: WireFormat.maxRequestBytes)
-    var state = State.held
-    var readClosed = false
-    var requestReceived = false
-    /// What it subscribed to; nil while held, until the request or the end of the grace period decides.
-    var request: SubscriptionRequest?
-    /// The replay position while replaying.
-    var cursor: LogCursor?
-    /// The seq of the last event considered for this subscriber (sent or filtered out).
-    var lastSeqSeen: UInt64 = 0
-    /// The last seq published before this client connected, as its hello line said.
-    var helloSeq: UInt64 = 0
-    var events: IOEvents = .readable
-    /// Whether it is in the server's list of subscribers to write at the next flush.
-    var isDirty = false
-    private(set) var isAttached = true
-
-    init(fd: Int32, uid: UInt32, queueLimit: Int) {
-        self.fd = fd
-        self.uid = uid
-        queue = SubscriberQueue(limit: queueLimit)
-    }
-
-    /// Releases the event sources and the descriptor; safe to call from the subscriber's own handler.
-    func detach() {
-        guard isAttached else { return }
-        isAttached = false
-        source = nil
-        graceTimer = nil
-        cursor = nil
-        Syscall.close(fd)
-    }
-
-    deinit {
-        if isAttached { Syscall.close(fd) }
     }
 }

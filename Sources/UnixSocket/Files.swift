@@ -8,26 +8,26 @@ import Musl
 /// File calls for the event log and the state files: append, positioned reads, syncing, listing.
 extension Syscall {
     /// Opens `path` for appending (created with `mode` if missing).
-    public static func openForAppend(_ path: String, mode: UInt32 = 0o640) throws(SystemCallError) -> Int32 {
+    public static func openForAppend(_ path: String, mode: UInt32 = 0o640) throws(SystemCallError) -> Descriptor {
         let fd = retryingEINTR { open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode_t(mode)) }
-        guard fd >= 0 else { throw SystemCallError("open(\(path))", errno: errno) }
-        return fd
+        guard fd >= 0 else { throw SystemCallError.last("open(\(path))") }
+        return Descriptor(taking: fd)
     }
 
     /// Opens `path` for reading; nil if it does not exist.
-    public static func openForReading(_ path: String) throws(SystemCallError) -> Int32? {
+    public static func openForReading(_ path: String) throws(SystemCallError) -> Descriptor? {
         let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC) }
         guard fd >= 0 else {
             if errno == ENOENT { return nil }
-            throw SystemCallError("open(\(path))", errno: errno)
+            throw SystemCallError.last("open(\(path))")
         }
-        return fd
+        return Descriptor(taking: fd)
     }
 
     /// Reads up to `buffer.count` bytes at `offset`; 0 at the end of the file.
     public static func read(_ fd: Int32, at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(SystemCallError) -> Int {
         let n = retryingEINTR { pread(fd, buffer.baseAddress, buffer.count, off_t(offset)) }
-        guard n >= 0 else { throw SystemCallError("pread", errno: errno) }
+        guard n >= 0 else { throw SystemCallError.last("pread") }
         return n
     }
 
@@ -35,34 +35,35 @@ extension Syscall {
     /// full file system (the blocks are the file's already). `bytes` must not be shorter than what it
     /// replaces unless the reader ignores what follows; ENOENT if the file does not exist.
     public static func overwriteInPlace(_ path: String, with bytes: [UInt8]) throws(SystemCallError) {
-        let fd = retryingEINTR { open(path, O_WRONLY | O_CLOEXEC) }
-        guard fd >= 0 else { throw SystemCallError("open(\(path))", errno: errno) }
-        defer { Glibc.close(fd) }
-        let n = bytes.withUnsafeBytes { raw in retryingEINTR { pwrite(fd, raw.baseAddress, raw.count, 0) } }
-        guard n == bytes.count else { throw SystemCallError("pwrite(\(path))", errno: n < 0 ? errno : EIO) }
-        try syncData(fd)
+        let raw = retryingEINTR { open(path, O_WRONLY | O_CLOEXEC) }
+        guard raw >= 0 else { throw SystemCallError.last("open(\(path))") }
+        let file = Descriptor(taking: raw)
+        let n = bytes.withUnsafeBytes { raw in retryingEINTR { pwrite(file.rawValue, raw.baseAddress, raw.count, 0) } }
+        guard n == bytes.count else { throw n < 0 ? SystemCallError.last("pwrite(\(path))") : SystemCallError("pwrite(\(path))", errno: EIO) }
+        try syncData(file.rawValue)
+        try file.close()
     }
 
     /// Flushes a file's data to stable storage.
     public static func syncData(_ fd: Int32) throws(SystemCallError) {
-        guard retryingEINTR({ fdatasync(fd) }) == 0 else { throw SystemCallError("fdatasync", errno: errno) }
+        guard retryingEINTR({ fdatasync(fd) }) == 0 else { throw SystemCallError.last("fdatasync") }
     }
 
     /// Flushes a directory, so that names created, renamed or removed in it are durable.
     public static func syncDirectory(_ path: String) {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { return }
-        _ = fsync(fd)
-        Glibc.close(fd)
+        let directory = Descriptor(taking: fd)
+        _ = fsync(directory.rawValue)
     }
 
     public static func truncate(_ path: String, to length: Int) throws(SystemCallError) {
-        guard Glibc.truncate(path, off_t(length)) == 0 else { throw SystemCallError("truncate(\(path))", errno: errno) }
+        guard Glibc.truncate(path, off_t(length)) == 0 else { throw SystemCallError.last("truncate(\(path))") }
     }
 
     /// The names in a directory (without `.` and `..`).
     public static func listDirectory(_ path: String) throws(SystemCallError) -> [String] {
-        guard let dir = opendir(path) else { throw SystemCallError("opendir(\(path))", errno: errno) }
+        guard let dir = opendir(path) else { throw SystemCallError.last("opendir(\(path))") }
         defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {

@@ -17,6 +17,14 @@ public struct SystemCallError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { "\(call): \(String(cString: strerror(errno)))" }
+
+    /// The error the last failed call left in `errno`. EBADF and EFAULT are not errors of the world but of
+    /// this program (a descriptor it does not own, memory it does not have): they stop it.
+    public static func last(_ call: String) -> SystemCallError {
+        let e = Glibc.errno
+        precondition(e != EBADF && e != EFAULT, "\(call): \(String(cString: strerror(e))): a descriptor or buffer this process does not own")
+        return SystemCallError(call, errno: e)
+    }
 }
 
 /// Runs `body` until it does not fail with EINTR; the one place that retries.
@@ -47,38 +55,33 @@ func withUnixAddress<R>(_ path: String, _ body: (UnsafePointer<sockaddr>, sockle
 
 public enum Syscall {
     /// A new non-blocking, close-on-exec Unix stream socket.
-    public static func unixStreamSocket(nonBlocking: Bool) throws(SystemCallError) -> Int32 {
+    public static func unixStreamSocket(nonBlocking: Bool) throws(SystemCallError) -> Descriptor {
         var type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
         if nonBlocking { type |= Int32(SOCK_NONBLOCK.rawValue) }
         let fd = socket(AF_UNIX, type, 0)
-        guard fd >= 0 else { throw SystemCallError("socket(AF_UNIX)", errno: errno) }
-        return fd
+        guard fd >= 0 else { throw SystemCallError.last("socket(AF_UNIX)") }
+        return Descriptor(taking: fd)
     }
 
     public static func bind(_ fd: Int32, path: String) throws(SystemCallError) {
         let r = try withUnixAddress(path) { Glibc.bind(fd, $0, $1) }
-        guard r == 0 else { throw SystemCallError("bind(\(path))", errno: errno) }
+        guard r == 0 else { throw SystemCallError.last("bind(\(path))") }
     }
 
     public static func listen(_ fd: Int32, backlog: Int32) throws(SystemCallError) {
-        guard Glibc.listen(fd, backlog) == 0 else { throw SystemCallError("listen", errno: errno) }
+        guard Glibc.listen(fd, backlog) == 0 else { throw SystemCallError.last("listen") }
     }
 
     /// Connects, blocking; EINTR is retried by waiting for the connection to finish.
     public static func connect(_ fd: Int32, path: String) throws(SystemCallError) {
         let r = try withUnixAddress(path) { address, length in retryingEINTR { Glibc.connect(fd, address, length) } }
-        guard r == 0 else { throw SystemCallError("connect(\(path))", errno: errno) }
+        guard r == 0 else { throw SystemCallError.last("connect(\(path))") }
     }
 
     /// A blocking stream socket connected to `path`; nothing is left open if connecting fails.
-    public static func connect(path: String) throws(SystemCallError) -> Int32 {
+    public static func connect(path: String) throws(SystemCallError) -> Descriptor {
         let fd = try unixStreamSocket(nonBlocking: false)
-        do {
-            try connect(fd, path: path)
-        } catch {
-            close(fd)
-            throw error
-        }
+        try connect(fd.rawValue, path: path)
         return fd
     }
 
@@ -92,17 +95,17 @@ public enum Syscall {
     /// Makes `fd` non-blocking (a socket handed over by the service manager is blocking unless told otherwise).
     public static func setNonBlocking(_ fd: Int32) throws(SystemCallError) {
         let flags = fcntl(fd, F_GETFL)
-        guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else { throw SystemCallError("fcntl(O_NONBLOCK)", errno: errno) }
+        guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else { throw SystemCallError.last("fcntl(O_NONBLOCK)") }
     }
 
     /// Accepts one connection as a non-blocking, close-on-exec descriptor; nil when none is waiting.
     /// `fd` must be non-blocking, or this waits for a connection.
-    public static func accept(_ fd: Int32) throws(SystemCallError) -> Int32? {
+    public static func accept(_ fd: Int32) throws(SystemCallError) -> Descriptor? {
         let client = retryingEINTR { clinux_accept4(fd, Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)) }
-        if client >= 0 { return client }
+        if client >= 0 { return Descriptor(taking: client) }
         switch errno {
         case EAGAIN, ECONNABORTED: return nil
-        default: throw SystemCallError("accept", errno: errno)
+        default: throw SystemCallError.last("accept")
         }
     }
 
@@ -111,7 +114,7 @@ public enum Syscall {
         let n = retryingEINTR { Glibc.read(fd, buffer.baseAddress, buffer.count) }
         if n >= 0 { return n }
         if errno == EAGAIN { return nil }
-        throw SystemCallError("read", errno: errno)
+        throw SystemCallError.last("read")
     }
 
     /// Writes the chunks in order without raising SIGPIPE; nil when a non-blocking write would block.
@@ -125,14 +128,20 @@ public enum Syscall {
         }
         if n >= 0 { return n }
         if errno == EAGAIN { return nil }
-        throw SystemCallError("sendmsg", errno: errno)
+        throw SystemCallError.last("sendmsg")
     }
 
-    /// A pipe whose ends are close-on-exec from the start (read end first).
-    public static func pipe() throws(SystemCallError) -> (read: Int32, write: Int32) {
+    /// A pipe's two ends.
+    @frozen public struct Pipe: ~Copyable {
+        public var read: Descriptor
+        public var write: Descriptor
+    }
+
+    /// A pipe whose ends are close-on-exec from the start.
+    public static func pipe() throws(SystemCallError) -> Pipe {
         var ends: [Int32] = [-1, -1]
-        guard clinux_pipe2(&ends, O_CLOEXEC) == 0 else { throw SystemCallError("pipe2", errno: errno) }
-        return (ends[0], ends[1])
+        guard clinux_pipe2(&ends, O_CLOEXEC) == 0 else { throw SystemCallError.last("pipe2") }
+        return Pipe(read: Descriptor(taking: ends[0]), write: Descriptor(taking: ends[1]))
     }
 
     /// Writes all of `bytes` to a blocking descriptor.
@@ -140,7 +149,7 @@ public enum Syscall {
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { raw in retryingEINTR { Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset) } }
-            guard n > 0 else { throw SystemCallError("write", errno: errno) }
+            guard n > 0 else { throw SystemCallError.last("write") }
             offset += n
         }
     }
@@ -151,7 +160,7 @@ public enum Syscall {
         // struct ucred { pid_t pid; uid_t uid; gid_t gid; } (not in Glibc's Swift module without _GNU_SOURCE).
         var cred: (Int32, UInt32, UInt32) = (0, 0, 0)
         var length = socklen_t(MemoryLayout<(Int32, UInt32, UInt32)>.size)
-        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) == 0 else { throw SystemCallError("getsockopt(SO_PEERCRED)", errno: errno) }
+        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) == 0 else { throw SystemCallError.last("getsockopt(SO_PEERCRED)") }
         var groups = [gid_t](repeating: 0, count: 64)
         var size = socklen_t(groups.count * MemoryLayout<gid_t>.size)
         // SO_PEERGROUPS is 59 on Linux (4.13 and later); ERANGE means more groups than asked for.
@@ -178,22 +187,9 @@ public enum Syscall {
 
     /// A descriptor held in reserve (on /dev/null), given up for a moment to accept and refuse a connection
     /// when the process has no other descriptor left.
-    public static func openSpareDescriptor() -> Int32 {
-        open("/dev/null", O_RDONLY | O_CLOEXEC)
-    }
-
-    /// Closes `fd`; returns 0, or the errno close(2) reported (EIO from a file system, say: the descriptor
-    /// is gone either way, and on Linux close is never retried on EINTR).
-    ///
-    /// EBADF means the caller closed a descriptor it did not own, or twice: a bug that can close another
-    /// part's descriptor if its number was reused in between. Debug builds (every test tier but the
-    /// end-to-end one) stop there; release builds go on.
-    @discardableResult
-    public static func close(_ fd: Int32) -> Int32 {
-        guard Glibc.close(fd) != 0 else { return 0 }
-        let e = errno
-        assert(e != EBADF, "close(\(fd)): not an open descriptor; it was closed twice or never owned")
-        return e
+    public static func openSpareDescriptor() -> Descriptor? {
+        let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        return fd >= 0 ? Descriptor(taking: fd) : nil
     }
 
     public static func shutdownWrite(_ fd: Int32) {
@@ -205,7 +201,7 @@ public enum Syscall {
         var st = stat()
         guard lstat(path, &st) == 0 else {
             if errno == ENOENT { return nil }
-            throw SystemCallError("lstat(\(path))", errno: errno)
+            throw SystemCallError.last("lstat(\(path))")
         }
         return (UInt32(st.st_mode), UInt32(st.st_uid))
     }
@@ -220,24 +216,22 @@ public enum Syscall {
 
     /// Sets the group of `path` itself, never of what a symlink there points to.
     public static func setGroupNoFollow(_ path: String, group: UInt32) throws(SystemCallError) {
-        guard lchown(path, uid_t.max, gid_t(group)) == 0 else { throw SystemCallError("lchown(\(path))", errno: errno) }
+        guard lchown(path, uid_t.max, gid_t(group)) == 0 else { throw SystemCallError.last("lchown(\(path))") }
     }
 
     /// Removes a file; a missing one is fine.
     public static func unlinkIfPresent(_ path: String) throws(SystemCallError) {
-        guard Glibc.unlink(path) == 0 || errno == ENOENT else { throw SystemCallError("unlink(\(path))", errno: errno) }
+        guard Glibc.unlink(path) == 0 || errno == ENOENT else { throw SystemCallError.last("unlink(\(path))") }
     }
 
     /// Creates a directory with `mode` if it does not exist.
     public static func makeDirectoryIfMissing(_ path: String, mode: UInt32) throws(SystemCallError) {
-        guard mkdir(path, mode_t(mode)) == 0 || errno == EEXIST else { throw SystemCallError("mkdir(\(path))", errno: errno) }
+        guard mkdir(path, mode_t(mode)) == 0 || errno == EEXIST else { throw SystemCallError.last("mkdir(\(path))") }
     }
 
     /// Whether something accepts connections at `path` right now.
     public static func isListening(path: String) -> Bool {
-        guard let fd = try? connect(path: path) else { return false }
-        close(fd)
-        return true
+        (try? connect(path: path)) != nil
     }
 
     /// The group id for a group name.
@@ -252,13 +246,12 @@ public enum Syscall {
 
 extension Syscall {
     /// A non-blocking inotify descriptor watching `directory` for files written or renamed into it.
-    public static func watchDirectory(_ directory: String) throws(SystemCallError) -> Int32 {
-        let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        guard fd >= 0 else { throw SystemCallError("inotify_init1", errno: errno) }
-        guard inotify_add_watch(fd, directory, UInt32(IN_MOVED_TO | IN_CLOSE_WRITE)) >= 0 else {
-            let e = errno
-            close(fd)
-            throw SystemCallError("inotify_add_watch(\(directory))", errno: e)
+    public static func watchDirectory(_ directory: String) throws(SystemCallError) -> Descriptor {
+        let raw = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        guard raw >= 0 else { throw SystemCallError.last("inotify_init1") }
+        let fd = Descriptor(taking: raw)
+        guard inotify_add_watch(fd.rawValue, directory, UInt32(IN_MOVED_TO | IN_CLOSE_WRITE)) >= 0 else {
+            throw SystemCallError.last("inotify_add_watch(\(directory))")
         }
         return fd
     }
@@ -290,17 +283,13 @@ extension Syscall {
 extension Syscall {
     /// The whole content of a file, or nil if it does not exist.
     public static func readFile(_ path: String, limit: Int = 64 << 20) throws(SystemCallError) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { return nil }
-            throw SystemCallError("open(\(path))", errno: errno)
-        }
-        defer { close(fd) }
+        guard let file = try openForReading(path) else { return nil }
+        let fd = file.rawValue
         var out: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = buffer.withUnsafeMutableBytes { raw in retryingEINTR { Glibc.read(fd, raw.baseAddress, raw.count) } }
-            guard n >= 0 else { throw SystemCallError("read(\(path))", errno: errno) }
+            guard n >= 0 else { throw SystemCallError.last("read(\(path))") }
             if n == 0 { return out }
             out += buffer[0..<n]
             guard out.count <= limit else { throw SystemCallError("\(path) is larger than \(limit) bytes", errno: EFBIG) }
@@ -311,17 +300,14 @@ extension Syscall {
     /// With `durable`, the new content is on stable storage (file and directory synced) when this returns.
     public static func replaceFile(_ path: String, with bytes: [UInt8], mode: UInt32 = 0o644, durable: Bool = false) throws(SystemCallError) {
         let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode))
-        guard fd >= 0 else { throw SystemCallError("open(\(temporary))", errno: errno) }
-        do {
-            try writeAll(fd, bytes)
-            if durable { try syncData(fd) }
-        } catch {
-            close(fd)
-            throw error
-        }
-        close(fd)
-        guard rename(temporary, path) == 0 else { throw SystemCallError("rename(\(temporary), \(path))", errno: errno) }
+        let raw = retryingEINTR { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode)) }
+        guard raw >= 0 else { throw SystemCallError.last("open(\(temporary))") }
+        let fd = Descriptor(taking: raw)
+        try writeAll(fd.rawValue, bytes)
+        if durable { try syncData(fd.rawValue) }
+        // A written file's close can report a write that failed after all (NFS, EIO): then it is not renamed.
+        try fd.close()
+        guard rename(temporary, path) == 0 else { throw SystemCallError.last("rename(\(temporary), \(path))") }
         if durable {
             let slash = path.lastIndex(of: "/")
             syncDirectory(slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? ".")

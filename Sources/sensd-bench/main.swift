@@ -93,11 +93,12 @@ func runFloor(prefix: String, count: Int, out: String) throws {
 }
 
 final class Connection {
-    let fd: Int32
+    let socket: Descriptor
+    var fd: Int32 { socket.rawValue }
     /// The start of a line whose end has not been read yet.
     var carry: [UInt8] = []
     var logoffs = 0
-    init(fd: Int32) { self.fd = fd }
+    init(fd: consuming Descriptor) { socket = fd }
 }
 
 /// Whether `line` holds `needle` at `offset`.
@@ -169,15 +170,16 @@ func runSubscribers(socket path: String, n: Int, prefix: String, count: Int, nam
     // A plain epoll loop rather than sd-event: sd-event dispatches one source per iteration, which with
     // hundreds of sockets costs this process more than sensd spends sending to them.
     let epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
-    guard epoll >= 0 else { throw SystemCallError("epoll_create1", errno: errno) }
+    guard epoll >= 0 else { throw SystemCallError.last("epoll_create1") }
     var connections: [Connection] = []
     for k in 0..<n {
-        let fd = try Syscall.connect(path: path)
+        let connection = Connection(fd: try Syscall.connect(path: path))
+        let fd = connection.fd
         try Syscall.writeAll(fd, Array("{}\n".utf8))
         try Syscall.setNonBlocking(fd)
-        connections.append(Connection(fd: fd))
+        connections.append(connection)
         var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(u64: UInt64(k)))
-        guard epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) == 0 else { throw SystemCallError("epoll_ctl", errno: errno) }
+        guard epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) == 0 else { throw SystemCallError.last("epoll_ctl") }
     }
     func readable(_ c: Connection) {
         let got = buffer.withUnsafeMutableBytes { read(c.fd, $0.baseAddress, $0.count) }
@@ -259,7 +261,8 @@ func runFloorIDs(count: Int, out: String) throws {
 
 func runSubscriberIDs(socket path: String, count: Int, out: String) throws {
     let loop = try EventLoop()
-    let fd = try Syscall.connect(path: path)
+    // Open for the life of the process.
+    let fd = try Syscall.connect(path: path).release()
     try Syscall.writeAll(fd, Array(#"{"events":["Logoff"]}"#.utf8) + [0x0A])
     try Syscall.setNonBlocking(fd)
     var reader = LineReader(limit: 1 << 16)

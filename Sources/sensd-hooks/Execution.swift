@@ -134,13 +134,14 @@ struct Executor: Sendable {
     static func pipe(holding bytes: [UInt8]) -> FileDescriptor? {
         // Close-on-exec from the start: rules run commands from several tasks at once, and a write end leaked
         // into another rule's command would keep this one's standard input from ever ending.
-        guard let (readEnd, writeEnd) = try? Syscall.pipe() else { return nil }
+        guard let pipe = try? Syscall.pipe() else { return nil }
         // Non-blocking: a line longer than the pipe's buffer (none is, from sensd) is cut there rather than
         // waited on (writeAll stops at EAGAIN).
-        _ = fcntl(writeEnd, F_SETFL, O_NONBLOCK)
-        try? Syscall.writeAll(writeEnd, bytes)
-        Syscall.close(writeEnd)
-        return FileDescriptor(rawValue: readEnd)
+        _ = fcntl(pipe.write.rawValue, F_SETFL, O_NONBLOCK)
+        try? Syscall.writeAll(pipe.write.rawValue, bytes)
+        try? pipe.write.close()
+        // Subprocess closes it once the command has it.
+        return FileDescriptor(rawValue: pipe.read.release())
     }
 
     private func runOnce(_ rule: HookRule, _ event: SENSEvent, line: String, account: Account) async -> RunOutcome {

@@ -293,13 +293,18 @@ final class SensdUnderTest {
 
 /// A plain socket client, as `socat` would be: no project client code.
 final class TestSubscriber {
-    let fd: Int32
+    private var socket: Descriptor?
     let channel: LineChannel
     let hello: String
 
+    var fd: Int32 {
+        guard let raw = socket?.rawValue else { preconditionFailure("closed") }
+        return raw
+    }
+
     init(path: String, expectHello: Bool = true) throws {
-        fd = try Syscall.connect(path: path)
-        channel = LineChannel(fd: fd)
+        socket = try Syscall.connect(path: path)
+        channel = LineChannel(fd: socket?.rawValue ?? -1)
         hello = expectHello ? (try channel.next() ?? "") : ""
     }
 
@@ -319,18 +324,12 @@ final class TestSubscriber {
 
     func events(_ n: Int) throws -> [SENSEvent] { try (0..<n).map { _ in try nextEvent() } }
 
-    /// Closes the connection now; the descriptor is closed exactly once. (Closing it again in deinit, as
-    /// this did, closed whatever descriptor another test running in parallel had been given that number:
-    /// its stream "ended" at once.)
+    /// Closes the connection now. The descriptor is owned once and closed once: closing it again in deinit,
+    /// as this once did, closed whatever descriptor another test running in parallel had been given that
+    /// number (its stream "ended" at once).
     func closeNow() {
-        guard !closed else { return }
-        closed = true
-        Syscall.close(fd)
+        socket = nil
     }
-
-    private var closed = false
-
-    deinit { closeNow() }
 }
 
 /// The JSON object of a control line.

@@ -213,8 +213,8 @@ struct ResumeScenarioTests {
         try Syscall.replaceFile(state + "/sessions.json", with: Array("{\"version\":1,\"lastSeq\":3,\"sess".utf8))
         let segment = state + "/log/" + (try Syscall.listDirectory(state + "/log").first { $0.hasSuffix(".log") }!)
         let fd = try Syscall.openForAppend(segment)
-        try Syscall.writeAll(fd, Array(#"{"event":"Logoff","seq":32,"time":"2026-"#.utf8))
-        Syscall.close(fd)
+        try Syscall.writeAll(fd.rawValue, Array(#"{"event":"Logoff","seq":32,"time":"2026-"#.utf8))
+        try fd.close()
         rig.sensd = try SensdUnderTest(bus: rig.bus, dir: rig.dir)
         let log = rig.sensdLog
         #expect(log.contains("the session snapshot is damaged"), "\(log)")

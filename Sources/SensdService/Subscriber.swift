@@ -1,0 +1,100 @@
+import SENSCore
+import Systemd
+import UnixSocket
+
+/// One connected client: its socket, its queue, and where it is in its life.
+final class Subscriber: Hashable {
+    /// What the connection is doing; each phase holds what only it needs.
+    enum Phase {
+        /// Connected: events queue up until a request arrives or `grace` fires (then the default
+        /// subscription applies from the hello line on).
+        case held(grace: EventSource?)
+        /// Resuming from the log: live events are read from the log too, until the cursor is caught up.
+        case replaying(LogCursor)
+        /// Receiving events as they are published.
+        case live
+        /// Ending: the queued lines end with a final one; dropped once it is read, or when `deadline` fires.
+        case closing(deadline: EventSource?)
+        /// Disconnected: its descriptor and event sources are released.
+        case gone
+    }
+
+    /// The client's side of the conversation.
+    enum Input {
+        /// Its request may still come.
+        case awaitingRequest
+        /// It sent its one request line; another is an error.
+        case requestReceived
+        /// No more input is read: the client shut its writing side, or the connection is closing.
+        case ended
+    }
+
+    /// Who connected (SO_PEERCRED).
+    let uid: UInt32
+    private(set) var phase: Phase = .held(grace: nil)
+    var input = Input.awaitingRequest
+    private(set) var fd: Descriptor?
+    var source: EventSource?
+    var queue: SubscriberQueue
+    var reader = LineReader(limit: WireFormat.maxRequestBytes)
+    /// What it subscribed to; nil while held, until the request or the end of the grace period decides.
+    var request: SubscriptionRequest?
+    /// The seq of the last event considered for this subscriber (sent or filtered out).
+    var lastSeqSeen: UInt64 = 0
+    /// The last seq published before this client connected, as its hello line said.
+    var helloSeq: UInt64 = 0
+    /// The readiness it is watched for now.
+    var events: IOEvents = .readable
+
+    init(fd: consuming Descriptor, uid: UInt32, queueLimit: Int) {
+        self.fd = .some(fd)
+        self.uid = uid
+        queue = SubscriberQueue(limit: queueLimit)
+    }
+
+    /// The descriptor's number, for a system call; only while connected.
+    var rawFD: Int32 {
+        guard let raw = fd?.rawValue else { preconditionFailure("a subscriber that is gone has no descriptor") }
+        return raw
+    }
+
+    var isAttached: Bool {
+        if case .gone = phase { false } else { true }
+    }
+
+    var isHeld: Bool {
+        if case .held = phase { true } else { false }
+    }
+
+    var isLive: Bool {
+        if case .live = phase { true } else { false }
+    }
+
+    var isReplaying: Bool {
+        if case .replaying = phase { true } else { false }
+    }
+
+    var isClosing: Bool {
+        if case .closing = phase { true } else { false }
+    }
+
+    /// Moves to `next`; what the phase left behind (a timer, a log cursor) is released with it.
+    func enter(_ next: Phase) {
+        precondition(isAttached, "a subscriber that is gone stays gone")
+        phase = next
+        if case .closing = next { input = .ended }
+    }
+
+    /// Releases the event sources, the replay position and the descriptor (the source first: epoll must not
+    /// watch a closed number); safe to call from the subscriber's own handler, and more than once.
+    func detach() {
+        guard isAttached else { return }
+        phase = .gone
+        input = .ended
+        source = nil
+        fd = nil
+    }
+
+    static func == (a: Subscriber, b: Subscriber) -> Bool { a === b }
+    func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+}
