@@ -1,0 +1,276 @@
+import FoundationEssentials
+import Logging
+import SENSCore
+import Systemd
+import UnixSocket
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What makes sensd's promises outlive the process (docs/protocol.md, "Durability"): the event log, the
+/// session snapshot and the seq reservation. It recovers the previous run's state, appends and syncs the log,
+/// keeps seqs from ever repeating (a reservation ahead of the last seq given out; a note when the log falls
+/// behind), takes snapshots, and records a clean stop.
+final class Durability {
+    /// Seqs reserved at a time: one small synced write per this many events.
+    static let reservationBlock: UInt64 = 65_536
+
+    /// Whether the log takes what is appended.
+    enum LogHealth: Equatable {
+        case writing
+        /// An append failed (a full or failing disk): events still go out live, resuming clients are told of
+        /// the gap, and the sessions among them are recorded in place.
+        case failing
+    }
+
+    /// What the previous runs left: the open sessions and the last seq given out.
+    struct Recovery {
+        var sessions: [SessionTracker.Remembered]
+        var lastSeq: UInt64
+        var snapshotSeq: UInt64
+    }
+
+    let store: SessionStateStore
+    /// nil if it could not be opened: sensd runs without resume.
+    let log: EventLog?
+    let recovered: Recovery
+    private(set) var logHealth = LogHealth.writing
+    private let loop: EventLoop
+    private let logger: Logger
+    private let syncIntervalMicroseconds: UInt64
+    private var reservation: SequenceReservation?
+    /// The last event the saved snapshot includes.
+    private var snapshotSeq: UInt64
+    private var snapshotDue = false
+    private var snapshotSource: EventSource?
+    private var syncTimer: EventSource?
+
+    /// The last seq given out (stamped), and the open sessions as of it: the tracker reflects every stamped
+    /// event.
+    var lastStamped: () -> UInt64 = { 0 }
+    var openSessions: () -> [SessionTracker.Remembered] = { [] }
+    var sessionCount: () -> Int = { 0 }
+    /// Logs every event stamped so far: a snapshot must not reflect an event the log does not have.
+    var flushPending: () -> Void = {}
+
+    /// Opens the state in `directory` (which must be usable, see ``usable(_:logger:)``) and recovers it.
+    init(directory: String, retention: LogRetention, syncIntervalMicroseconds: UInt64, loop: EventLoop, logger: Logger) throws {
+        self.loop = loop
+        self.logger = logger
+        self.syncIntervalMicroseconds = syncIntervalMicroseconds
+        store = SessionStateStore(directory: directory, logger: logger)
+        try store.checkFormat()
+        do {
+            log = try EventLog(directory: directory + "/log", retention: retention, logger: logger)
+        } catch {
+            logger.error("cannot open the event log; running without it (no resume, no restart recovery beyond the snapshot)", metadata: ["error": "\(error)"])
+            log = nil
+        }
+        for damage in log?.damage ?? [] {
+            logger.error("the event log was damaged; sensd serves what is intact: \(damage)")
+        }
+        recovered = Self.recover(store: store, log: log, logger: logger)
+        snapshotSeq = recovered.snapshotSeq
+    }
+
+    /// Makes this run's records ready, before the first event: what the previous run handed out without
+    /// logging goes into a snapshot first; seqs from here on are reserved.
+    func start() throws {
+        if store.hasUnlogged { saveSnapshot() }
+        store.prepareUnlogged()
+        // A stop that is not clean is detected next time. A state directory that cannot take it (read-only)
+        // does not stop sensd: events still go out live.
+        try? reserve(through: recovered.lastSeq + Self.reservationBlock)
+        log?.willDrop = { [unowned self] seq in
+            if self.snapshotSeq < seq { self.saveSnapshot() }
+        }
+        snapshotSource = try loop.addPost { [unowned self] in
+            if self.snapshotDue { self.saveSnapshot() }
+        }
+    }
+
+    /// Reserves further seqs when `seq` is past the reservation.
+    func reserve(covering seq: UInt64) {
+        if let reservation, seq > reservation.reservedThrough {
+            try? reserve(through: seq + Self.reservationBlock)
+        }
+    }
+
+    /// Appends lines already stamped to the log, then arranges their sync and, every so many events, a
+    /// snapshot.
+    func append(_ lines: [OutgoingLine]) {
+        guard let log else { return }
+        do {
+            try log.append(lines)
+            if logHealth == .failing {
+                logHealth = .writing
+                logger.notice("the event log is being written again")
+            }
+        } catch {
+            logCannotTake(lines, error: error)
+            return
+        }
+        if syncIntervalMicroseconds == 0 {
+            syncLog()
+        } else if syncTimer == nil {
+            syncTimer = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + syncIntervalMicroseconds) { [unowned self] in
+                self.syncTimer = nil
+                self.syncLog()
+            }
+        }
+        // A snapshot costs O(sessions); taking one per that many events keeps it O(1) per event.
+        let since = lastStamped() - snapshotSeq
+        if since >= max(10_000, 2 * UInt64(sessionCount())) { snapshotDue = true }
+    }
+
+    /// Live subscribers still get the events; resuming clients will be told of the gap. First, the
+    /// reservation (rewritten in place, so a full disk takes it) says the log is behind: a crash now must not
+    /// let the next start give these seqs to other events. And the sessions' beginnings and ends among them
+    /// are recorded (in place too): a crash now must not report them again.
+    private func logCannotTake(_ lines: [OutgoingLine], error: SystemCallError) {
+        let family: Set<EventKind> = [.logon, .logoffInitiated, .logoff]
+        do {
+            try store.recordUnlogged(lines.filter { $0.facts.map { family.contains($0.event) } ?? false }.map(\.bytes))
+        } catch {
+            if logHealth == .writing {
+                logger.critical("cannot record the events handed out without the log; after a crash now, sessions among them could be reported again", metadata: ["error": "\(error)"])
+            }
+        }
+        guard logHealth == .writing else { return }
+        logHealth = .failing
+        logger.error("cannot append to the event log; events go to connected subscribers but cannot be replayed", metadata: ["error": "\(error)"])
+        if let reservation, let first = lines.first?.seq {
+            var behind = reservation
+            behind.logBehindFrom = behind.logBehindFrom ?? first
+            do {
+                try store.save(behind)
+                self.reservation = behind
+            } catch {
+                logger.critical("cannot record that the log is behind; after a crash now, seqs of events sent but not logged could repeat", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func syncLog() {
+        do {
+            try log?.sync()
+        } catch {
+            logger.error("cannot sync the event log to the disk", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Saves the reported sessions as of the last seq given out.
+    private func saveSnapshot() {
+        snapshotDue = false
+        // The snapshot reflects every stamped event, so every one of them must be in the log first.
+        flushPending()
+        let state = SessionState(lastSeq: lastStamped(), sessions: openSessions())
+        do {
+            try store.save(state)
+            snapshotSeq = state.lastSeq
+            store.clearUnlogged()
+            // Likewise the snapshot's encoding, when it was large.
+            if state.sessions.count >= 1000 { Syscall.trimHeap() }
+        } catch {
+            logger.error("cannot write the session snapshot", metadata: ["file": "\(store.path)", "error": "\(error)"])
+        }
+    }
+
+    private func reserve(through seq: UInt64) throws {
+        // Once the log is behind, it stays behind for every later start until a clean stop says otherwise.
+        let r = SequenceReservation(reservedThrough: seq, bootID: Syscall.bootID(), clean: false, logBehindFrom: reservation?.logBehindFrom)
+        do {
+            try store.save(r)
+            reservation = r
+        } catch {
+            logger.error("cannot write the sequence reservation; after a power loss seqs could repeat", metadata: ["file": "\(store.reservationPath)", "error": "\(error)"])
+            throw error
+        }
+    }
+
+    /// Everything on the disk, and a note that the log's last seq is exact.
+    func stopCleanly() {
+        syncLog()
+        syncTimer = nil
+        saveSnapshot()
+        do {
+            try store.save(SequenceReservation(reservedThrough: lastStamped(), bootID: Syscall.bootID(), clean: true))
+        } catch {
+            logger.error("cannot record the clean stop", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Whether the state directory exists (or can be made) and is writable; says once why not.
+    static func usable(_ directory: String, logger: Logger) -> Bool {
+        do {
+            try Syscall.makeDirectoryIfMissing(directory, mode: 0o755)
+        } catch {
+            logger.warning("no state directory (\(error)); sessions will be reported again after a restart; see --state-directory")
+            return false
+        }
+        guard access(directory, W_OK) == 0 else {
+            logger.warning("state directory \(directory) is not writable; sessions will be reported again after a restart; see --state-directory")
+            return false
+        }
+        return true
+    }
+
+    /// What the previous runs left: the open sessions (the snapshot plus every logged event after it) and
+    /// the last seq given out, never lower than one a subscriber may have seen.
+    private static func recover(store: SessionStateStore, log: EventLog?, logger: Logger) -> Recovery {
+        let snapshot = store.load()
+        var sessions = RememberedSessions(snapshot?.sessions ?? [])
+        let base = snapshot?.lastSeq ?? 0
+        var applied = 0
+        var undecodable = 0
+        // Events handed out while the log could not take them, merged in seq order with the logged ones.
+        var unlogged = store.loadUnlogged().filter { $0.seq > base }[...]
+        if !unlogged.isEmpty {
+            logger.notice("the previous run handed out events its log could not take; sensd knows them from its record of them", metadata: ["events": "\(unlogged.count)", "firstSeq": "\(unlogged.first!.seq)"])
+        }
+        if let log {
+            if let oldest = log.oldestSeq, base + 1 < oldest, base < log.lastSeq ?? 0 {
+                logger.warning("the event log no longer holds every event since the session snapshot; sessions that changed in between may be reported again", metadata: ["snapshotSeq": "\(base)", "oldestSeq": "\(oldest)"])
+            }
+            let decoder = JSONDecoder()
+            log.forEachRecord(after: base) { line in
+                guard let event = try? decoder.decode(SENSEvent.self, from: Data(line)) else {
+                    undecodable += 1
+                    return
+                }
+                while let next = unlogged.first, next.seq < event.seq {
+                    sessions.apply(next)
+                    unlogged = unlogged.dropFirst()
+                }
+                sessions.apply(event)
+                applied += 1
+            }
+        }
+        for event in unlogged { sessions.apply(event) }
+        if undecodable > 0 {
+            logger.error("some logged events could not be read back; their sessions may be reported again", metadata: ["events": "\(undecodable)"])
+        }
+        var lastSeq = max(base, log?.lastSeq ?? 0)
+        if let r = store.loadReservation() {
+            if let behind = r.logBehindFrom, r.reservedThrough > lastSeq {
+                // Events were handed out that the log could not take: none of their seqs may come again.
+                logger.error("the previous run handed out events it could not log (its disk was full or failing); seqs continue after every one it could have given out, and resuming clients are told of the gap", metadata: ["firstUnlogged": "\(behind)", "nextSeq": "\(r.reservedThrough + 1)"])
+                lastSeq = r.reservedThrough
+            } else if r.clean {
+                // A clean stop recorded the exact last seq: it holds even if the log lost its tail since.
+                lastSeq = max(lastSeq, r.reservedThrough)
+            } else if r.bootID != nil && r.bootID == Syscall.bootID() {
+                // sensd itself stopped (crash, kill -9, watchdog): the kernel kept every logged event.
+            } else if r.reservedThrough > lastSeq {
+                logger.warning("the machine went down without a clean stop of sensd; seqs continue after every one that could have been given out, and events not yet on the disk are lost", metadata: ["lastLogged": "\(lastSeq)", "nextSeq": "\(r.reservedThrough + 1)"])
+                lastSeq = r.reservedThrough
+            }
+        }
+        logger.info("recovered state from the previous run", metadata: [
+            "sessions": "\(sessions.byID.count)", "snapshotSeq": "\(base)", "eventsAfterSnapshot": "\(applied)",
+            "lastSeq": "\(lastSeq)", "logEvents": "\(log?.eventCount ?? 0)",
+        ])
+        return Recovery(sessions: sessions.all, lastSeq: lastSeq, snapshotSeq: base)
+    }
+}

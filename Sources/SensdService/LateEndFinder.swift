@@ -1,0 +1,59 @@
+import Logging
+import SENSCore
+import Systemd
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The true end of a session that ended while sensd was not watching (docs/protocol.md, "Observed late"):
+/// when logind logged its removal, or else, if the boot it began in is over (a power loss), that boot's last
+/// journal entry. Only for this machine's own logind, whose journal this is.
+final class LateEndFinder {
+    private let logger: Logger
+    /// Whether start-up has used its one second of asking the journal again (see ``end(of:startedAt:journal:startingUp:)``).
+    private var bootEndRetriesSpent = false
+
+    /// The journal, opened at most once per batch of events and only if one of them needs it.
+    enum Journal {
+        case notOpened
+        case open(JournalReader)
+        /// It could not be opened: the time sensd noticed is the best there is.
+        case unavailable
+
+        mutating func reader() -> JournalReader? {
+            if case .notOpened = self { self = (try? JournalReader()).map { .open($0) } ?? .unavailable }
+            if case .open(let reader) = self { return reader }
+            return nil
+        }
+
+        /// A fresh reader, for a journal that may have changed under the last one.
+        mutating func reopen() -> JournalReader? {
+            self = .notOpened
+            return reader()
+        }
+    }
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    /// The session's end (CLOCK_REALTIME microseconds), or nil: the time sensd noticed is the best known.
+    func end(of session: LogindSession, startedAt start: UInt64, journal: inout Journal, startingUp: Bool) -> UInt64? {
+        if let removed = journal.reader()?.sessionRemoval(id: session.id, notBefore: start) { return removed }
+        // At start-up journald may still be moving the previous boot's journal file aside (a power loss leaves
+        // it open) just as sensd asks: "unknown" is asked again with a fresh reader, for up to a second; once a
+        // whole second of that found nothing, start-up asks no more.
+        var answer = journal.reader()?.bootEnd(containing: start) ?? .unknown
+        var attempts = 1
+        while answer == .unknown && startingUp && !bootEndRetriesSpent && attempts < 10 {
+            usleep(100_000)
+            attempts += 1
+            answer = journal.reopen()?.bootEnd(containing: start) ?? .unknown
+        }
+        if answer == .unknown && attempts > 1 { bootEndRetriesSpent = true }
+        guard case .ended(let end) = answer else { return nil }
+        logger.info("a session sensd remembered began in a boot that has ended; it ended by that boot's last journal entry", metadata: ["session": "\(session.id)", "lastEntry": "\(EventTime(microsecondsSinceEpoch: Int64(end)))", "attempts": "\(attempts)"])
+        return end
+    }
+}
