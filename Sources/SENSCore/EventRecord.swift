@@ -266,15 +266,3 @@ public struct RememberedSessions: Sendable {
         }
     }
 }
-
-extension LogindSession {
-    /// The session as a `Logon` event describes it. Live state (active, idle, locked) is not in a Logon,
-    /// so it stays unknown until logind says it again.
-    public init(event e: SENSEvent) {
-        self.init(
-            id: e.sessionId, uid: e.uid, userName: e.userName, leader: e.leader,
-            startedAt: e.sessionStart.map { UInt64(max(0, $0.microsecondsSinceEpoch)) },
-            sessionClass: e.sessionClass, type: e.type, service: e.service, tty: e.tty, seat: e.seat,
-            display: e.display, remote: e.remote, remoteHost: e.remoteHost, remoteUser: e.remoteUser, audit: e.audit)
-    }
-}

@@ -49,29 +49,9 @@ public enum JournalEntry {
             ("SENS_TIME", e.time.rfc3339),
             ("SENS_SESSION_ID", e.sessionId),
         ]
-        func add(_ name: String, _ value: String?) {
-            if let value, !value.isEmpty { f.append((name, value)) }
+        for field in SessionFields.all {
+            if let name = field.journalKey, let value = field.journalText(e) { f.append((name, value)) }
         }
-        add("SENS_USER_NAME", e.userName)
-        add("SENS_UID", e.uid.map(String.init))
-        add("SENS_UNRESOLVED", e.unresolved)
-        add("SENS_OBSERVED_LATE", e.observedLate == true ? "true" : nil)
-        add("SENS_OBSERVED_AT", e.observedAt?.rfc3339)
-        add("SENS_REASON", e.reason)
-        add("SENS_CLASS", e.sessionClass)
-        add("SENS_TYPE", e.type)
-        add("SENS_SERVICE", e.service)
-        add("SENS_TTY", e.tty)
-        add("SENS_SEAT", e.seat)
-        add("SENS_DISPLAY", e.display)
-        add("SENS_REMOTE", e.remote.map { $0 ? "true" : "false" })
-        add("SENS_REMOTE_HOST", e.remoteHost)
-        add("SENS_REMOTE_USER", e.remoteUser)
-        add("SENS_LEADER", e.leader.flatMap { $0 == 0 ? nil : String($0) })
-        add("SENS_AUDIT", e.audit.map(String.init))
-        add("SENS_SESSION_START", e.sessionStart?.rfc3339)
-        add("SENS_LOGON_TYPE", e.logonType?.rawValue)
-        add("SENS_LOGON_TYPE_CODE", e.logonTypeCode.map(String.init))
         return f
     }
 }

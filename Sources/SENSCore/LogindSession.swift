@@ -70,30 +70,6 @@ public struct LogindSession: Codable, Equatable, Sendable {
         return false
     }
 
-    /// This record with every field `newer` knows replacing the old value.
-    public func updated(with newer: LogindSession) -> LogindSession {
-        var s = self
-        s.uid = newer.uid ?? uid
-        s.userName = newer.userName ?? userName
-        s.leader = newer.leader ?? leader
-        s.startedAt = newer.startedAt ?? startedAt
-        s.sessionClass = newer.sessionClass ?? sessionClass
-        s.type = newer.type ?? type
-        s.service = newer.service ?? service
-        s.tty = newer.tty ?? tty
-        s.seat = newer.seat ?? seat
-        s.display = newer.display ?? display
-        s.remote = newer.remote ?? remote
-        s.remoteHost = newer.remoteHost ?? remoteHost
-        s.remoteUser = newer.remoteUser ?? remoteUser
-        s.audit = newer.audit ?? audit
-        s.active = newer.active ?? active
-        s.idle = newer.idle ?? idle
-        s.locked = newer.locked ?? locked
-        s.state = newer.state ?? state
-        return s
-    }
-
     /// The Windows logon type this session corresponds to (docs/protocol.md, "Logon types", has the table).
     public var logonType: LogonType? { sessionClass.flatMap { LogonType(sessionClass: $0, remote: remote == true) } }
 }

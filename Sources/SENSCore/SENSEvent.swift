@@ -71,102 +71,37 @@ public struct SENSEvent: Codable, Equatable, Sendable {
 
     /// The event for `session`, with every field the session knows.
     public init(_ draft: EventDraft, seq: UInt64, time: EventTime, host: String?) {
-        let s = draft.session
-        self.init(event: draft.event, seq: seq, time: time, sessionId: s.id, userName: s.userName, uid: s.uid, unresolved: draft.unresolved)
+        self.init(event: draft.event, seq: seq, time: time, sessionId: draft.session.id, userName: nil, uid: nil, unresolved: draft.unresolved)
+        copyFields(from: draft.session)
         observedLate = draft.observedLate ? true : nil
         reason = draft.reason
         self.host = host
-        sessionClass = s.sessionClass
-        type = s.type
-        service = s.service
-        tty = s.tty
-        seat = s.seat
-        display = s.display
-        remote = s.remote
-        remoteHost = s.remoteHost
-        remoteUser = s.remoteUser
-        leader = s.leader
-        audit = s.audit
-        sessionStart = s.startedAt.map { EventTime(microsecondsSinceEpoch: Int64($0)) }
-        logonType = s.logonType
-        logonTypeCode = s.logonType?.code
     }
 
-    enum CodingKeys: String, CodingKey {
-        case event, seq, time, sessionId, userName, uid, unresolved, observedLate, observedAt, reason, host
-        case sessionClass = "class"
-        case type, service, tty, seat, display, remote, remoteHost, remoteUser, leader, audit, sessionStart
-        case logonType, logonTypeCode
-    }
+    /// The event's identity; every other key is a row of ``SessionFields``.
+    private static let eventKey = FieldKey("event"), seqKey = FieldKey("seq"), timeKey = FieldKey("time"), sessionIdKey = FieldKey("sessionId")
 
     public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        func time(_ key: CodingKeys) throws -> EventTime? {
-            guard let text = try c.decodeIfPresent(String.self, forKey: key) else { return nil }
-            guard let t = EventTime(rfc3339: text) else {
-                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "not RFC 3339 UTC: \(text)")
-            }
-            return t
+        let c = try decoder.container(keyedBy: FieldKey.self)
+        event = try c.decode(EventKind.self, forKey: Self.eventKey)
+        seq = try c.decode(UInt64.self, forKey: Self.seqKey)
+        guard let t = try EventTime.decode(c, Self.timeKey) else {
+            throw DecodingError.keyNotFound(Self.timeKey, .init(codingPath: [], debugDescription: "no time"))
         }
-        event = try c.decode(EventKind.self, forKey: .event)
-        seq = try c.decode(UInt64.self, forKey: .seq)
-        guard let t = try time(.time) else {
-            throw DecodingError.keyNotFound(CodingKeys.time, .init(codingPath: [], debugDescription: "no time"))
-        }
-        self.time = t
-        sessionId = try c.decode(String.self, forKey: .sessionId)
-        userName = try c.decodeIfPresent(String.self, forKey: .userName)
-        uid = try c.decodeIfPresent(UInt32.self, forKey: .uid)
-        unresolved = try c.decodeIfPresent(String.self, forKey: .unresolved)
-        observedLate = try c.decodeIfPresent(Bool.self, forKey: .observedLate)
-        observedAt = try time(.observedAt)
-        reason = try c.decodeIfPresent(String.self, forKey: .reason)
-        host = try c.decodeIfPresent(String.self, forKey: .host)
-        sessionClass = try c.decodeIfPresent(String.self, forKey: .sessionClass)
-        type = try c.decodeIfPresent(String.self, forKey: .type)
-        service = try c.decodeIfPresent(String.self, forKey: .service)
-        tty = try c.decodeIfPresent(String.self, forKey: .tty)
-        seat = try c.decodeIfPresent(String.self, forKey: .seat)
-        display = try c.decodeIfPresent(String.self, forKey: .display)
-        remote = try c.decodeIfPresent(Bool.self, forKey: .remote)
-        remoteHost = try c.decodeIfPresent(String.self, forKey: .remoteHost)
-        remoteUser = try c.decodeIfPresent(String.self, forKey: .remoteUser)
-        leader = try c.decodeIfPresent(UInt32.self, forKey: .leader)
-        audit = try c.decodeIfPresent(UInt32.self, forKey: .audit)
-        sessionStart = try time(.sessionStart)
-        logonType = try c.decodeIfPresent(LogonType.self, forKey: .logonType)
-        logonTypeCode = try c.decodeIfPresent(Int.self, forKey: .logonTypeCode)
+        time = t
+        sessionId = try c.decode(String.self, forKey: Self.sessionIdKey)
+        for field in SessionFields.all where field.isInEvents { try field.decode(&self, c) }
     }
 
     /// Encodable for completeness (tests, tools); the daemon writes lines with ``WireFormat/encode(_:)``,
     /// which keeps the documented key order.
     public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(event, forKey: .event)
-        try c.encode(seq, forKey: .seq)
-        try c.encode(time.rfc3339, forKey: .time)
-        try c.encode(sessionId, forKey: .sessionId)
-        try c.encode(userName, forKey: .userName)
-        try c.encode(uid, forKey: .uid)
-        try c.encodeIfPresent(unresolved, forKey: .unresolved)
-        try c.encodeIfPresent(observedLate, forKey: .observedLate)
-        try c.encodeIfPresent(observedAt?.rfc3339, forKey: .observedAt)
-        try c.encodeIfPresent(reason, forKey: .reason)
-        try c.encodeIfPresent(host, forKey: .host)
-        try c.encodeIfPresent(sessionClass, forKey: .sessionClass)
-        try c.encodeIfPresent(type, forKey: .type)
-        try c.encodeIfPresent(service, forKey: .service)
-        try c.encodeIfPresent(tty, forKey: .tty)
-        try c.encodeIfPresent(seat, forKey: .seat)
-        try c.encodeIfPresent(display, forKey: .display)
-        try c.encodeIfPresent(remote, forKey: .remote)
-        try c.encodeIfPresent(remoteHost, forKey: .remoteHost)
-        try c.encodeIfPresent(remoteUser, forKey: .remoteUser)
-        try c.encodeIfPresent(leader, forKey: .leader)
-        try c.encodeIfPresent(audit, forKey: .audit)
-        try c.encodeIfPresent(sessionStart?.rfc3339, forKey: .sessionStart)
-        try c.encodeIfPresent(logonType, forKey: .logonType)
-        try c.encodeIfPresent(logonTypeCode, forKey: .logonTypeCode)
+        var c = encoder.container(keyedBy: FieldKey.self)
+        try c.encode(event, forKey: Self.eventKey)
+        try c.encode(seq, forKey: Self.seqKey)
+        try c.encode(time.rfc3339, forKey: Self.timeKey)
+        try c.encode(sessionId, forKey: Self.sessionIdKey)
+        for field in SessionFields.all where field.isInEvents { try field.encode(self, &c) }
     }
 }
 

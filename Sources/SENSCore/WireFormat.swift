@@ -17,35 +17,8 @@ public enum WireFormat {
         w.field("seq", integer: e.seq)
         w.field("time", string: e.time.rfc3339)
         w.field("sessionId", string: e.sessionId)
-        w.field("userName", string: e.userName)
-        w.field("uid", integer: e.uid.map(UInt64.init))
-        sessionFields(e, into: &w)
+        for field in SessionFields.all { field.write(e, &w) }
         return w.finish()
-    }
-
-    /// Everything after `uid`: only when known; absent values are omitted, never sent empty.
-    private static func sessionFields(_ e: SENSEvent, into w: inout JSONLineWriter) {
-        if let v = e.unresolved { w.field("unresolved", string: v) }
-        if e.observedLate == true { w.field("observedLate", bool: true) }
-        if let v = e.observedAt { w.field("observedAt", string: v.rfc3339) }
-        if let v = e.reason { w.field("reason", string: v) }
-        if let v = e.host { w.field("host", string: v) }
-        if let v = e.sessionClass { w.field("class", string: v) }
-        if let v = e.type { w.field("type", string: v) }
-        if let v = e.service, !v.isEmpty { w.field("service", string: v) }
-        if let v = e.tty, !v.isEmpty { w.field("tty", string: v) }
-        if let v = e.seat, !v.isEmpty { w.field("seat", string: v) }
-        if let v = e.display, !v.isEmpty { w.field("display", string: v) }
-        if let v = e.remote { w.field("remote", bool: v) }
-        if let v = e.remoteHost, !v.isEmpty { w.field("remoteHost", string: v) }
-        if let v = e.remoteUser, !v.isEmpty { w.field("remoteUser", string: v) }
-        if let v = e.leader, v != 0 { w.field("leader", integer: UInt64(v)) }
-        if let v = e.audit { w.field("audit", integer: UInt64(v)) }
-        if let v = e.sessionStart { w.field("sessionStart", string: v.rfc3339) }
-        if let v = e.logonType {
-            w.field("logonType", string: v.rawValue)
-            w.field("logonTypeCode", integer: UInt64(v.code))
-        }
     }
 
     /// The answer to a `snapshot` request: a `begin` line, one line per open session (the event fields, then
@@ -61,13 +34,10 @@ public enum WireFormat {
             var w = JSONLineWriter()
             w.field("snapshot", string: "session")
             w.field("sessionId", string: e.sessionId)
-            w.field("userName", string: e.userName)
-            w.field("uid", integer: e.uid.map(UInt64.init))
-            sessionFields(e, into: &w)
-            if let v = open.state { w.field("state", string: v) }
-            if let v = open.active { w.field("active", bool: v) }
-            if let v = open.locked { w.field("locked", bool: v) }
-            if let v = open.idle { w.field("idle", bool: v) }
+            for field in SessionFields.all {
+                field.write(e, &w)
+                field.writeState(open.session, &w)
+            }
             w.field("logoffInitiated", bool: open.logoffInitiated)
             out += w.finish()
         }
@@ -257,20 +227,15 @@ struct JSONLineWriter {
 public struct OpenSession: Equatable, Sendable {
     /// The session's fields as its events carry them (`event`, `seq` and `time` are not sent).
     public var fields: SENSEvent
-    /// logind's state: `online`, `active` or `closing`.
-    public var state: String?
-    public var active: Bool?
-    public var locked: Bool?
-    public var idle: Bool?
+    /// The session as sensd tracks it, with its state now: `state` (`online`, `active` or `closing`),
+    /// `active`, `locked`, `idle`.
+    public var session: LogindSession
     /// Whether its `LogoffInitiated` has gone out.
     public var logoffInitiated: Bool
 
     public init(_ session: LogindSession, logoffInitiated: Bool, host: String?) {
         fields = SENSEvent(EventDraft(event: .logon, session: session), seq: 0, time: EventTime(microsecondsSinceEpoch: 0), host: host)
-        state = session.state
-        active = session.active
-        locked = session.locked
-        idle = session.idle
+        self.session = session
         self.logoffInitiated = logoffInitiated
     }
 }

@@ -184,36 +184,6 @@ public final class LogindSource {
         }
     }
 
-    /// Session properties (`GetAll` or the changed ones of `PropertiesChanged`) as the tracker keeps them.
-    static func session(id: String, properties p: [String: BusValue]) -> LogindSession {
-        func text(_ key: String) -> String? {
-            guard let s = p[key]?.stringValue, !s.isEmpty else { return nil }
-            return s
-        }
-        let audit = p["Audit"]?.uint32Value
-        return LogindSession(
-            id: text("Id") ?? id,
-            uid: p["User"]?.structFields?.first?.uint32Value,
-            userName: text("Name"),
-            leader: p["Leader"]?.uint32Value.flatMap { $0 == 0 ? nil : $0 },
-            startedAt: p["Timestamp"]?.uint64Value.flatMap { $0 == 0 ? nil : $0 },
-            sessionClass: text("Class"),
-            type: text("Type"),
-            service: text("Service"),
-            tty: text("TTY"),
-            seat: p["Seat"]?.structFields?.first?.stringValue.flatMap { $0.isEmpty ? nil : $0 },
-            display: text("Display"),
-            remote: p["Remote"]?.boolValue,
-            remoteHost: text("RemoteHost"),
-            remoteUser: text("RemoteUser"),
-            // 4294967295 (and 0) mean "no audit session".
-            audit: audit.flatMap { $0 == 0 || $0 == UInt32.max ? nil : $0 },
-            active: p["Active"]?.boolValue,
-            idle: p["IdleHint"]?.boolValue,
-            locked: p["LockedHint"]?.boolValue,
-            state: text("State"))
-    }
-
     // MARK: Signals
 
     private func isFromLogind(_ m: BusMessage) -> Bool {
@@ -250,7 +220,7 @@ public final class LogindSource {
             return
         }
         guard let id = Bus.id(ofObjectPath: path, prefix: Self.sessionPathPrefix) else { return }
-        emit(tracker.propertiesChanged(changes: Self.session(id: id, properties: changed)))
+        emit(tracker.propertiesChanged(changes: LogindSession(id: id, properties: changed)))
     }
 
     /// logind says the machine is about to go down (true) or that it no longer is (false). v257 sends
@@ -353,7 +323,7 @@ public final class LogindSource {
     }
 
     private func detailsArrived(_ request: DetailFetcher.Request, _ properties: [String: BusValue], _ done: @escaping () -> Void) {
-        var details = Self.session(id: request.id, properties: properties)
+        var details = LogindSession(id: request.id, properties: properties)
         if details.state == "opening", watchSessionFiles, let now = Login.sessionState(request.id) {
             // The file may have said "online" before this reply came: its state is newer.
             details.state = now
@@ -440,4 +410,9 @@ public final class LogindSource {
             done()
         }
     }
+}
+
+/// logind's property values, read through the field table (SessionFields in SENSCore).
+extension BusValue: LogindPropertyValue {
+    public var firstField: (any LogindPropertyValue)? { structFields?.first }
 }

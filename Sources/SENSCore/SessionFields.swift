@@ -1,0 +1,285 @@
+/// Every field of an event and of a session, described once (``SessionFields/all``): where it lives in
+/// ``SENSEvent`` and ``LogindSession``, its key on the wire and in the journal, when it is left out, and the
+/// logind property it comes from. Encoding, decoding, journal entries, the logind mapping and merging a
+/// session's updates all walk this one table; adding a field is adding a row.
+///
+/// `event`, `seq`, `time` and `sessionId` are the event's identity rather than fields of the table: every
+/// event has them, in that order, first.
+public enum SessionFields {
+    /// The table, in wire order (docs/protocol.md lists the same fields in the same order).
+    static let all: [Field] = [
+        // Who: always on the wire, `null` when sensd could not learn it (with `unresolved` saying why).
+        Field("userName", journal: "SENS_USER_NAME", event: \SENSEvent.userName, session: \LogindSession.userName, logind: ("Name", text), omit: .never),
+        Field("uid", journal: "SENS_UID", event: \SENSEvent.uid, session: \LogindSession.uid, logind: ("User", firstOfStruct(number)), omit: .never),
+        // About the event.
+        Field("unresolved", journal: "SENS_UNRESOLVED", event: \SENSEvent.unresolved),
+        Field("observedLate", journal: "SENS_OBSERVED_LATE", event: \SENSEvent.observedLate, omit: .ifBlank),
+        Field("observedAt", journal: "SENS_OBSERVED_AT", event: \SENSEvent.observedAt),
+        Field("reason", journal: "SENS_REASON", event: \SENSEvent.reason),
+        // The machine's own name: the journal has it already (_HOSTNAME).
+        Field("host", journal: nil, event: \SENSEvent.host),
+        // About the session, as logind describes it.
+        Field("class", journal: "SENS_CLASS", event: \SENSEvent.sessionClass, session: \LogindSession.sessionClass, logind: ("Class", text)),
+        Field("type", journal: "SENS_TYPE", event: \SENSEvent.type, session: \LogindSession.type, logind: ("Type", text)),
+        Field("service", journal: "SENS_SERVICE", event: \SENSEvent.service, session: \LogindSession.service, logind: ("Service", text), omit: .ifBlank),
+        Field("tty", journal: "SENS_TTY", event: \SENSEvent.tty, session: \LogindSession.tty, logind: ("TTY", text), omit: .ifBlank),
+        Field("seat", journal: "SENS_SEAT", event: \SENSEvent.seat, session: \LogindSession.seat, logind: ("Seat", firstOfStruct(text)), omit: .ifBlank),
+        Field("display", journal: "SENS_DISPLAY", event: \SENSEvent.display, session: \LogindSession.display, logind: ("Display", text), omit: .ifBlank),
+        Field("remote", journal: "SENS_REMOTE", event: \SENSEvent.remote, session: \LogindSession.remote, logind: ("Remote", flag)),
+        Field("remoteHost", journal: "SENS_REMOTE_HOST", event: \SENSEvent.remoteHost, session: \LogindSession.remoteHost, logind: ("RemoteHost", text), omit: .ifBlank),
+        Field("remoteUser", journal: "SENS_REMOTE_USER", event: \SENSEvent.remoteUser, session: \LogindSession.remoteUser, logind: ("RemoteUser", text), omit: .ifBlank),
+        // Pid 0 is no leader.
+        Field("leader", journal: "SENS_LEADER", event: \SENSEvent.leader, session: \LogindSession.leader, logind: ("Leader", nonZero(number)), omit: .ifBlank),
+        // 0 and 4294967295 mean "no audit session".
+        Field("audit", journal: "SENS_AUDIT", event: \SENSEvent.audit, session: \LogindSession.audit, logind: ("Audit", { v in number(v).flatMap { $0 == 0 || $0 == .max ? nil : $0 } })),
+        Field("sessionStart", journal: "SENS_SESSION_START", event: \SENSEvent.sessionStart, session: \LogindSession.startedAt, logind: ("Timestamp", nonZero(number64)),
+              eventValue: { EventTime(microsecondsSinceEpoch: Int64(clamping: $0)) }, sessionValue: { UInt64(max(0, $0.microsecondsSinceEpoch)) }),
+        // Windows' terms for the session (docs/protocol.md, "Logon types"): from the session, never stored in it.
+        Field("logonType", journal: "SENS_LOGON_TYPE", event: \SENSEvent.logonType, derived: { $0.logonType }),
+        Field("logonTypeCode", journal: "SENS_LOGON_TYPE_CODE", event: \SENSEvent.logonTypeCode, derived: { $0.logonType?.code }),
+        // The session's state now: in snapshot lines and in sensd's memory, never in an event.
+        Field("state", session: \LogindSession.state, logind: ("State", text)),
+        Field("active", session: \LogindSession.active, logind: ("Active", flag)),
+        Field("locked", session: \LogindSession.locked, logind: ("LockedHint", flag)),
+        Field("idle", session: \LogindSession.idle, logind: ("IdleHint", flag)),
+    ]
+
+    /// When a field is left out of a line or a journal entry.
+    enum Omission {
+        /// Never: `null` on the wire when unknown (a journal entry leaves it out).
+        case never
+        /// When unknown.
+        case ifNil
+        /// When unknown or blank: empty text, a zero id, `false`.
+        case ifBlank
+    }
+
+    /// One row of the table, its operations built once from its key paths.
+    struct Field: Sendable {
+        let wireKey: String
+        let journalKey: String?
+        /// logind's name for it, for fields a session has.
+        let logindProperty: String?
+        let isInEvents: Bool
+        let write: @Sendable (SENSEvent, inout JSONLineWriter) -> Void
+        let writeState: @Sendable (LogindSession, inout JSONLineWriter) -> Void
+        let journalText: @Sendable (SENSEvent) -> String?
+        let decode: @Sendable (inout SENSEvent, KeyedDecodingContainer<FieldKey>) throws -> Void
+        let encode: @Sendable (SENSEvent, inout KeyedEncodingContainer<FieldKey>) throws -> Void
+        /// Session -> event, event -> session (a Logon describes its session), newer -> older.
+        let fromSession: @Sendable (LogindSession, inout SENSEvent) -> Void
+        let toSession: @Sendable (SENSEvent, inout LogindSession) -> Void
+        let merge: @Sendable (inout LogindSession, LogindSession) -> Void
+        let readLogind: @Sendable (inout LogindSession, any LogindPropertyValue) -> Void
+
+        /// A field events carry, kept in the session as it is in the event (or not at all, without `session`).
+        init<E: FieldValue>(
+            _ wire: String, journal: String?, event: WritableKeyPath<SENSEvent, E?> & Sendable,
+            session: (WritableKeyPath<LogindSession, E?> & Sendable)? = nil,
+            logind: (String, @Sendable (any LogindPropertyValue) -> E?)? = nil, omit: Omission = .ifNil
+        ) {
+            self.init(wire, journal: journal, event: event, session: session, logind: logind, omit: omit, eventValue: { $0 }, sessionValue: { $0 })
+        }
+
+        /// A field events carry that is worked out from the session rather than kept in it.
+        init<E: FieldValue>(_ wire: String, journal: String, event: WritableKeyPath<SENSEvent, E?> & Sendable, derived: @escaping @Sendable (LogindSession) -> E?) {
+            self.init(wire, journal: journal, event: event, session: nil as (WritableKeyPath<LogindSession, E?> & Sendable)?, logind: nil,
+                      omit: .ifNil, eventValue: { $0 }, sessionValue: { $0 }, derived: derived)
+        }
+
+        /// A field events carry whose session counterpart has another type (`sessionStart`, `startedAt`).
+        init<E: FieldValue, S>(
+            _ wire: String, journal: String?, event: WritableKeyPath<SENSEvent, E?> & Sendable,
+            session: (WritableKeyPath<LogindSession, S?> & Sendable)?,
+            logind: (String, @Sendable (any LogindPropertyValue) -> S?)?, omit: Omission = .ifNil,
+            eventValue: @escaping @Sendable (S) -> E?, sessionValue: @escaping @Sendable (E) -> S?,
+            derived: (@Sendable (LogindSession) -> E?)? = nil
+        ) {
+            wireKey = wire
+            journalKey = journal
+            logindProperty = logind?.0
+            isInEvents = true
+            let key = FieldKey(wire)
+            let kept: @Sendable (E?) -> E? = { value in
+                guard let value else { return nil }
+                return omit == .ifBlank && value.isBlank ? nil : value
+            }
+            write = { e, w in
+                if let v = kept(e[keyPath: event]) { v.write(wire, into: &w) } else if omit == .never { w.field(wire, string: nil) }
+            }
+            writeState = { _, _ in }
+            journalText = { e in kept(e[keyPath: event]).map(\.journalText).flatMap { $0.isEmpty ? nil : $0 } }
+            decode = { e, c in e[keyPath: event] = try E.decode(c, key) }
+            encode = { e, c in
+                if let v = e[keyPath: event] { try v.encode(&c, key) } else if omit == .never { try c.encodeNil(forKey: key) }
+            }
+            if let derived {
+                fromSession = { s, e in e[keyPath: event] = derived(s) }
+            } else if let session {
+                fromSession = { s, e in e[keyPath: event] = s[keyPath: session].flatMap(eventValue) }
+            } else {
+                fromSession = { _, _ in }
+            }
+            if let session {
+                toSession = { e, s in s[keyPath: session] = e[keyPath: event].flatMap(sessionValue) }
+                merge = { old, new in if let v = new[keyPath: session] { old[keyPath: session] = v } }
+            } else {
+                toSession = { _, _ in }
+                merge = { _, _ in }
+            }
+            if let session, let (_, read) = logind {
+                readLogind = { s, v in s[keyPath: session] = read(v) }
+            } else {
+                readLogind = { _, _ in }
+            }
+        }
+
+        /// A session's state now: remembered and shown in snapshots, not carried by events.
+        init<S: FieldValue>(_ wire: String, session: WritableKeyPath<LogindSession, S?> & Sendable, logind: (String, @Sendable (any LogindPropertyValue) -> S?)) {
+            wireKey = wire
+            journalKey = nil
+            logindProperty = logind.0
+            isInEvents = false
+            write = { _, _ in }
+            writeState = { s, w in s[keyPath: session]?.write(wire, into: &w) }
+            journalText = { _ in nil }
+            decode = { _, _ in }
+            encode = { _, _ in }
+            fromSession = { _, _ in }
+            toSession = { _, _ in }
+            merge = { old, new in if let v = new[keyPath: session] { old[keyPath: session] = v } }
+            let read = logind.1
+            readLogind = { s, v in s[keyPath: session] = read(v) }
+        }
+    }
+
+    // MARK: Reading logind's properties
+
+    /// Text; empty means logind does not know.
+    static func text(_ v: any LogindPropertyValue) -> String? { v.stringValue.flatMap { $0.isEmpty ? nil : $0 } }
+    static func flag(_ v: any LogindPropertyValue) -> Bool? { v.boolValue }
+    static func number(_ v: any LogindPropertyValue) -> UInt32? { v.uint32Value }
+    static func number64(_ v: any LogindPropertyValue) -> UInt64? { v.uint64Value }
+    /// The first member of a structure: `User` is (uid, object path), `Seat` is (id, object path).
+    static func firstOfStruct<T>(_ read: @escaping @Sendable (any LogindPropertyValue) -> T?) -> @Sendable (any LogindPropertyValue) -> T? {
+        { v in v.firstField.flatMap(read) }
+    }
+    static func nonZero(_ read: @escaping @Sendable (any LogindPropertyValue) -> UInt32?) -> @Sendable (any LogindPropertyValue) -> UInt32? {
+        { v in read(v).flatMap { $0 == 0 ? nil : $0 } }
+    }
+    static func nonZero(_ read: @escaping @Sendable (any LogindPropertyValue) -> UInt64?) -> @Sendable (any LogindPropertyValue) -> UInt64? {
+        { v in read(v).flatMap { $0 == 0 ? nil : $0 } }
+    }
+}
+
+/// A value of one of logind's session properties, as the bus layer read it (its own type conforms).
+public protocol LogindPropertyValue {
+    var stringValue: String? { get }
+    var boolValue: Bool? { get }
+    var uint32Value: UInt32? { get }
+    var uint64Value: UInt64? { get }
+    /// The first member, if it is a structure.
+    var firstField: (any LogindPropertyValue)? { get }
+}
+
+struct FieldKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ name: String) { stringValue = name }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// How a field's type is written, shown and read: once per type, not once per field.
+protocol FieldValue: Sendable {
+    func write(_ key: String, into w: inout JSONLineWriter)
+    var journalText: String { get }
+    /// Empty text, a zero id, `false`: left out where the table says so.
+    var isBlank: Bool { get }
+    static func decode(_ c: KeyedDecodingContainer<FieldKey>, _ key: FieldKey) throws -> Self?
+    func encode(_ c: inout KeyedEncodingContainer<FieldKey>, _ key: FieldKey) throws
+}
+
+extension FieldValue where Self: Codable {
+    static func decode(_ c: KeyedDecodingContainer<FieldKey>, _ key: FieldKey) throws -> Self? { try c.decodeIfPresent(Self.self, forKey: key) }
+    func encode(_ c: inout KeyedEncodingContainer<FieldKey>, _ key: FieldKey) throws { try c.encode(self, forKey: key) }
+}
+
+extension String: FieldValue {
+    func write(_ key: String, into w: inout JSONLineWriter) { w.field(key, string: self) }
+    var journalText: String { self }
+    var isBlank: Bool { isEmpty }
+}
+
+extension Bool: FieldValue {
+    func write(_ key: String, into w: inout JSONLineWriter) { w.field(key, bool: self) }
+    var journalText: String { self ? "true" : "false" }
+    var isBlank: Bool { !self }
+}
+
+extension UInt32: FieldValue {
+    func write(_ key: String, into w: inout JSONLineWriter) { w.field(key, integer: UInt64(self)) }
+    var journalText: String { String(self) }
+    var isBlank: Bool { self == 0 }
+}
+
+extension Int: FieldValue {
+    func write(_ key: String, into w: inout JSONLineWriter) { w.field(key, integer: UInt64(clamping: self)) }
+    var journalText: String { String(self) }
+    var isBlank: Bool { self == 0 }
+}
+
+extension EventTime: FieldValue {
+    func write(_ key: String, into w: inout JSONLineWriter) { w.field(key, string: rfc3339) }
+    var journalText: String { rfc3339 }
+    var isBlank: Bool { false }
+    static func decode(_ c: KeyedDecodingContainer<FieldKey>, _ key: FieldKey) throws -> EventTime? {
+        guard let text = try c.decodeIfPresent(String.self, forKey: key) else { return nil }
+        guard let time = EventTime(rfc3339: text) else {
+            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "not RFC 3339 UTC: \(text)")
+        }
+        return time
+    }
+    func encode(_ c: inout KeyedEncodingContainer<FieldKey>, _ key: FieldKey) throws { try c.encode(rfc3339, forKey: key) }
+}
+
+extension LogonType: FieldValue {
+    func write(_ key: String, into w: inout JSONLineWriter) { w.field(key, string: rawValue) }
+    var journalText: String { rawValue }
+    var isBlank: Bool { false }
+}
+
+extension SENSEvent {
+    /// Every field the session knows, copied from it (and the ones worked out from it).
+    mutating func copyFields(from session: LogindSession) {
+        for field in SessionFields.all { field.fromSession(session, &self) }
+    }
+}
+
+extension LogindSession {
+    /// The session as a `Logon` event describes it. Live state (active, idle, locked) is not in a Logon, so
+    /// it stays unknown until logind says it again.
+    public init(event e: SENSEvent) {
+        self.init(id: e.sessionId)
+        for field in SessionFields.all { field.toSession(e, &self) }
+    }
+
+    /// A session from logind's properties (`GetAll` on a session object): what a property does not say stays
+    /// unknown. `id` is used if the properties lack `Id`.
+    public init(id: String, properties: [String: some LogindPropertyValue]) {
+        self.init(id: properties["Id"].flatMap { SessionFields.text($0) } ?? id)
+        for field in SessionFields.all {
+            if let name = field.logindProperty, let value = properties[name] { field.readLogind(&self, value) }
+        }
+    }
+
+    /// This record with every field `newer` knows replacing the old value.
+    public func updated(with newer: LogindSession) -> LogindSession {
+        var s = self
+        for field in SessionFields.all { field.merge(&s, newer) }
+        return s
+    }
+
+    /// The logind property names the table maps (what a `PropertiesChanged` signal may carry).
+    public static var logindProperties: [String] { ["Id"] + SessionFields.all.compactMap(\.logindProperty) }
+}
