@@ -27,18 +27,28 @@ public struct SessionTracker: Sendable {
                 }
             }
         }
-        /// `Logon` has gone out, or the session was remembered from the previous run.
-        var reported: Bool
-        /// `LogoffInitiated` has gone out.
-        var logoffInitiated: Bool
-        /// The session was seen closing; sticky, because details asked for earlier may still say "online".
-        var closingSeen = false
+        var stage: Stage
 
-        init(session: LogindSession, reported: Bool, logoffInitiated: Bool) {
+        init(session: LogindSession, stage: Stage) {
             box = SessionBox(session)
-            self.reported = reported
-            self.logoffInitiated = logoffInitiated
+            self.stage = stage
         }
+
+        var isReported: Bool {
+            if case .announced = stage { false } else { true }
+        }
+    }
+
+    /// Where a tracked session is in its life, as far as its events go. (Its end takes it out of the
+    /// tracker; one whose processes are gone while logind still lists it is kept in `ended`.)
+    enum Stage: Equatable {
+        /// Announced; its `Logon` waits for its details. `closingSeen`: sd-login saw it closing meanwhile,
+        /// which sticks, because details asked for earlier may still say "online".
+        case announced(closingSeen: Bool)
+        /// Its `Logon` has gone out, or it was remembered from the previous run.
+        case reported
+        /// Its `LogoffInitiated` has gone out too; `Logoff` is all that is left.
+        case logoffInitiated
     }
 
     final class SessionBox: @unchecked Sendable {
@@ -64,7 +74,7 @@ public struct SessionTracker: Sendable {
     /// Sessions whose processes are gone but which logind still lists: their end is already reported (or
     /// they were never live for sensd), so a later listing, announcement or removal of the same session
     /// is not news.
-    private var dead: [String: LogindSession] = [:]
+    private var ended: [String: LogindSession] = [:]
 
     public init() {}
 
@@ -79,7 +89,7 @@ public struct SessionTracker: Sendable {
 
     /// The sessions to keep across a restart: every one already reported.
     public var remembered: [Remembered] {
-        tracked.values.filter(\.reported).map { Remembered(session: $0.session, logoffInitiated: $0.logoffInitiated) }
+        tracked.values.filter(\.isReported).map { Remembered(session: $0.session, logoffInitiated: $0.stage == .logoffInitiated) }
             .sorted { $0.session.id < $1.session.id }
     }
 
@@ -87,7 +97,7 @@ public struct SessionTracker: Sendable {
     /// those that are gone and keeps the rest without a second `Logon`.
     public mutating func remember(_ sessions: [Remembered]) {
         for r in sessions {
-            track(Tracked(session: r.session, reported: true, logoffInitiated: r.logoffInitiated))
+            track(Tracked(session: r.session, stage: r.logoffInitiated ? .logoffInitiated : .reported))
         }
     }
 
@@ -96,7 +106,7 @@ public struct SessionTracker: Sendable {
     public mutating func announced(id: String) {
         // Re-announced (a logind restart) or reused: the details will tell.
         guard tracked[id] == nil else { return }
-        track(Tracked(session: LogindSession(id: id), reported: false, logoffInitiated: false))
+        track(Tracked(session: LogindSession(id: id), stage: .announced(closingSeen: false)))
     }
 
     /// The details of a session arrived (`Properties.GetAll`).
@@ -105,29 +115,31 @@ public struct SessionTracker: Sendable {
             // Removed while the details were on their way; its Logoff has gone out already.
             return []
         }
-        if let corpse = dead[details.id] {
+        if let corpse = ended[details.id] {
             if !corpse.isDifferentSession(from: details) {
                 // A dead session logind lists again (after its own restart, or after sensd's).
                 untrack(details.id)
                 return []
             }
-            dead[details.id] = nil
+            ended[details.id] = nil
         }
         var drafts: [EventDraft] = []
         if t.session.isDifferentSession(from: details) {
             // The id now names another session: the one tracked ended unseen.
             drafts += ending(t, late: true)
-            t = Tracked(session: details, reported: false, logoffInitiated: false)
+            t = Tracked(session: details, stage: .announced(closingSeen: false))
         } else {
             let before = t.session
             t.session = before.updated(with: details)
-            if t.reported { drafts += transitions(from: before, to: t.session) }
+            if t.isReported { drafts += transitions(from: before, to: t.session) }
         }
-        if !t.reported {
-            t.reported = true
+        var closingSeen = false
+        if case .announced(let seen) = t.stage {
+            closingSeen = seen
+            t.stage = .reported
             drafts.append(draft(.logon, t.session))
         }
-        drafts += closingIfSo(&t)
+        drafts += closingIfSo(&t, seen: closingSeen)
         track(t)
         return drafts
     }
@@ -139,9 +151,9 @@ public struct SessionTracker: Sendable {
         t.session = before.updated(with: changes)
         var drafts: [EventDraft] = []
         // Before its Logon a session has no history to change: values only set the baseline.
-        if t.reported {
+        if t.isReported {
             drafts += transitions(from: before, to: t.session)
-            drafts += closingIfSo(&t)
+            drafts += closingIfSo(&t, seen: false)
         }
         track(t)
         return drafts
@@ -150,9 +162,13 @@ public struct SessionTracker: Sendable {
     /// sd-login says the session is closing: the user logged out, processes may linger.
     public mutating func closing(id: String) -> [EventDraft] {
         guard var t = tracked[id] else { return [] }
-        t.closingSeen = true
         t.session.state = "closing"
-        let drafts = t.reported ? closingIfSo(&t) : []
+        var drafts: [EventDraft] = []
+        if t.isReported {
+            drafts = closingIfSo(&t, seen: true)
+        } else {
+            t.stage = .announced(closingSeen: true)
+        }
         track(t)
         return drafts
     }
@@ -167,17 +183,17 @@ public struct SessionTracker: Sendable {
 
     /// logind removed the session (`SessionRemoved`): its `LogoffInitiated` if not yet sent, then exactly one `Logoff`.
     public mutating func removed(id: String) -> [EventDraft] {
-        if dead.removeValue(forKey: id) != nil, tracked[id].map({ !$0.reported }) ?? true {
+        if ended.removeValue(forKey: id) != nil, tracked[id].map({ !$0.isReported }) ?? true {
             untrack(id)
             return []
         }
         guard let t = untrack(id) else {
             // Ended between subscribing and listing: the removal is the only trace, and it is reported.
-            let unknown = Tracked(session: LogindSession(id: id), reported: true, logoffInitiated: false)
+            let unknown = Tracked(session: LogindSession(id: id), stage: .reported)
             return ending(unknown, late: false)
         }
         var drafts: [EventDraft] = []
-        if !t.reported { drafts.append(draft(.logon, t.session)) }
+        if !t.isReported { drafts.append(draft(.logon, t.session)) }
         drafts += ending(t, late: false)
         return drafts
     }
@@ -189,7 +205,7 @@ public struct SessionTracker: Sendable {
     public mutating func resynchronised(live: [LogindSession]) -> [EventDraft] {
         let liveIDs = Set(live.map(\.id))
         // A dead session logind no longer lists is finally gone.
-        dead = dead.filter { liveIDs.contains($0.key) }
+        ended = ended.filter { liveIDs.contains($0.key) }
         var drafts: [EventDraft] = []
         for id in tracked.keys.sorted() where !liveIDs.contains(id) {
             drafts += ending(untrack(id)!, late: true)
@@ -199,7 +215,7 @@ public struct SessionTracker: Sendable {
                 drafts += ending(untrack(listed.id)!, late: true)
             }
             announced(id: listed.id)
-            if var t = tracked[listed.id], !t.reported {
+            if var t = tracked[listed.id], !t.isReported {
                 // Keep what the listing said (user, uid) in case the details cannot be read.
                 t.session = t.session.updated(with: listed)
                 track(t)
@@ -214,9 +230,9 @@ public struct SessionTracker: Sendable {
     /// listing or removing it later changes nothing.
     public mutating func processesEnded(id: String, late: Bool = false) -> [EventDraft] {
         guard let t = untrack(id) else { return [] }
-        dead[id] = t.session
+        ended[id] = t.session
         var drafts: [EventDraft] = []
-        if !t.reported { drafts.append(draft(.logon, t.session, late: late)) }
+        if !t.isReported { drafts.append(draft(.logon, t.session, late: late)) }
         drafts += ending(t, late: late)
         return drafts
     }
@@ -225,14 +241,14 @@ public struct SessionTracker: Sendable {
     /// with its processes gone): nothing to report, now or when logind lists or removes it again.
     public mutating func forgetDead(id: String) {
         guard let t = untrack(id) else { return }
-        dead[id] = t.session
+        ended[id] = t.session
     }
 
     /// Whether `Logon` has gone out for the session tracked under `id`.
-    public func isReported(_ id: String) -> Bool { tracked[id]?.reported == true }
+    public func isReported(_ id: String) -> Bool { tracked[id]?.isReported == true }
 
     /// Sessions known to be dead while logind still lists them.
-    public var deadCount: Int { dead.count }
+    public var deadCount: Int { ended.count }
 
     // MARK: Rules
 
@@ -242,14 +258,15 @@ public struct SessionTracker: Sendable {
 
     private func ending(_ t: Tracked, late: Bool) -> [EventDraft] {
         var drafts: [EventDraft] = []
-        if !t.logoffInitiated { drafts.append(draft(.logoffInitiated, t.session, late: late)) }
+        if t.stage != .logoffInitiated { drafts.append(draft(.logoffInitiated, t.session, late: late)) }
         drafts.append(draft(.logoff, t.session, late: late))
         return drafts
     }
 
-    private func closingIfSo(_ t: inout Tracked) -> [EventDraft] {
-        guard t.closingSeen || t.session.state == "closing", !t.logoffInitiated else { return [] }
-        t.logoffInitiated = true
+    /// A reported session seen closing (`seen`, or logind's state says so) gets its `LogoffInitiated` now.
+    private func closingIfSo(_ t: inout Tracked, seen: Bool) -> [EventDraft] {
+        guard t.stage == .reported, seen || t.session.state == "closing" else { return [] }
+        t.stage = .logoffInitiated
         return [draft(.logoffInitiated, t.session)]
     }
 
