@@ -70,14 +70,13 @@ struct RateLimitedWarning {
 /// The listening socket and every subscriber connection, all driven by the one event loop.
 public final class SubscriberServer {
     private let loop: EventLoop
-    private let listener: Descriptor
+    private var admission: Admission!
     private let limits: SubscriberLimits
     private let logger: Logger
     private let daemonVersion: String
     private let lastSeq: () -> UInt64
     /// The event history resuming clients replay from; nil when sensd keeps none.
     private let log: EventLog?
-    private var listenSource: EventSource?
     /// Output goes out when the loop has nothing more urgent (no bus message waiting), so that one write per
     /// subscriber carries every event of a burst; the backstop bounds the wait when the bus never pauses.
     private var idleFlush: EventSource?
@@ -100,27 +99,12 @@ public final class SubscriberServer {
     public var subscriberCount: Int { subscribers.count }
     /// Called when a subscriber connects or goes.
     var onSubscribersChanged: () -> Void = {}
-    /// Connections refused or cut off, by reason, since start.
-    public private(set) var refused = 0
+    /// Connections refused at a limit, and cut off for falling behind, since start.
+    public var refused: Int { admission.refused }
     public private(set) var overflowed = 0
-    /// Connections held, by the uid that opened them.
-    private var perUser: [UInt32: Int] = [:]
-    private var refusalWarning = RateLimitedWarning()
     private var overflowWarning = RateLimitedWarning()
-    private var acceptWarning = RateLimitedWarning()
-    /// Kept open to accept and refuse a connection when no other descriptor is left (EMFILE).
-    private var spare: Descriptor?
-    /// While accepting fails for want of descriptors: when to try again.
-    private var acceptRetry: EventSource?
     /// Gives memory back to the system a moment after a burst of clients has gone.
     private var trimTimer: EventSource?
-    /// Connections accepted per wake-up at most. The listening socket, every client and the bus share one
-    /// priority, and sd-event gives sources that stay ready turns in the order they became ready: with the
-    /// work of each turn bounded (this many accepts, one read of a request, one refill of a replay), no
-    /// amount of client activity holds the bus back for more than a few turns, and clients joining during a
-    /// storm that never pauses are still answered.
-    static let acceptsPerWakeup = 16
-
     /// Serves on `listener`, which must be a listening stream socket; the server closes it when it goes.
     init(
         loop: EventLoop, listener: consuming Descriptor, limits: SubscriberLimits, logger: Logger,
@@ -130,11 +114,11 @@ public final class SubscriberServer {
         self.lastSeq = lastSeq
         self.log = log
         self.loop = loop
-        self.listener = listener
         self.limits = limits
         self.logger = logger
-        spare = Syscall.openSpareDescriptor()
-        listenSource = try loop.addIO(fd: self.listener.rawValue, events: .readable) { [unowned self] _ in self.acceptAll() }
+        admission = try Admission(loop: loop, listener: listener, limits: limits, logger: logger) { [unowned self] fd, peer in
+            self.admit(fd, peer)
+        }
         idleFlush = try loop.addDefer { [unowned self] in self.flush() }
         idleFlush?.setPriority(EventSource.idlePriority)
         backstop = try loop.addTimer(monotonicDeadline: 0, accuracy: 100) { [unowned self] in self.flush() }
@@ -194,7 +178,7 @@ public final class SubscriberServer {
 
     /// Stops accepting and ends every connection with a `shutting-down` line (best effort, without waiting).
     public func stop() {
-        listenSource = nil
+        admission.stop()
         idleFlush = nil
         backstop = nil
         let line = WireFormat.error(.shuttingDown, "sensd is stopping")
@@ -206,80 +190,18 @@ public final class SubscriberServer {
             _ = write(subscriber)
             drop(subscriber)
         }
-        spare = nil
-        acceptRetry = nil
         trimTimer = nil
     }
 
     // MARK: Connections
 
-    private func acceptAll() {
-        for _ in 0..<Self.acceptsPerWakeup {
-            let accepted: Descriptor?
-            do {
-                accepted = try Syscall.accept(listener.rawValue)
-            } catch where error.errno == EMFILE || error.errno == ENFILE {
-                outOfDescriptors(error)
-                return
-            } catch {
-                warn(&acceptWarning, "could not accept a subscriber: \(error)")
-                return
-            }
-            guard let fd = accepted else { return }
-            admit(fd)
-        }
-    }
-
-    /// No descriptor left: the spare one makes room to accept the next connection and tell it why it is
-    /// refused; then accepting pauses briefly instead of spinning on a backlog it cannot take.
-    private func outOfDescriptors(_ error: SystemCallError) {
-        if spare != nil {
-            spare = nil
-            if let fd = try? Syscall.accept(listener.rawValue) {
-                refuse(fd, ProtocolError(.tooManySubscribers, "sensd has no file descriptor left for another subscriber"), limit: limits.maxSubscribers)
-            }
-            spare = Syscall.openSpareDescriptor()
-        }
-        warn(&acceptWarning, "could not accept a subscriber (\(error)); pausing accepts for 100 ms")
-        listenSource?.setEnabled(false)
-        acceptRetry = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + 100_000) { [unowned self] in
-            self.acceptRetry = nil
-            self.listenSource?.setEnabled(true)
-        }
-    }
-
-    private func refuse(_ fd: consuming Descriptor, _ error: ProtocolError, limit: Int) {
-        refused += 1
-        let line = WireFormat.error(error.code, error.message, extra: [("limit", UInt64(limit))])
-        let raw = fd.rawValue
-        _ = line.withUnsafeBytes { try? Syscall.send(raw, [$0]) }
-        _ = consume fd
-        warn(&refusalWarning, "refused a subscriber: \(error.message)")
-    }
-
     /// Says a warning a client can provoke at most once per interval, with how many were not said.
     private func warn(_ limiter: inout RateLimitedWarning, _ message: String) {
-        guard let suppressed = limiter.due(now: loop.monotonicNow) else { return }
-        logger.warning("\(message)\(suppressed > 0 ? " (\(suppressed) more like it in the last \(limiter.intervalMicroseconds / 1_000_000) s not logged)" : "")")
+        logger.warning(&limiter, message, now: loop.monotonicNow)
     }
 
-    /// Serves a new connection, unless its user or everyone together is at the limit.
-    private func admit(_ fd: consuming Descriptor) {
-        guard let peer = try? Syscall.peerCredentials(fd.rawValue) else { return }
-        let administrator = peer.uid == 0 || limits.administratorGroups.contains(peer.gid) || !limits.administratorGroups.isDisjoint(with: peer.groups)
-        let held = perUser[peer.uid, default: 0]
-        if subscribers.count >= limits.maxSubscribers {
-            return refuse(fd, ProtocolError(.tooManySubscribers, "sensd serves at most \(limits.maxSubscribers) subscribers at once"), limit: limits.maxSubscribers)
-        }
-        if !administrator {
-            let open = limits.maxSubscribers - limits.reservedForAdministrators
-            if subscribers.count >= open {
-                return refuse(fd, ProtocolError(.tooManySubscribers, "sensd serves at most \(open) subscribers of ordinary users at once (\(limits.reservedForAdministrators) more are kept for root and administrators)"), limit: open)
-            }
-            if held >= limits.maxPerUser {
-                return refuse(fd, ProtocolError(.tooManySubscribers, "uid \(peer.uid) already has \(held) connections to sensd, the most one user may hold"), limit: limits.maxPerUser)
-            }
-        }
+    /// Serves a connection the admission let in; false if it cannot be watched.
+    private func admit(_ fd: consuming Descriptor, _ peer: Peer) -> Bool {
         let raw = fd.rawValue
         let subscriber = Subscriber(fd: fd, uid: peer.uid, queueLimit: limits.queueLimit)
         do {
@@ -291,21 +213,21 @@ public final class SubscriberServer {
             // The subscriber owns the descriptor: it goes with it (closing it here as well, as this once did,
             // closed it twice).
             subscriber.detach()
-            return
+            return false
         }
         subscribers[ObjectIdentifier(subscriber)] = subscriber
-        perUser[peer.uid] = held + 1
         // One reading: the hello line's lastSeq is the point a subscription applies from.
         subscriber.helloSeq = lastSeq()
         subscriber.lastSeqSeen = subscriber.helloSeq
         let hello = WireFormat.hello(daemonVersion: daemonVersion, lastSeq: subscriber.helloSeq, oldestSeq: log?.oldestSeq)
         _ = subscriber.queue.enqueue(OutgoingLine(bytes: hello, seq: nil))
-        guard write(subscriber) else { return }
+        guard write(subscriber) else { return true }
         subscriber.enter(.held(grace: try? loop.addTimer(monotonicDeadline: loop.monotonicNow + limits.requestGraceMicroseconds) { [unowned self, unowned subscriber] in
             self.release(subscriber)
         }))
         logger.debug("subscriber connected", metadata: ["subscribers": "\(subscribers.count)", "uid": "\(peer.uid)"])
         onSubscribersChanged()
+        return true
     }
 
     private func handle(_ subscriber: Subscriber, events: IOEvents) {
@@ -578,7 +500,7 @@ public final class SubscriberServer {
         guard subscriber.isAttached else { return }
         let key = ObjectIdentifier(subscriber)
         subscribers[key] = nil
-        if let n = perUser[subscriber.uid] { perUser[subscriber.uid] = n > 1 ? n - 1 : nil }
+        admission.left(uid: subscriber.uid)
         subscriber.detach()
         if trimTimer == nil {
             // Once the clients of a spike have gone, their buffers go back to the system (glibc keeps them).

@@ -163,9 +163,10 @@ struct Executor: Sendable {
         options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(5))]
 
         // Its output goes to the journal as the rule's (identifier sensd-hook/NAME); outside journald, to ours.
-        let journal = JournalWriter.streamDescriptor(identifier: "sensd-hook/\(rule.name)")
-        defer { if let journal { close(journal) } }
-        let output = FileDescriptor(rawValue: journal ?? 2)
+        // Held (and closed) here for the whole run: the command gets its own copies when it starts.
+        let stream = JournalWriter.streamDescriptor(identifier: "sensd-hook/\(rule.name)")
+        let journal = stream.map { Descriptor(taking: $0) }
+        let output = FileDescriptor(rawValue: stream ?? 2)
         // Standard input: the line in a pipe, written in full and closed before the command starts (a line is
         // far smaller than a pipe's buffer), so that nothing waits on the command reading it.
         guard let input = Self.pipe(holding: Array((line + "\n").utf8)) else {
@@ -174,7 +175,7 @@ struct Executor: Sendable {
         let timeout = rule.timeout
         let settings = (environment: environment, options: options)
 
-        return await withTaskGroup(of: RunOutcome?.self) { group in
+        let outcome = await withTaskGroup(of: RunOutcome?.self) { group in
             group.addTask {
                 do {
                     let result = try await Subprocess.run(
@@ -210,5 +211,7 @@ struct Executor: Sendable {
             }
             return first ?? .couldNotStart("cancelled")
         }
+        if let journal { try? journal.close() }
+        return outcome
     }
 }

@@ -1,0 +1,160 @@
+import Logging
+import SENSCore
+import Systemd
+import UnixSocket
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Who connected, as the kernel recorded it at connect.
+struct Peer {
+    let uid: UInt32
+    let gid: UInt32
+    let groups: [UInt32]
+}
+
+/// The door of the subscriber socket: accepts connections, a bounded number per wake-up, and lets in only
+/// those within the limits (all together, per ordinary user, and the share kept for root and the
+/// administrators); the others get one `too-many-subscribers` line naming the limit. With no descriptor left
+/// it still refuses clearly, on a spare one, and pauses instead of spinning on the backlog.
+final class Admission {
+    private let loop: EventLoop
+    private let logger: Logger
+    private let limits: SubscriberLimits
+    /// The listening socket; nil once stopped.
+    private var listener: Descriptor?
+    private var listenSource: EventSource?
+    /// Kept open to accept and refuse a connection when no other descriptor is left (EMFILE).
+    private var spare: Descriptor?
+    /// While accepting fails for want of descriptors: when to try again.
+    private var acceptRetry: EventSource?
+    private var refusalWarning = RateLimitedWarning()
+    private var acceptWarning = RateLimitedWarning()
+    /// Connections held, in all and by the uid that opened them.
+    private(set) var admitted = 0
+    private var perUser: [UInt32: Int] = [:]
+    /// Connections refused at a limit since start.
+    private(set) var refused = 0
+    /// Takes a connection let in (already counted); false if it could not be served after all. One served
+    /// is reported gone with ``left(uid:)``.
+    private let serve: (consuming Descriptor, Peer) -> Bool
+
+    /// Connections accepted per wake-up at most. The listening socket, every client and the bus share one
+    /// priority, and sd-event gives sources that stay ready turns in the order they became ready: with the
+    /// work of each turn bounded (this many accepts, one read of a request, one refill of a replay), no
+    /// amount of client activity holds the bus back for more than a few turns, and clients joining during a
+    /// storm that never pauses are still answered.
+    static let acceptsPerWakeup = 16
+
+    /// Accepts on `listener`, which must be a listening stream socket; closed when the admission goes.
+    init(loop: EventLoop, listener: consuming Descriptor, limits: SubscriberLimits, logger: Logger, serve: @escaping (consuming Descriptor, Peer) -> Bool) throws(SystemdError) {
+        self.loop = loop
+        self.logger = logger
+        self.limits = limits
+        let raw = listener.rawValue
+        self.listener = .some(listener)
+        self.serve = serve
+        spare = Syscall.openSpareDescriptor()
+        listenSource = try loop.addIO(fd: raw, events: .readable) { [unowned self] _ in self.acceptAll() }
+    }
+
+    /// Stops accepting and closes the listening socket: a client connecting now is refused by the kernel.
+    func stop() {
+        listenSource = nil
+        acceptRetry = nil
+        spare = nil
+        listener = nil
+    }
+
+    /// A connection let in has gone.
+    func left(uid: UInt32) {
+        admitted -= 1
+        if let n = perUser[uid] { perUser[uid] = n > 1 ? n - 1 : nil }
+    }
+
+    private func acceptAll() {
+        guard let listening = listener?.rawValue else { return }
+        for _ in 0..<Self.acceptsPerWakeup {
+            let accepted: Descriptor?
+            do {
+                accepted = try Syscall.accept(listening)
+            } catch where error.errno == EMFILE || error.errno == ENFILE {
+                outOfDescriptors(error, listening: listening)
+                return
+            } catch {
+                warn(&acceptWarning, "could not accept a subscriber: \(error)")
+                return
+            }
+            guard let fd = accepted else { return }
+            consider(fd)
+        }
+    }
+
+    /// No descriptor left: the spare one makes room to accept the next connection and tell it why it is
+    /// refused; then accepting pauses briefly instead of spinning on a backlog it cannot take.
+    private func outOfDescriptors(_ error: SystemCallError, listening: Int32) {
+        if spare != nil {
+            spare = nil
+            if let fd = try? Syscall.accept(listening) {
+                refuse(fd, ProtocolError(.tooManySubscribers, "sensd has no file descriptor left for another subscriber"), limit: limits.maxSubscribers)
+            }
+            spare = Syscall.openSpareDescriptor()
+        }
+        warn(&acceptWarning, "could not accept a subscriber (\(error)); pausing accepts for 100 ms")
+        listenSource?.setEnabled(false)
+        acceptRetry = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + 100_000) { [unowned self] in
+            self.acceptRetry = nil
+            self.listenSource?.setEnabled(true)
+        }
+    }
+
+    /// Lets a new connection in, unless its user or everyone together is at the limit.
+    private func consider(_ fd: consuming Descriptor) {
+        guard let credentials = try? Syscall.peerCredentials(fd.rawValue) else { return }
+        let peer = Peer(uid: credentials.uid, gid: credentials.gid, groups: credentials.groups)
+        if let (refusal, limit) = refusal(for: peer) { return refuse(fd, refusal, limit: limit) }
+        admitted += 1
+        perUser[peer.uid, default: 0] += 1
+        if !serve(fd, peer) { left(uid: peer.uid) }
+    }
+
+    /// Why `peer` may not connect now, and the limit to name; nil if it may.
+    func refusal(for peer: Peer) -> (ProtocolError, Int)? {
+        if admitted >= limits.maxSubscribers {
+            return (ProtocolError(.tooManySubscribers, "sensd serves at most \(limits.maxSubscribers) subscribers at once"), limits.maxSubscribers)
+        }
+        let administrator = peer.uid == 0 || limits.administratorGroups.contains(peer.gid) || !limits.administratorGroups.isDisjoint(with: peer.groups)
+        guard !administrator else { return nil }
+        let open = limits.maxSubscribers - limits.reservedForAdministrators
+        if admitted >= open {
+            return (ProtocolError(.tooManySubscribers, "sensd serves at most \(open) subscribers of ordinary users at once (\(limits.reservedForAdministrators) more are kept for root and administrators)"), open)
+        }
+        let held = perUser[peer.uid, default: 0]
+        if held >= limits.maxPerUser {
+            return (ProtocolError(.tooManySubscribers, "uid \(peer.uid) already has \(held) connections to sensd, the most one user may hold"), limits.maxPerUser)
+        }
+        return nil
+    }
+
+    private func refuse(_ fd: consuming Descriptor, _ error: ProtocolError, limit: Int) {
+        refused += 1
+        let line = WireFormat.error(error.code, error.message, extra: [("limit", UInt64(limit))])
+        let raw = fd.rawValue
+        _ = line.withUnsafeBytes { try? Syscall.send(raw, [$0]) }
+        _ = consume fd
+        warn(&refusalWarning, "refused a subscriber: \(error.message)")
+    }
+
+    private func warn(_ limiter: inout RateLimitedWarning, _ message: String) {
+        logger.warning(&limiter, message, now: loop.monotonicNow)
+    }
+}
+
+extension Logger {
+    /// Says a warning a client can provoke at most once per interval, with how many were not said.
+    func warning(_ limiter: inout RateLimitedWarning, _ message: String, now: UInt64) {
+        guard let suppressed = limiter.due(now: now) else { return }
+        warning("\(message)\(suppressed > 0 ? " (\(suppressed) more like it in the last \(limiter.intervalMicroseconds / 1_000_000) s not logged)" : "")")
+    }
+}
