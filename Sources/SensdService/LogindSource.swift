@@ -48,6 +48,7 @@ public final class LogindSource {
 
     /// Hands drafts on, with `reason` on the ending ones: the one given, else the shutdown's if one is under way.
     private func emit(_ drafts: [EventDraft], reason: String? = nil) {
+        for draft in drafts where draft.event == .logoff { scopes.unwatch(draft.session.id) }
         guard let why = reason ?? shutdownReason else { return publish(drafts) }
         publish(drafts.map { d in
             var d = d
@@ -106,7 +107,7 @@ public final class LogindSource {
                 "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='\(name)'"
             ) { [unowned self] in self.deliver($0, self.nameOwnerChanged) })
         }
-        slots.append(try bus.addMatch(ScopeWatcher.unitRemovedRule) { [unowned self] in self.deliver($0, self.unitRemoved) })
+        scopes.unitRemoved = { [unowned self] in self.deliver($0, self.unitRemoved) }
         for member in ["PrepareForShutdown", "PrepareForShutdownWithMetadata"] {
             slots.append(try bus.addMatch(Self.managerRule(member: member)) { [unowned self] in self.deliver($0, self.prepareForShutdown) })
         }
@@ -209,7 +210,6 @@ public final class LogindSource {
             logger.error("malformed SessionRemoved signal from systemd-logind, ignoring")
             return
         }
-        scopes.cancel(id)
         emit(tracker.removed(id: id))
     }
 
@@ -396,6 +396,7 @@ public final class LogindSource {
     /// A closing session's details arrived: if its scope is already gone, its processes ended unseen.
     private func checkScope(of details: LogindSession, late: Bool, done: @escaping () -> Void) {
         let id = details.id
+        scopes.watch(id)
         scopes.scopeExists(of: id) { [weak self] exists in
             guard let self else { return }
             if exists {
@@ -406,6 +407,7 @@ public final class LogindSource {
             } else {
                 self.logger.info("ignoring a session systemd-logind lists as closing although its processes are gone", metadata: ["session": "\(id)"])
                 self.tracker.forgetDead(id: id)
+                self.scopes.unwatch(id)
             }
             done()
         }

@@ -4,7 +4,11 @@ import Systemd
 /// systemd's side of a session: its scope unit, `session-<id>.scope`, which systemd removes once every
 /// process of the session has exited; logind then removes the session. A logind that restarted while a
 /// session was closing lists it as closing for ever and never removes it (seen with v252), so sensd follows
-/// the scopes itself. Asynchronous throughout: no call here waits for systemd.
+/// the scopes of those sessions itself: the ones found closing when logind's list is read (at start-up, and
+/// when logind comes back). Only while there are such sessions does sensd match systemd's `UnitRemoved`:
+/// systemd sends it for every unit it unloads, four or five times per ordinary su session (the scope is
+/// loaded and unloaded again as logind looks at it), which was a third of the bus messages sensd read per
+/// session. Asynchronous throughout: no call here waits for systemd.
 final class ScopeWatcher {
     static let service = "org.freedesktop.systemd1"
     static let path = "/org/freedesktop/systemd1"
@@ -19,11 +23,38 @@ final class ScopeWatcher {
     private(set) var owner: String?
     /// Sessions whose scope is gone, waiting for logind to remove them too.
     private var timers: [String: EventSource] = [:]
+    /// The sessions whose scopes are followed.
+    private(set) var watched: Set<String> = []
+    /// The `UnitRemoved` match, while anything is watched.
+    private var match: BusSlot?
+    /// Handles a matched `UnitRemoved`.
+    var unitRemoved: (BusMessage) -> Void = { _ in }
 
     init(bus: Bus, loop: EventLoop, logger: Logger) {
         self.bus = bus
         self.loop = loop
         self.logger = logger
+    }
+
+    /// Follows session `id`'s scope from now on. The match is in place at the bus daemon before any call
+    /// sent after this (``scopeExists(of:_:)``) reaches systemd: no removal falls between the two.
+    func watch(_ id: String) {
+        watched.insert(id)
+        guard match == nil else { return }
+        do {
+            match = try bus.addMatchAsync(Self.unitRemovedRule, handler: { [unowned self] in self.unitRemoved($0) }) { [weak self] error in
+                self?.logger.error("the bus daemon refused to send systemd's UnitRemoved; a session logind loses track of will not get its Logoff", metadata: ["error": "\(error)"])
+            }
+        } catch {
+            logger.error("cannot follow systemd's session scopes: \(error)")
+        }
+    }
+
+    /// Session `id` ended (or was never live): its scope no longer matters.
+    func unwatch(_ id: String) {
+        timers[id] = nil
+        guard watched.remove(id) != nil, watched.isEmpty else { return }
+        match = nil
     }
 
     /// The match rule for systemd's `UnitRemoved`.
@@ -69,7 +100,7 @@ final class ScopeWatcher {
     /// What a `UnitRemoved` signal says.
     func removal(_ m: BusMessage) -> Removal {
         guard owner != nil, m.sender == owner else { return .notFromSystemd }
-        guard let args = try? m.readAll(), let name = args.first?.stringValue, let id = Self.sessionID(ofScope: name) else { return .other }
+        guard let args = try? m.readAll(), let name = args.first?.stringValue, let id = Self.sessionID(ofScope: name), watched.contains(id) else { return .other }
         return .sessionScope(id: id)
     }
 
@@ -89,11 +120,6 @@ final class ScopeWatcher {
             self.timers[id] = nil
             expired()
         }
-    }
-
-    /// logind removed session `id`: nothing to wait for.
-    func cancel(_ id: String) {
-        timers[id] = nil
     }
 
     /// Whether session `id`'s scope still exists: false only when systemd says there is no such unit.

@@ -92,6 +92,27 @@ public final class Bus {
         return try BusSlot.adopt(slot, result: r, userdata: userdata, release: releaseCallbackBox, "sd_bus_add_match(\(rule))")
     }
 
+    /// Like ``addMatch(_:handler:)`` without waiting: the `AddMatch` call is queued before whatever is sent
+    /// after it, so the bus daemon applies the rule before it routes any later call (and so before any
+    /// signal sent in answer to one). If the bus daemon refuses the rule, `refused` is told why; the slot
+    /// stays, matching nothing. The corresponding C function is `sd_bus_add_match_async`.
+    public func addMatchAsync(_ rule: String, handler: @escaping (BusMessage) -> Void, refused: @escaping (SystemdError) -> Void) throws(SystemdError) -> BusSlot {
+        typealias Handlers = (message: (BusMessage) -> Void, refused: (SystemdError) -> Void)
+        let box = CallbackBox<Handlers>((handler, refused))
+        let userdata = box.opaque
+        var slot: OpaquePointer?
+        let r = sd_bus_add_match_async(handle, &slot, rule, { message, userdata, _ in
+            let box = CallbackBox<Handlers>.from(userdata)
+            withExtendedLifetime(box) { box.handler.message(BusMessage(borrowing: message!)) }
+            return 0
+        }, { reply, userdata, _ in
+            let box = CallbackBox<Handlers>.from(userdata)
+            if let error = BusMessage(borrowing: reply!).error { withExtendedLifetime(box) { box.handler.refused(error) } }
+            return 0
+        }, userdata)
+        return try BusSlot.adopt(slot, result: r, userdata: userdata, release: releaseCallbackBox, "sd_bus_add_match_async(\(rule))")
+    }
+
     /// Handles every method call to `path` and, with `fallback`, to every path below it.
     /// The corresponding C functions are `sd_bus_add_object` and `sd_bus_add_fallback`.
     public func addObject(
