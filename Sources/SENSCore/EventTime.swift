@@ -32,25 +32,27 @@ public struct EventTime: Hashable, Comparable, Sendable, CustomStringConvertible
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
 
-        var out = [UInt8]()
-        out.reserveCapacity(27)
-        func digits(_ value: Int64, _ width: Int) {
-            var buffer = [UInt8](repeating: UInt8(ascii: "0"), count: width)
-            var v = value
-            for i in stride(from: width - 1, through: 0, by: -1) {
-                buffer[i] = UInt8(ascii: "0") + UInt8(v % 10)
-                v /= 10
+        // Written in place: two of these per event, on the daemon's hot path.
+        return String(unsafeUninitializedCapacity: 27) { out in
+            var at = 0
+            func digits(_ value: Int64, _ width: Int, then separator: UInt8) {
+                var v = value
+                for i in stride(from: at + width - 1, through: at, by: -1) {
+                    out[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
+                    v /= 10
+                }
+                out[at + width] = separator
+                at += width + 1
             }
-            out.append(contentsOf: buffer)
+            digits(year, 4, then: UInt8(ascii: "-"))
+            digits(month, 2, then: UInt8(ascii: "-"))
+            digits(day, 2, then: UInt8(ascii: "T"))
+            digits(hour, 2, then: UInt8(ascii: ":"))
+            digits(minute, 2, then: UInt8(ascii: ":"))
+            digits(second, 2, then: UInt8(ascii: "."))
+            digits(fraction, 6, then: UInt8(ascii: "Z"))
+            return at
         }
-        digits(year, 4); out.append(UInt8(ascii: "-"))
-        digits(month, 2); out.append(UInt8(ascii: "-"))
-        digits(day, 2); out.append(UInt8(ascii: "T"))
-        digits(hour, 2); out.append(UInt8(ascii: ":"))
-        digits(minute, 2); out.append(UInt8(ascii: ":"))
-        digits(second, 2); out.append(UInt8(ascii: "."))
-        digits(fraction, 6); out.append(UInt8(ascii: "Z"))
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Parses the form ``rfc3339`` writes (also accepting fewer fractional digits or none); nil for anything else.

@@ -1,5 +1,5 @@
 /// Every field of an event and of a session, described once (``SessionFields/all``): where it lives in
-/// ``SENSEvent`` and ``LogindSession``, its key on the wire and in the journal, when it is left out, and the
+/// ``SENSEvent`` and ``LogindSession`` (its two accessors in each), its key on the wire and in the journal, when it is left out, and the
 /// logind property it comes from. Encoding, decoding, journal entries, the logind mapping and merging a
 /// session's updates all walk this one table; adding a field is adding a row.
 ///
@@ -9,39 +9,39 @@ public enum SessionFields {
     /// The table, in wire order (docs/protocol.md lists the same fields in the same order).
     static let all: [Field] = [
         // Who: always on the wire, `null` when sensd could not learn it (with `unresolved` saying why).
-        Field("userName", journal: "SENS_USER_NAME", event: \SENSEvent.userName, session: \LogindSession.userName, logind: ("Name", text), omit: .never),
-        Field("uid", journal: "SENS_UID", event: \SENSEvent.uid, session: \LogindSession.uid, logind: ("User", firstOfStruct(number)), omit: .never),
+        Field("userName", journal: "SENS_USER_NAME", event: Access({ $0.userName }, { $0.userName = $1 }), session: Access({ $0.userName }, { $0.userName = $1 }), logind: ("Name", text), omit: .never),
+        Field("uid", journal: "SENS_UID", event: Access({ $0.uid }, { $0.uid = $1 }), session: Access({ $0.uid }, { $0.uid = $1 }), logind: ("User", firstOfStruct(number)), omit: .never),
         // About the event.
-        Field("unresolved", journal: "SENS_UNRESOLVED", event: \SENSEvent.unresolved),
-        Field("observedLate", journal: "SENS_OBSERVED_LATE", event: \SENSEvent.observedLate, omit: .ifBlank),
-        Field("observedAt", journal: "SENS_OBSERVED_AT", event: \SENSEvent.observedAt),
-        Field("reason", journal: "SENS_REASON", event: \SENSEvent.reason),
+        Field("unresolved", journal: "SENS_UNRESOLVED", event: Access({ $0.unresolved }, { $0.unresolved = $1 })),
+        Field("observedLate", journal: "SENS_OBSERVED_LATE", event: Access({ $0.observedLate }, { $0.observedLate = $1 }), omit: .ifBlank),
+        Field("observedAt", journal: "SENS_OBSERVED_AT", event: Access({ $0.observedAt }, { $0.observedAt = $1 })),
+        Field("reason", journal: "SENS_REASON", event: Access({ $0.reason }, { $0.reason = $1 })),
         // The machine's own name: the journal has it already (_HOSTNAME).
-        Field("host", journal: nil, event: \SENSEvent.host),
+        Field("host", journal: nil, event: Access({ $0.host }, { $0.host = $1 })),
         // About the session, as logind describes it.
-        Field("class", journal: "SENS_CLASS", event: \SENSEvent.sessionClass, session: \LogindSession.sessionClass, logind: ("Class", text)),
-        Field("type", journal: "SENS_TYPE", event: \SENSEvent.type, session: \LogindSession.type, logind: ("Type", text)),
-        Field("service", journal: "SENS_SERVICE", event: \SENSEvent.service, session: \LogindSession.service, logind: ("Service", text), omit: .ifBlank),
-        Field("tty", journal: "SENS_TTY", event: \SENSEvent.tty, session: \LogindSession.tty, logind: ("TTY", text), omit: .ifBlank),
-        Field("seat", journal: "SENS_SEAT", event: \SENSEvent.seat, session: \LogindSession.seat, logind: ("Seat", firstOfStruct(text)), omit: .ifBlank),
-        Field("display", journal: "SENS_DISPLAY", event: \SENSEvent.display, session: \LogindSession.display, logind: ("Display", text), omit: .ifBlank),
-        Field("remote", journal: "SENS_REMOTE", event: \SENSEvent.remote, session: \LogindSession.remote, logind: ("Remote", flag)),
-        Field("remoteHost", journal: "SENS_REMOTE_HOST", event: \SENSEvent.remoteHost, session: \LogindSession.remoteHost, logind: ("RemoteHost", text), omit: .ifBlank),
-        Field("remoteUser", journal: "SENS_REMOTE_USER", event: \SENSEvent.remoteUser, session: \LogindSession.remoteUser, logind: ("RemoteUser", text), omit: .ifBlank),
+        Field("class", journal: "SENS_CLASS", event: Access({ $0.sessionClass }, { $0.sessionClass = $1 }), session: Access({ $0.sessionClass }, { $0.sessionClass = $1 }), logind: ("Class", text)),
+        Field("type", journal: "SENS_TYPE", event: Access({ $0.type }, { $0.type = $1 }), session: Access({ $0.type }, { $0.type = $1 }), logind: ("Type", text)),
+        Field("service", journal: "SENS_SERVICE", event: Access({ $0.service }, { $0.service = $1 }), session: Access({ $0.service }, { $0.service = $1 }), logind: ("Service", text), omit: .ifBlank),
+        Field("tty", journal: "SENS_TTY", event: Access({ $0.tty }, { $0.tty = $1 }), session: Access({ $0.tty }, { $0.tty = $1 }), logind: ("TTY", text), omit: .ifBlank),
+        Field("seat", journal: "SENS_SEAT", event: Access({ $0.seat }, { $0.seat = $1 }), session: Access({ $0.seat }, { $0.seat = $1 }), logind: ("Seat", firstOfStruct(text)), omit: .ifBlank),
+        Field("display", journal: "SENS_DISPLAY", event: Access({ $0.display }, { $0.display = $1 }), session: Access({ $0.display }, { $0.display = $1 }), logind: ("Display", text), omit: .ifBlank),
+        Field("remote", journal: "SENS_REMOTE", event: Access({ $0.remote }, { $0.remote = $1 }), session: Access({ $0.remote }, { $0.remote = $1 }), logind: ("Remote", flag)),
+        Field("remoteHost", journal: "SENS_REMOTE_HOST", event: Access({ $0.remoteHost }, { $0.remoteHost = $1 }), session: Access({ $0.remoteHost }, { $0.remoteHost = $1 }), logind: ("RemoteHost", text), omit: .ifBlank),
+        Field("remoteUser", journal: "SENS_REMOTE_USER", event: Access({ $0.remoteUser }, { $0.remoteUser = $1 }), session: Access({ $0.remoteUser }, { $0.remoteUser = $1 }), logind: ("RemoteUser", text), omit: .ifBlank),
         // Pid 0 is no leader.
-        Field("leader", journal: "SENS_LEADER", event: \SENSEvent.leader, session: \LogindSession.leader, logind: ("Leader", nonZero(number)), omit: .ifBlank),
+        Field("leader", journal: "SENS_LEADER", event: Access({ $0.leader }, { $0.leader = $1 }), session: Access({ $0.leader }, { $0.leader = $1 }), logind: ("Leader", nonZero(number)), omit: .ifBlank),
         // 0 and 4294967295 mean "no audit session".
-        Field("audit", journal: "SENS_AUDIT", event: \SENSEvent.audit, session: \LogindSession.audit, logind: ("Audit", { v in number(v).flatMap { $0 == 0 || $0 == .max ? nil : $0 } })),
-        Field("sessionStart", journal: "SENS_SESSION_START", event: \SENSEvent.sessionStart, session: \LogindSession.startedAt, logind: ("Timestamp", nonZero(number64)),
+        Field("audit", journal: "SENS_AUDIT", event: Access({ $0.audit }, { $0.audit = $1 }), session: Access({ $0.audit }, { $0.audit = $1 }), logind: ("Audit", { v in number(v).flatMap { $0 == 0 || $0 == .max ? nil : $0 } })),
+        Field("sessionStart", journal: "SENS_SESSION_START", event: Access({ $0.sessionStart }, { $0.sessionStart = $1 }), session: Access({ $0.startedAt }, { $0.startedAt = $1 }), logind: ("Timestamp", nonZero(number64)),
               eventValue: { EventTime(microsecondsSinceEpoch: Int64(clamping: $0)) }, sessionValue: { UInt64(max(0, $0.microsecondsSinceEpoch)) }),
         // Windows' terms for the session (docs/protocol.md, "Logon types"): from the session, never stored in it.
-        Field("logonType", journal: "SENS_LOGON_TYPE", event: \SENSEvent.logonType, derived: { $0.logonType }),
-        Field("logonTypeCode", journal: "SENS_LOGON_TYPE_CODE", event: \SENSEvent.logonTypeCode, derived: { $0.logonType?.code }),
+        Field("logonType", journal: "SENS_LOGON_TYPE", event: Access({ $0.logonType }, { $0.logonType = $1 }), derived: { $0.logonType }),
+        Field("logonTypeCode", journal: "SENS_LOGON_TYPE_CODE", event: Access({ $0.logonTypeCode }, { $0.logonTypeCode = $1 }), derived: { $0.logonType?.code }),
         // The session's state now: in snapshot lines and in sensd's memory, never in an event.
-        Field("state", session: \LogindSession.state, logind: ("State", text)),
-        Field("active", session: \LogindSession.active, logind: ("Active", flag)),
-        Field("locked", session: \LogindSession.locked, logind: ("LockedHint", flag)),
-        Field("idle", session: \LogindSession.idle, logind: ("IdleHint", flag)),
+        Field("state", session: Access({ $0.state }, { $0.state = $1 }), logind: ("State", text)),
+        Field("active", session: Access({ $0.active }, { $0.active = $1 }), logind: ("Active", flag)),
+        Field("locked", session: Access({ $0.locked }, { $0.locked = $1 }), logind: ("LockedHint", flag)),
+        Field("idle", session: Access({ $0.idle }, { $0.idle = $1 }), logind: ("IdleHint", flag)),
     ]
 
     /// When a field is left out of a line or a journal entry.
@@ -54,8 +54,9 @@ public enum SessionFields {
         case ifBlank
     }
 
-    /// One row of the table, its operations built once from its key paths.
-    struct Field: Sendable {
+    /// One row of the table, its operations built once from its key paths. A class: walking the table on
+    /// every event must not copy (and retain and release) a dozen closures per row.
+    final class Field: Sendable {
         let wireKey: String
         let journalKey: String?
         /// logind's name for it, for fields a session has.
@@ -73,24 +74,24 @@ public enum SessionFields {
         let readLogind: @Sendable (inout LogindSession, any LogindPropertyValue) -> Void
 
         /// A field events carry, kept in the session as it is in the event (or not at all, without `session`).
-        init<E: FieldValue>(
-            _ wire: String, journal: String?, event: WritableKeyPath<SENSEvent, E?> & Sendable,
-            session: (WritableKeyPath<LogindSession, E?> & Sendable)? = nil,
+        @inline(__always) convenience init<E: FieldValue>(
+            _ wire: String, journal: String?, event: Access<SENSEvent, E>,
+            session: Access<LogindSession, E>? = nil,
             logind: (String, @Sendable (any LogindPropertyValue) -> E?)? = nil, omit: Omission = .ifNil
         ) {
             self.init(wire, journal: journal, event: event, session: session, logind: logind, omit: omit, eventValue: { $0 }, sessionValue: { $0 })
         }
 
         /// A field events carry that is worked out from the session rather than kept in it.
-        init<E: FieldValue>(_ wire: String, journal: String, event: WritableKeyPath<SENSEvent, E?> & Sendable, derived: @escaping @Sendable (LogindSession) -> E?) {
-            self.init(wire, journal: journal, event: event, session: nil as (WritableKeyPath<LogindSession, E?> & Sendable)?, logind: nil,
+        @inline(__always) convenience init<E: FieldValue>(_ wire: String, journal: String, event: Access<SENSEvent, E>, derived: @escaping @Sendable (LogindSession) -> E?) {
+            self.init(wire, journal: journal, event: event, session: nil as Access<LogindSession, E>?, logind: nil,
                       omit: .ifNil, eventValue: { $0 }, sessionValue: { $0 }, derived: derived)
         }
 
         /// A field events carry whose session counterpart has another type (`sessionStart`, `startedAt`).
-        init<E: FieldValue, S>(
-            _ wire: String, journal: String?, event: WritableKeyPath<SENSEvent, E?> & Sendable,
-            session: (WritableKeyPath<LogindSession, S?> & Sendable)?,
+        @inline(__always) init<E: FieldValue, S>(
+            _ wire: String, journal: String?, event: Access<SENSEvent, E>,
+            session: Access<LogindSession, S>?,
             logind: (String, @Sendable (any LogindPropertyValue) -> S?)?, omit: Omission = .ifNil,
             eventValue: @escaping @Sendable (S) -> E?, sessionValue: @escaping @Sendable (E) -> S?,
             derived: (@Sendable (LogindSession) -> E?)? = nil
@@ -105,51 +106,51 @@ public enum SessionFields {
                 return omit == .ifBlank && value.isBlank ? nil : value
             }
             write = { e, w in
-                if let v = kept(e[keyPath: event]) { v.write(wire, into: &w) } else if omit == .never { w.field(wire, string: nil) }
+                if let v = kept(event.get(e)) { v.write(wire, into: &w) } else if omit == .never { w.field(wire, string: nil) }
             }
             writeState = { _, _ in }
-            journalText = { e in kept(e[keyPath: event]).map(\.journalText).flatMap { $0.isEmpty ? nil : $0 } }
-            decode = { e, c in e[keyPath: event] = try E.decode(c, key) }
+            journalText = { e in kept(event.get(e)).map(\.journalText).flatMap { $0.isEmpty ? nil : $0 } }
+            decode = { e, c in event.set(&e, try E.decode(c, key)) }
             encode = { e, c in
-                if let v = e[keyPath: event] { try v.encode(&c, key) } else if omit == .never { try c.encodeNil(forKey: key) }
+                if let v = event.get(e) { try v.encode(&c, key) } else if omit == .never { try c.encodeNil(forKey: key) }
             }
             if let derived {
-                fromSession = { s, e in e[keyPath: event] = derived(s) }
+                fromSession = { s, e in event.set(&e, derived(s)) }
             } else if let session {
-                fromSession = { s, e in e[keyPath: event] = s[keyPath: session].flatMap(eventValue) }
+                fromSession = { s, e in event.set(&e, session.get(s).flatMap(eventValue)) }
             } else {
                 fromSession = { _, _ in }
             }
             if let session {
-                toSession = { e, s in s[keyPath: session] = e[keyPath: event].flatMap(sessionValue) }
-                merge = { old, new in if let v = new[keyPath: session] { old[keyPath: session] = v } }
+                toSession = { e, s in session.set(&s, event.get(e).flatMap(sessionValue)) }
+                merge = { old, new in if let v = session.get(new) { session.set(&old, v) } }
             } else {
                 toSession = { _, _ in }
                 merge = { _, _ in }
             }
             if let session, let (_, read) = logind {
-                readLogind = { s, v in s[keyPath: session] = read(v) }
+                readLogind = { s, v in session.set(&s, read(v)) }
             } else {
                 readLogind = { _, _ in }
             }
         }
 
         /// A session's state now: remembered and shown in snapshots, not carried by events.
-        init<S: FieldValue>(_ wire: String, session: WritableKeyPath<LogindSession, S?> & Sendable, logind: (String, @Sendable (any LogindPropertyValue) -> S?)) {
+        @inline(__always) init<S: FieldValue>(_ wire: String, session: Access<LogindSession, S>, logind: (String, @Sendable (any LogindPropertyValue) -> S?)) {
             wireKey = wire
             journalKey = nil
             logindProperty = logind.0
             isInEvents = false
             write = { _, _ in }
-            writeState = { s, w in s[keyPath: session]?.write(wire, into: &w) }
+            writeState = { s, w in session.get(s)?.write(wire, into: &w) }
             journalText = { _ in nil }
             decode = { _, _ in }
             encode = { _, _ in }
             fromSession = { _, _ in }
             toSession = { _, _ in }
-            merge = { old, new in if let v = new[keyPath: session] { old[keyPath: session] = v } }
+            merge = { old, new in if let v = session.get(new) { session.set(&old, v) } }
             let read = logind.1
-            readLogind = { s, v in s[keyPath: session] = read(v) }
+            readLogind = { s, v in session.set(&s, read(v)) }
         }
     }
 
@@ -169,6 +170,19 @@ public enum SessionFields {
     }
     static func nonZero(_ read: @escaping @Sendable (any LogindPropertyValue) -> UInt64?) -> @Sendable (any LogindPropertyValue) -> UInt64? {
         { v in read(v).flatMap { $0 == 0 ? nil : $0 } }
+    }
+}
+
+/// A stored property of `Root`, by its two accessors: what the table's rows hold instead of key paths. A key
+/// path kept in a closure is walked by the runtime (through its metadata caches) on every use, which doubled
+/// sensd's CPU per event on the stand-in; these closures compile to plain loads and stores.
+struct Access<Root, Value>: Sendable {
+    let get: @Sendable (Root) -> Value?
+    let set: @Sendable (inout Root, Value?) -> Void
+
+    init(_ get: @escaping @Sendable (Root) -> Value?, _ set: @escaping @Sendable (inout Root, Value?) -> Void) {
+        self.get = get
+        self.set = set
     }
 }
 
