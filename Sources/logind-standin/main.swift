@@ -436,11 +436,8 @@ extension StandIn {
             var text = ""
             text.reserveCapacity(s.count * 24)
             for (i, t) in s.removals.enumerated() { text += "\(i) \(t)\n" }
-            let fd = open(s.file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            if fd >= 0 {
-                try? Syscall.writeAll(fd, Array(text.utf8))
-                close(fd)
-            }
+            // Whole or not at all: whoever waits for the file reads it complete.
+            try? Syscall.replaceFile(s.file, with: Array(text.utf8))
             storm = nil
             say("ok storm \(seconds)")
             return

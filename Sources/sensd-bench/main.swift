@@ -55,10 +55,8 @@ struct Receipts {
         var text = summary + "\n"
         text.reserveCapacity(first.count * 32)
         for i in first.indices where first[i] != 0 { text += "\(i) \(first[i]) \(last[i])\n" }
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return }
-        try? Syscall.writeAll(fd, Array(text.utf8))
-        close(fd)
+        // Whole or not at all: whoever waits for the file reads it complete.
+        try? Syscall.replaceFile(path, with: Array(text.utf8))
     }
 }
 
@@ -169,8 +167,10 @@ func runSubscribers(socket path: String, n: Int, prefix: String, count: Int, nam
 
     // A plain epoll loop rather than sd-event: sd-event dispatches one source per iteration, which with
     // hundreds of sockets costs this process more than sensd spends sending to them.
-    let epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
-    guard epoll >= 0 else { throw SystemCallError.last("epoll_create1") }
+    let created = epoll_create1(Int32(EPOLL_CLOEXEC))
+    guard created >= 0 else { throw SystemCallError.last("epoll_create1") }
+    let epollDescriptor = Descriptor(taking: created)
+    let epoll = epollDescriptor.rawValue
     var connections: [Connection] = []
     for k in 0..<n {
         let connection = Connection(fd: try Syscall.connect(path: path))
@@ -232,10 +232,8 @@ struct IDReceipts {
         count += 1
     }
     func write(_ path: String) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return }
-        try? Syscall.writeAll(fd, Array(lines.utf8))
-        close(fd)
+        // Whole or not at all: whoever waits for the file reads it complete.
+        try? Syscall.replaceFile(path, with: Array(lines.utf8))
     }
 }
 
