@@ -31,6 +31,16 @@ extension Syscall {
         return n
     }
 
+    /// Writes `bytes` to `path` in place, created or truncated: for output files and devices (`/dev/null`),
+    /// where ``replaceFile(_:with:mode:durable:)`` would put a regular file in the device's place.
+    public static func writeFile(_ path: String, _ bytes: [UInt8], mode: UInt32 = 0o644) throws(SystemCallError) {
+        let raw = retryingEINTR { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode)) }
+        guard raw >= 0 else { throw SystemCallError.last("open(\(path))") }
+        let file = Descriptor(taking: raw)
+        try writeAll(file.rawValue, bytes)
+        try file.close()
+    }
+
     /// Rewrites the start of an existing file in place and syncs it: no new file, no rename, so it works on a
     /// full file system (the blocks are the file's already). `bytes` must not be shorter than what it
     /// replaces unless the reader ignores what follows; ENOENT if the file does not exist.

@@ -436,8 +436,7 @@ extension StandIn {
             var text = ""
             text.reserveCapacity(s.count * 24)
             for (i, t) in s.removals.enumerated() { text += "\(i) \(t)\n" }
-            // Whole or not at all: whoever waits for the file reads it complete.
-            try? Syscall.replaceFile(s.file, with: Array(text.utf8))
+            try? Syscall.writeFile(s.file, Array(text.utf8))
             storm = nil
             say("ok storm \(seconds)")
             return

@@ -55,8 +55,7 @@ struct Receipts {
         var text = summary + "\n"
         text.reserveCapacity(first.count * 32)
         for i in first.indices where first[i] != 0 { text += "\(i) \(first[i]) \(last[i])\n" }
-        // Whole or not at all: whoever waits for the file reads it complete.
-        try? Syscall.replaceFile(path, with: Array(text.utf8))
+        try? Syscall.writeFile(path, Array(text.utf8))
     }
 }
 
@@ -232,8 +231,7 @@ struct IDReceipts {
         count += 1
     }
     func write(_ path: String) {
-        // Whole or not at all: whoever waits for the file reads it complete.
-        try? Syscall.replaceFile(path, with: Array(lines.utf8))
+        try? Syscall.writeFile(path, Array(lines.utf8))
     }
 }
 
