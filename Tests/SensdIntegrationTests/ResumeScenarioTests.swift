@@ -229,6 +229,34 @@ struct ResumeScenarioTests {
         #expect(FileManager.default.fileExists(atPath: state + "/sessions.json.damaged"))
     }
 
+    @Test func theScopesOfSessionsAHealthyLogindTracksAreNotFollowed() throws {
+        // systemd's UnitRemoved comes several times per ordinary session; sensd listens for it only while a
+        // session that a restarted logind may lose (closing at a listing) is open.
+        let rig = try Rig(before: {
+            try $0.run("systemd")
+            try $0.run("add yb 0 root")
+        })
+        let sub = try rig.sensd.subscribe(#"{"events":["LogoffInitiated","Logoff","Logon"]}"#)
+        try rig.logind.run("set yb State closing")
+        try rig.logind.run("restart")
+        let first = try sub.nextEvent()
+        #expect(first.event == .logoffInitiated && first.sessionId == "yb")
+        // zb lives and closes after the restart: logind tracks it. Its scope goes and, as scripted, logind
+        // says nothing more; had sensd followed zb's scope, zb's Logoff would come 2 s later.
+        try rig.logind.run("open zb 1000 alice")
+        try rig.logind.run("wait-asked zb")
+        try rig.logind.run("set zb State closing")
+        try rig.logind.run("scope-gone zb")
+        // yb's scope goes after zb's: its Logoff, 2 s later, is the barrier.
+        try rig.logind.run("scope-gone yb")
+        let seen = try Received(sub, untilLogoffOf: "yb")
+        #expect(seen.events.filter { $0.sessionId == "zb" }.map(\.event) == [.logon, .logoffInitiated])
+        // When logind does remove zb: one Logoff.
+        try rig.logind.run("close zb")
+        let end = try sub.nextEvent()
+        #expect(end.event == .logoff && end.sessionId == "zb" && end.userName == "alice")
+    }
+
     @Test func aSessionLogindLosesTrackOfEndsWhenSystemdSaysItsProcessesAreGoneAndOnlyOnce() throws {
         let rig = try Rig(before: {
             try $0.run("systemd")
