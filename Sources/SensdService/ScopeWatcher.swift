@@ -111,9 +111,9 @@ final class ScopeWatcher {
         return id.isEmpty ? nil : String(id)
     }
 
-    /// Runs `expired` after logind's usual moment to remove session `id`, unless ``cancel(_:)`` comes first.
-    /// A loose deadline (2 to 2.25 s): the timers of a burst of logouts share one wake-up and one setting of
-    /// the kernel timer, instead of one each (every logout goes through here before logind's removal).
+    /// Runs `expired` after logind's usual moment to remove session `id`, unless ``unwatch(_:)`` comes first.
+    /// A loose deadline (2 to 2.25 s): the timers of a burst of such sessions ending (all those closing when
+    /// logind restarted) share one wake-up and one setting of the kernel timer, instead of one each.
     func afterGrace(of id: String, _ expired: @escaping () -> Void) {
         guard timers[id] == nil else { return }
         timers[id] = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + Self.graceMicroseconds, accuracy: 250_000) { [unowned self] in
