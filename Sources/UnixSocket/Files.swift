@@ -7,21 +7,25 @@ import Musl
 
 /// File calls for the event log and the state files: append, positioned reads, syncing, listing.
 extension Syscall {
-    /// Opens `path` for appending (created with `mode` if missing).
-    public static func openForAppend(_ path: String, mode: UInt32 = 0o640) throws(SystemCallError) -> Descriptor {
-        let fd = retryingEINTR { open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode_t(mode)) }
+    /// Opens `path` with `flags` (close-on-exec is added), creating it with `mode` if `flags` say so.
+    public static func openFile(_ path: String, _ flags: Int32, mode: UInt32 = 0o644) throws(SystemCallError) -> Descriptor {
+        let fd = retryingEINTR { open(path, flags | O_CLOEXEC, mode_t(mode)) }
         guard fd >= 0 else { throw SystemCallError.last("open(\(path))") }
         return Descriptor(taking: fd)
     }
 
+    /// Opens `path` for appending (created with `mode` if missing).
+    public static func openForAppend(_ path: String, mode: UInt32 = 0o640) throws(SystemCallError) -> Descriptor {
+        try openFile(path, O_WRONLY | O_APPEND | O_CREAT, mode: mode)
+    }
+
     /// Opens `path` for reading; nil if it does not exist.
     public static func openForReading(_ path: String) throws(SystemCallError) -> Descriptor? {
-        let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC) }
-        guard fd >= 0 else {
-            if errno == ENOENT { return nil }
-            throw SystemCallError.last("open(\(path))")
+        do {
+            return try openFile(path, O_RDONLY)
+        } catch where error.errno == ENOENT {
+            return nil
         }
-        return Descriptor(taking: fd)
     }
 
     /// Reads up to `buffer.count` bytes at `offset`; 0 at the end of the file.
@@ -34,9 +38,7 @@ extension Syscall {
     /// Writes `bytes` to `path` in place, created or truncated: for output files and devices (`/dev/null`),
     /// where ``replaceFile(_:with:mode:durable:)`` would put a regular file in the device's place.
     public static func writeFile(_ path: String, _ bytes: [UInt8], mode: UInt32 = 0o644) throws(SystemCallError) {
-        let raw = retryingEINTR { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode)) }
-        guard raw >= 0 else { throw SystemCallError.last("open(\(path))") }
-        let file = Descriptor(taking: raw)
+        let file = try openFile(path, O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
         try writeAll(file.rawValue, bytes)
         try file.close()
     }
@@ -45,9 +47,7 @@ extension Syscall {
     /// full file system (the blocks are the file's already). `bytes` must not be shorter than what it
     /// replaces unless the reader ignores what follows; ENOENT if the file does not exist.
     public static func overwriteInPlace(_ path: String, with bytes: [UInt8]) throws(SystemCallError) {
-        let raw = retryingEINTR { open(path, O_WRONLY | O_CLOEXEC) }
-        guard raw >= 0 else { throw SystemCallError.last("open(\(path))") }
-        let file = Descriptor(taking: raw)
+        let file = try openFile(path, O_WRONLY)
         let n = bytes.withUnsafeBytes { raw in retryingEINTR { pwrite(file.rawValue, raw.baseAddress, raw.count, 0) } }
         guard n == bytes.count else { throw n < 0 ? SystemCallError.last("pwrite(\(path))") : SystemCallError("pwrite(\(path))", errno: EIO) }
         try syncData(file.rawValue)
@@ -61,9 +61,7 @@ extension Syscall {
 
     /// Flushes a directory, so that names created, renamed or removed in it are durable.
     public static func syncDirectory(_ path: String) {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        let directory = Descriptor(taking: fd)
+        guard let directory = try? openFile(path, O_RDONLY | O_DIRECTORY) else { return }
         _ = fsync(directory.rawValue)
     }
 

@@ -188,8 +188,7 @@ public enum Syscall {
     /// A descriptor held in reserve (on /dev/null), given up for a moment to accept and refuse a connection
     /// when the process has no other descriptor left.
     public static func openSpareDescriptor() -> Descriptor? {
-        let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        return fd >= 0 ? Descriptor(taking: fd) : nil
+        try? openFile("/dev/null", O_RDONLY)
     }
 
     public static func shutdownWrite(_ fd: Int32) {
@@ -300,9 +299,7 @@ extension Syscall {
     /// With `durable`, the new content is on stable storage (file and directory synced) when this returns.
     public static func replaceFile(_ path: String, with bytes: [UInt8], mode: UInt32 = 0o644, durable: Bool = false) throws(SystemCallError) {
         let temporary = path + ".tmp"
-        let raw = retryingEINTR { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode)) }
-        guard raw >= 0 else { throw SystemCallError.last("open(\(temporary))") }
-        let fd = Descriptor(taking: raw)
+        let fd = try openFile(temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
         try writeAll(fd.rawValue, bytes)
         if durable { try syncData(fd.rawValue) }
         // A written file's close can report a write that failed after all (NFS, EIO): then it is not renamed.
