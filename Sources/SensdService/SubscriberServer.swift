@@ -257,12 +257,10 @@ public final class SubscriberServer {
                 return
             }
             guard let n else { return }
-            let hadRequest = subscriber.input == .requestReceived
-            var outcomes: [LineReader.Outcome]
+            let outcomes: [LineReader.Outcome]
             if n == 0 {
                 // Half-closed (`socat -u`, `nc -N`): the client still reads, so keep sending. EPOLLHUP tells when
                 // it is gone. A request it sent without a final newline counts: the end of its input ends the line.
-                subscriber.input = .ended
                 outcomes = subscriber.reader.partial.isEmpty ? [] : [.line(subscriber.reader.partial)]
             } else {
                 outcomes = buffer.withUnsafeBytes { subscriber.reader.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
@@ -274,7 +272,7 @@ public final class SubscriberServer {
                     return
                 case .line(let line):
                     if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-                    guard !hadRequest, subscriber.input != .requestReceived else {
+                    guard subscriber.input != .requestReceived else {
                         close(subscriber, with: ProtocolError(.badRequest, "only one request line is accepted per connection"))
                         return
                     }
@@ -287,6 +285,8 @@ public final class SubscriberServer {
                 }
             }
             if n == 0 {
+                // Marked only now: the lines above still had to tell a first request from a second.
+                subscriber.input = .ended
                 release(subscriber)
                 updateInterest(subscriber)
                 return
@@ -297,7 +297,7 @@ public final class SubscriberServer {
     /// Applies a request to everything not yet written (within the grace period: every event after the hello
     /// line) and to everything after, and confirms it with an `accepted` line.
     private func subscribe(_ subscriber: Subscriber, to request: SubscriptionRequest) {
-        if subscriber.input == .awaitingRequest { subscriber.input = .requestReceived }
+        subscriber.input = .requestReceived
         if let since = request.since {
             resume(subscriber, request, since: since)
             return

@@ -114,6 +114,18 @@ struct HostileConditionsTests {
         #expect(e.sessionId == "c2" && e.event == .logoff)
     }
 
+    @Test func aSecondRequestEndedByTheEndOfInputIsRefusedLikeAnyOther() throws {
+        let rig = try Rig()
+        let sub = try TestSubscriber(path: rig.sensd.socketPath)
+        try sub.send("{}\n{}")
+        Syscall.shutdownWrite(sub.fd)
+        var lines: [[String: Any]] = []
+        while let line = try sub.nextLine() { lines.append(try object(line)) }
+        // Its accepted line may or may not have gone out before the second request was read; the error is last.
+        #expect(lines.last?["error"] as? String == "bad-request")
+        #expect((lines.last?["message"] as? String)?.contains("only one request line") == true, "\(lines)")
+    }
+
     /// sensd run by hand with `--socket PATH`: its exit status and what it said.
     func runByHand(_ dir: ScratchDirectory, bus: PrivateBus, socket: String) throws -> (Int32, String) {
         let log = dir.path + "/by-hand.log"
