@@ -57,10 +57,10 @@ public final class Daemon {
         // sd-login and the journal describe the logind sensd follows only if it is this machine's.
         let local = configuration.watchSessionFiles ?? DaemonConfiguration.busIsThisMachines()
         pipeline = EventPipeline(
-            lastSeq: durability?.recovered.lastSeq ?? 0, durability: durability,
+            lastSeq: durability?.recoveredLastSeq ?? 0, durability: durability,
             journalEvents: configuration.journalEvents ?? StderrLogHandler.stderrIsJournal(),
             host: Syscall.hostName(), localLogind: local, logger: logger)
-        logind = LogindSource(bus: bus, loop: loop, logger: logger, watchSessionFiles: local, remembered: durability?.recovered.sessions ?? [])
+        logind = LogindSource(bus: bus, loop: loop, logger: logger, watchSessionFiles: local, remembered: durability?.takeRecoveredSessions() ?? [])
     }
 
     /// Runs until SIGTERM or SIGINT (exit code 0) or until the bus connection is lost (non-zero).
@@ -83,7 +83,7 @@ public final class Daemon {
             daemonVersion: Self.version, lastSeq: { [unowned self] in self.pipeline.emittedSeq }, log: durability?.log)
         server.onSubscribersChanged = { [unowned self] in self.statusChanged() }
         server.prepareFlush = { [unowned self] in self.pipeline.flush() }
-        let host = Syscall.hostName()
+        let host = pipeline.host
         server.openSessions = { [unowned self] in
             // Every stamped event is reflected in the tracker: the snapshot is the state at the last seq given out.
             (self.pipeline.lastSeq, self.logind.remembered.map { OpenSession($0.session, logoffInitiated: $0.logoffInitiated, host: host) })

@@ -34,7 +34,10 @@ final class Durability {
     let store: SessionStateStore
     /// nil if it could not be opened: sensd runs without resume.
     let log: EventLog?
-    let recovered: Recovery
+    /// The last seq the previous runs gave out (or may have).
+    let recoveredLastSeq: UInt64
+    /// The sessions they left open: handed to the tracker once (``takeRecoveredSessions()``), not kept here.
+    private var recoveredSessions: [SessionTracker.Remembered]
     private(set) var logHealth = LogHealth.writing
     private let loop: EventLoop
     private let logger: Logger
@@ -70,7 +73,9 @@ final class Durability {
         for damage in log?.damage ?? [] {
             logger.error("the event log was damaged; sensd serves what is intact: \(damage)")
         }
-        recovered = Self.recover(store: store, log: log, logger: logger)
+        let recovered = Self.recover(store: store, log: log, logger: logger)
+        recoveredLastSeq = recovered.lastSeq
+        recoveredSessions = recovered.sessions
         snapshotSeq = recovered.snapshotSeq
     }
 
@@ -81,13 +86,19 @@ final class Durability {
         store.prepareUnlogged()
         // A stop that is not clean is detected next time. A state directory that cannot take it (read-only)
         // does not stop sensd: events still go out live.
-        try? reserve(through: recovered.lastSeq + Self.reservationBlock)
+        try? reserve(through: recoveredLastSeq + Self.reservationBlock)
         log?.willDrop = { [unowned self] seq in
             if self.snapshotSeq < seq { self.saveSnapshot() }
         }
         snapshotSource = try loop.addPost { [unowned self] in
             if self.snapshotDue { self.saveSnapshot() }
         }
+    }
+
+    /// The open sessions the previous runs left; empty after the first call.
+    func takeRecoveredSessions() -> [SessionTracker.Remembered] {
+        defer { recoveredSessions = [] }
+        return recoveredSessions
     }
 
     /// Reserves further seqs when `seq` is past the reservation.

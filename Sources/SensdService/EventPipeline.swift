@@ -12,7 +12,8 @@ final class EventPipeline {
     private let durability: Durability?
     /// Whether every event is also a structured journal entry.
     let journalEvents: Bool
-    private let host: String?
+    /// This machine's name, in every event.
+    let host: String?
     /// nil unless sensd follows this machine's own logind (whose journal can date what it missed).
     private let lateEnds: LateEndFinder?
     private var sequencer: EventSequencer
