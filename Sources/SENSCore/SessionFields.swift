@@ -54,7 +54,7 @@ public enum SessionFields {
         case ifBlank
     }
 
-    /// One row of the table, its operations built once from its key paths. A class: walking the table on
+    /// One row of the table, its operations built once from its accessors. A class: walking the table on
     /// every event must not copy (and retain and release) a dozen closures per row.
     final class Field: Sendable {
         let wireKey: String
@@ -74,7 +74,7 @@ public enum SessionFields {
         let readLogind: @Sendable (inout LogindSession, any LogindPropertyValue) -> Void
 
         /// A field events carry, kept in the session as it is in the event (or not at all, without `session`).
-        @inline(__always) convenience init<E: FieldValue>(
+        convenience init<E: FieldValue>(
             _ wire: String, journal: String?, event: Access<SENSEvent, E>,
             session: Access<LogindSession, E>? = nil,
             logind: (String, @Sendable (any LogindPropertyValue) -> E?)? = nil, omit: Omission = .ifNil
@@ -83,13 +83,13 @@ public enum SessionFields {
         }
 
         /// A field events carry that is worked out from the session rather than kept in it.
-        @inline(__always) convenience init<E: FieldValue>(_ wire: String, journal: String, event: Access<SENSEvent, E>, derived: @escaping @Sendable (LogindSession) -> E?) {
+        convenience init<E: FieldValue>(_ wire: String, journal: String, event: Access<SENSEvent, E>, derived: @escaping @Sendable (LogindSession) -> E?) {
             self.init(wire, journal: journal, event: event, session: nil as Access<LogindSession, E>?, logind: nil,
                       omit: .ifNil, eventValue: { $0 }, sessionValue: { $0 }, derived: derived)
         }
 
         /// A field events carry whose session counterpart has another type (`sessionStart`, `startedAt`).
-        @inline(__always) init<E: FieldValue, S>(
+        init<E: FieldValue, S>(
             _ wire: String, journal: String?, event: Access<SENSEvent, E>,
             session: Access<LogindSession, S>?,
             logind: (String, @Sendable (any LogindPropertyValue) -> S?)?, omit: Omission = .ifNil,
@@ -136,7 +136,7 @@ public enum SessionFields {
         }
 
         /// A session's state now: remembered and shown in snapshots, not carried by events.
-        @inline(__always) init<S: FieldValue>(_ wire: String, session: Access<LogindSession, S>, logind: (String, @Sendable (any LogindPropertyValue) -> S?)) {
+        init<S: FieldValue>(_ wire: String, session: Access<LogindSession, S>, logind: (String, @Sendable (any LogindPropertyValue) -> S?)) {
             wireKey = wire
             journalKey = nil
             logindProperty = logind.0

@@ -82,10 +82,6 @@ public final class LogindSource {
         }
     }
 
-    deinit {
-        sessionFiles = nil
-    }
-
     /// Subscribes, then learns who logind and systemd are and which sessions exist; `ready` runs once every
     /// enumerated session's details are in. Subscribing comes first so that nothing happening during the
     /// listing is missed.

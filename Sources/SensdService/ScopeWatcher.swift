@@ -4,11 +4,12 @@ import Systemd
 /// systemd's side of a session: its scope unit, `session-<id>.scope`, which systemd removes once every
 /// process of the session has exited; logind then removes the session. A logind that restarted while a
 /// session was closing lists it as closing for ever and never removes it (seen with v252), so sensd follows
-/// the scopes of those sessions itself: the ones found closing when logind's list is read (at start-up, and
-/// when logind comes back). Only while there are such sessions does sensd match systemd's `UnitRemoved`:
-/// systemd sends it for every unit it unloads, four or five times per ordinary su session (the scope is
-/// loaded and unloaded again as logind looks at it), which was a third of the bus messages sensd read per
-/// session. Asynchronous throughout: no call here waits for systemd.
+/// the scopes of those sessions itself: the ones whose details say "closing" when sensd reads them, which
+/// takes in every session found closing when logind's list is read (at start-up, and when logind comes
+/// back), and any other found closing that early. Only while there are such sessions does sensd match
+/// systemd's `UnitRemoved`: systemd sends it for every unit it unloads, four or five times per ordinary su
+/// session (the scope is loaded and unloaded again as logind looks at it), which was a third of the bus
+/// messages sensd read per session. Asynchronous throughout: no call here waits for systemd.
 final class ScopeWatcher {
     static let service = "org.freedesktop.systemd1"
     static let path = "/org/freedesktop/systemd1"
