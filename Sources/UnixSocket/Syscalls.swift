@@ -244,12 +244,15 @@ public enum Syscall {
 }
 
 extension Syscall {
-    /// A non-blocking inotify descriptor watching `directory` for files written or renamed into it.
+    /// A non-blocking inotify descriptor watching `directory` for files renamed into it (IN_MOVED_TO): how
+    /// logind replaces a session's file, complete, every time it saves it. Files closed after writing
+    /// (IN_CLOSE_WRITE) are not watched: logind closes its file after the rename, so each save would wake
+    /// the watcher twice for the same content.
     public static func watchDirectory(_ directory: String) throws(SystemCallError) -> Descriptor {
         let raw = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard raw >= 0 else { throw SystemCallError.last("inotify_init1") }
         let fd = Descriptor(taking: raw)
-        guard inotify_add_watch(fd.rawValue, directory, UInt32(IN_MOVED_TO | IN_CLOSE_WRITE)) >= 0 else {
+        guard inotify_add_watch(fd.rawValue, directory, UInt32(IN_MOVED_TO)) >= 0 else {
             throw SystemCallError.last("inotify_add_watch(\(directory))")
         }
         return fd
