@@ -107,11 +107,15 @@ public final class LogindSource {
         for member in ["PrepareForShutdown", "PrepareForShutdownWithMetadata"] {
             slots.append(try bus.addMatch(Self.managerRule(member: member)) { [unowned self] in self.deliver($0, self.prepareForShutdown) })
         }
-        // Every JobNew, although only the shutdown targets' matter: narrowed with arg2='reboot.target' and
-        // the like, the reboot's JobNew never reached sensd on Debian 12 (the end-to-end reboot test caught it).
-        slots.append(try bus.addMatch(
-            "type='signal',sender='\(ScopeWatcher.service)',path='\(ScopeWatcher.path)',interface='\(ScopeWatcher.manager)',member='JobNew'"
-        ) { [unowned self] in self.deliver($0, self.jobNew) })
+        // Only the jobs of the shutdown targets (JobNew's third argument is the unit): every other job, one
+        // or two per session (its scope's start and stop), would wake sensd for nothing. The bus daemon
+        // filters on the argument; sd-bus cannot (it stops at JobNew's first, a number), so a filter
+        // receives what the daemon sends. With an unfiltered match instead, every job reached sensd.
+        slots.append(try bus.addSignalFilter(interface: ScopeWatcher.manager, member: "JobNew") { [unowned self] in self.deliver($0, self.jobNew) })
+        for target in Self.shutdownTargets.keys.sorted() {
+            try bus.addDaemonMatch(
+                "type='signal',sender='\(ScopeWatcher.service)',path='\(ScopeWatcher.path)',interface='\(ScopeWatcher.manager)',member='JobNew',arg2='\(target)'")
+        }
         startWatchingSessionFiles()
         enumerationDone = ready
         // systemd first: closing sessions in the listing are checked against their scopes.
@@ -185,9 +189,18 @@ public final class LogindSource {
 
     private func isFromLogind(_ m: BusMessage) -> Bool {
         if let owner, m.sender == owner { return true }
-        ignoredSignals += 1
-        logger.warning("ignored a \(m.member ?? "?") signal not sent by systemd-logind", metadata: ["sender": "\(m.sender ?? "?")", "owner": "\(owner ?? "none")"])
+        ignore(m, notSentBy: "systemd-logind")
         return false
+    }
+
+    /// Anyone on the bus can send look-alike signals, as fast as they like: the warning is said at most once
+    /// per interval. Said for each, they would reach journald's rate limit for sensd, which would then drop
+    /// sensd's own entries, its events' among them.
+    private var forgedWarning = RateLimitedWarning()
+
+    private func ignore(_ m: BusMessage, notSentBy whom: String) {
+        ignoredSignals += 1
+        logger.warning(&forgedWarning, "ignored a \(m.member ?? "?") signal not sent by \(whom) (sender \(m.sender ?? "?"))", now: loop.monotonicNow)
     }
 
     private func sessionNew(_ m: BusMessage) {
@@ -239,7 +252,10 @@ public final class LogindSource {
 
     /// systemd queued a job: a reboot or power-off target says which kind of going down this is.
     private func jobNew(_ m: BusMessage) {
-        guard scopes.owner != nil, m.sender == scopes.owner else { return }
+        guard scopes.owner != nil, m.sender == scopes.owner, m.path == ScopeWatcher.path else {
+            ignore(m, notSentBy: "systemd")
+            return
+        }
         guard let args = try? m.readAll(), args.count == 3, let unit = args[2].stringValue, let reason = Self.shutdownReason(ofTarget: unit) else { return }
         shutdownReason = reason
     }
@@ -374,8 +390,7 @@ public final class LogindSource {
     private func unitRemoved(_ m: BusMessage) {
         switch scopes.removal(m) {
         case .notFromSystemd:
-            ignoredSignals += 1
-            logger.warning("ignored a UnitRemoved signal not sent by systemd", metadata: ["sender": "\(m.sender ?? "?")"])
+            ignore(m, notSentBy: "systemd")
         case .sessionScope(let id):
             guard let startedAt = tracker.session(id).map({ $0.startedAt }) else { return }
             // Gives logind its usual moment to remove the session, then ends it if logind did not.

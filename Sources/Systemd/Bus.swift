@@ -92,6 +92,38 @@ public final class Bus {
         return try BusSlot.adopt(slot, result: r, userdata: userdata, release: releaseCallbackBox, "sd_bus_add_match(\(rule))")
     }
 
+    /// Calls `handler` for each signal `interface.member` the connection receives, whatever routed it here,
+    /// for as long as the slot lives; the other messages pass by untouched. For signals the bus daemon is
+    /// asked for with ``addDaemonMatch(_:)``: sd-bus's own matching gives up at a signal's first argument
+    /// that is not a string, so `arg2='reboot.target'` never matches systemd's `JobNew(u, o, s)` in an
+    /// ``addMatch(_:handler:)`` rule, although the bus daemon honours it. The corresponding C function is
+    /// `sd_bus_add_filter`.
+    public func addSignalFilter(interface: String, member: String, handler: @escaping (BusMessage) -> Void) throws(SystemdError) -> BusSlot {
+        typealias Filter = (interface: String, member: String, handler: (BusMessage) -> Void)
+        let box = CallbackBox<Filter>((interface, member, handler))
+        let userdata = box.opaque
+        var slot: OpaquePointer?
+        let r = sd_bus_add_filter(handle, &slot, { message, userdata, _ in
+            let box = CallbackBox<Filter>.from(userdata)
+            withExtendedLifetime(box) {
+                if sd_bus_message_is_signal(message, box.handler.interface, box.handler.member) > 0 {
+                    box.handler.handler(BusMessage(borrowing: message!))
+                }
+            }
+            return 0
+        }, userdata)
+        return try BusSlot.adopt(slot, result: r, userdata: userdata, release: releaseCallbackBox, "sd_bus_add_filter(\(interface).\(member))")
+    }
+
+    /// Asks the bus daemon to route the messages matching `rule` to this connection, for the connection's
+    /// life, without a handler of sd-bus's own: they reach filters (``addSignalFilter(interface:member:handler:)``).
+    /// Synchronous, like ``addMatch(_:handler:)``. The D-Bus method is `org.freedesktop.DBus.AddMatch`.
+    public func addDaemonMatch(_ rule: String) throws(SystemdError) {
+        let call = try methodCall(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus", member: "AddMatch")
+        try call.append(.string(rule))
+        _ = try self.call(call)
+    }
+
     /// Like ``addMatch(_:handler:)`` without waiting: the `AddMatch` call is queued before whatever is sent
     /// after it, so the bus daemon applies the rule before it routes any later call (and so before any
     /// signal sent in answer to one). If the bus daemon refuses the rule, `refused` is told why; the slot

@@ -32,6 +32,9 @@
 //   populate N PREFIX UID NAME   N sessions that already exist (no signals), for start-up measurements
 //   systemd                      also play systemd (PID 1) on the bus: answer Subscribe and GetUnit for
 //                                session scopes, and send UnitRemoved for a scope when its session closes
+//   job UNIT                     (as systemd) a job for UNIT is queued: JobNew(id, path, UNIT); answers once the
+//                                bus daemon has routed it, so that anything sent after it arrives after it
+//   spoof-job UNIT               the same JobNew from another peer, broadcast and sent to every other peer
 //   scope-gone ID                the session's processes have all exited: UnitRemoved for its scope, but
 //                                logind keeps listing the session (as v252 does after its own restart)
 import Systemd
@@ -104,6 +107,8 @@ final class StandIn {
     /// The connection playing systemd, once `systemd` was given.
     var systemd: Bus?
     var systemdSlot: BusSlot?
+    /// The last job id given out by `job` and `spoof-job`.
+    var jobs: UInt32 = 0
 
     init(loop: EventLoop) throws {
         self.loop = loop
@@ -371,6 +376,25 @@ final class StandIn {
             systemdSlot = try systemd.addObject(path: "/org/freedesktop/systemd1", fallback: false) { [unowned self] in self.systemdCall($0) }
             try systemd.requestName("org.freedesktop.systemd1")
             self.systemd = systemd
+        case "job", "spoof-job":
+            let unit = try arg(1)
+            jobs += 1
+            let from = words[0] == "job" ? systemd : try Bus.system(description: "impostor")
+            guard let from else { throw DaemonlessError("not playing systemd") }
+            var destinations: [String?] = [nil]
+            if words[0] == "spoof-job" {
+                let list = try from.methodCall(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus", member: "ListNames")
+                destinations += try from.call(list).readValue()?.arrayElements?.compactMap(\.stringValue)
+                    .filter { $0.hasPrefix(":") && $0 != from.uniqueName && $0 != bus.uniqueName && $0 != systemd?.uniqueName } ?? []
+            }
+            for destination in destinations {
+                let m = try from.signal(path: "/org/freedesktop/systemd1", interface: "org.freedesktop.systemd1.Manager", member: "JobNew")
+                try m.append(.uint32(jobs), .objectPath("/org/freedesktop/systemd1/job/\(jobs)"), .string(unit))
+                if let destination { try m.setDestination(destination) }
+                try from.send(m)
+            }
+            // A call answered by the bus daemon after it has routed the signals.
+            _ = try from.call(try from.methodCall(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus", member: "GetId"))
         case "scope-gone":
             let id = try arg(1)
             guard sessions[id] != nil else { throw DaemonlessError("no session \(id)") }

@@ -81,6 +81,39 @@ struct LogoffScenarioTests {
         #expect(e.sessionId == "c1" && e.userName == "alice")
     }
 
+    @Test func aFloodOfLookAlikeSignalsIsWarnedOfOncePerInterval() throws {
+        // Said once each, they would reach journald's rate limit for sensd and take its own entries with them.
+        let rig = try Rig(before: { try $0.run("add c1 1000 alice") })
+        let sub = try rig.sensd.subscribe()
+        for _ in 0..<20 { try rig.logind.run("spoof-unicast c1") }
+        #expect(try rig.barrier(sub).isEmpty)
+        let warnings = rig.sensdLog.split(separator: "\n").filter { $0.contains("not sent by systemd-logind") }
+        #expect(warnings.count == 1, "\(warnings)")
+    }
+
+    @Test func systemdsRebootJobGivesTheEndsThatFollowTheirReasonAndALookAlikeDoesNot() throws {
+        let rig = try Rig(before: {
+            try $0.run("systemd")
+            try $0.run("add c1 1000 alice")
+            try $0.run("add c2 1001 bob")
+        })
+        let sub = try rig.sensd.subscribe()
+        // A JobNew for reboot.target from another peer, broadcast and sent to sensd; and systemd's own job
+        // for a session's scope: neither is a reboot.
+        try rig.logind.run("spoof-job reboot.target")
+        try rig.logind.run("job session-c1.scope")
+        try rig.logind.run("close c1")
+        let e = try sub.nextEvent()
+        #expect(e.sessionId == "c1" && e.reason == nil)
+        #expect(rig.sensdLog.contains("ignored a JobNew signal not sent by systemd"))
+        // systemd queues the reboot (the bus daemon routes only the shutdown targets' jobs to sensd, and
+        // sd-bus cannot match on JobNew's unit itself): the sessions that end now end for it.
+        try rig.logind.run("job reboot.target")
+        try rig.logind.run("close c2")
+        let f = try sub.nextEvent()
+        #expect(f.sessionId == "c2" && f.userName == "bob" && f.reason == "reboot")
+    }
+
     @Test func logindRestartEndsSessionsItForgotAndDoesNotRepeatTheOthers() throws {
         let rig = try Rig(before: {
             try $0.run("add c1 1000 alice")
