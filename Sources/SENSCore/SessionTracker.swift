@@ -115,6 +115,12 @@ public struct SessionTracker: Sendable {
             // Removed while the details were on their way; its Logoff has gone out already.
             return []
         }
+        var details = details
+        if details.state == "opening", let known = t.session.state, known != "opening" {
+            // logind never takes a session back to "opening": a state read from its session file while
+            // the reply was on its way (``stateRead(id:state:)``, ``closing(id:)``) is the newer one.
+            details.state = known
+        }
         if let corpse = ended[details.id] {
             if !corpse.isDifferentSession(from: details) {
                 // A dead session logind lists again (after its own restart, or after sensd's).

@@ -335,11 +335,8 @@ public final class LogindSource {
     }
 
     private func detailsArrived(_ request: DetailFetcher.Request, _ properties: [String: BusValue], _ done: @escaping () -> Void) {
-        var details = LogindSession(id: request.id, properties: properties)
-        if details.state == "opening", watchSessionFiles, let now = Login.sessionState(request.id) {
-            // The file may have said "online" before this reply came: its state is newer.
-            details.state = now
-        }
+        // A state read from logind's session file since this reply was made is newer: the tracker keeps it.
+        let details = LogindSession(id: request.id, properties: properties)
         if details.state == "closing", scopes.owner != nil {
             // Closing, perhaps for ever: make sure its processes are still there. At start-up the scope may
             // have gone while sensd was down: then the end is late.

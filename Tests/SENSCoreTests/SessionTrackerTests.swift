@@ -38,6 +38,28 @@ struct SessionTrackerTests {
         #expect(kinds(t.closing(id: "c1")) == [.logoffInitiated] && t.session("c1")?.state == "closing")
     }
 
+    @Test func aStateReadBeforeTheDetailsArrivedIsNotTakenBackToOpeningByThem() {
+        // The reply to GetAll was made while the session was opening; its file said "online" before the
+        // reply arrived: the snapshot must say online, and a session already closing must get its LogoffInitiated.
+        var opening = alice
+        opening.state = "opening"
+        var t = SessionTracker()
+        t.announced(id: "c1")
+        t.stateRead(id: "c1", state: "online")
+        #expect(kinds(t.detailsArrived(opening)) == [.logon])
+        #expect(t.session("c1")?.state == "online")
+        var u = SessionTracker()
+        u.announced(id: "c1")
+        #expect(u.closing(id: "c1").isEmpty)
+        #expect(kinds(u.detailsArrived(opening)) == [.logon, .logoffInitiated])
+        #expect(u.session("c1")?.state == "closing")
+        // Without anything read meanwhile, the reply's state stands.
+        var v = SessionTracker()
+        v.announced(id: "c1")
+        _ = v.detailsArrived(opening)
+        #expect(v.session("c1")?.state == "opening")
+    }
+
     @Test func sessionThatEndsWithoutLingeringGetsLogoffInitiatedThenLogoff() {
         var t = withAlice()
         let drafts = t.removed(id: "c1")
