@@ -101,7 +101,7 @@ public final class Daemon {
             ServiceManager.notify("READY=1\nSTATUS=\(self.status)")
         }
 
-        let code = try loop.run()
+        let code = try loop.run { [unowned self] in self.server.afterIteration() }
         pipeline.flush()
         server.stop()
         durability?.stopCleanly()

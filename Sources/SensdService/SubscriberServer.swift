@@ -78,8 +78,11 @@ public final class SubscriberServer {
     /// The event history resuming clients replay from; nil when sensd keeps none.
     private let log: EventLog?
     /// Output goes out when the loop has nothing more urgent (no bus message waiting), so that one write per
-    /// subscriber carries every event of a burst; the backstop bounds the wait when the bus never pauses.
+    /// subscriber carries every event of a burst; `idleDeadline` bounds the wait when the bus never pauses
+    /// (checked after every iteration of the loop: ``afterIteration()``). The backstop timer is for the
+    /// wait after an expensive flush.
     private var idleFlush: EventSource?
+    private var idleDeadline: UInt64?
     private var backstop: EventSource?
     private var flushRequested = false
     private var subscribers: [ObjectIdentifier: Subscriber] = [:]
@@ -126,7 +129,7 @@ public final class SubscriberServer {
         backstop?.setEnabled(false)
     }
 
-    /// Asks for a flush once the loop is idle, or after the backstop at the latest. Until as long after the
+    /// Asks for a flush once the loop is idle, or 1 ms later at the latest. Until as long after the
     /// last flush as that flush took, waits for that instead: flushing then takes at most half the loop's
     /// time however many subscribers there are, so the bus is always read, while an event after a quiet spell,
     /// or with few subscribers, goes out at once.
@@ -136,11 +139,20 @@ public final class SubscriberServer {
         let now = loop.monotonicNow
         if now < lastFlushEnd + lastFlushDuration {
             backstop?.setTime(monotonicDeadline: lastFlushEnd + lastFlushDuration)
+            backstop?.setEnabled(true, oneshot: true)
         } else {
+            // No timer: setting one per event, and disarming it after the flush, were two system calls
+            // per event (timerfd_settime) for a deadline that is hardly ever reached.
             idleFlush?.setEnabled(true, oneshot: true)
-            backstop?.setTime(monotonicDeadline: now + Self.backstopMicroseconds)
+            idleDeadline = now + Self.backstopMicroseconds
         }
-        backstop?.setEnabled(true, oneshot: true)
+    }
+
+    /// Called after every iteration of the loop: while the idle flush waits, the bus keeps the loop busy,
+    /// so the loop comes back here at once each time; past the deadline, the flush goes out regardless.
+    func afterIteration() {
+        guard let deadline = idleDeadline, loop.monotonicNow >= deadline else { return }
+        flush()
     }
 
     private func markDirty(_ subscriber: Subscriber) {
@@ -443,6 +455,7 @@ public final class SubscriberServer {
         lastFlushEnd = Syscall.monotonicNanoseconds() / 1000
         lastFlushDuration = min(lastFlushEnd - start, 10 * Self.backstopMicroseconds)
         flushRequested = false
+        idleDeadline = nil
         idleFlush?.setEnabled(false)
         backstop?.setEnabled(false)
         // Output queued during this flush (a closing line) waits out this flush's own duration too.

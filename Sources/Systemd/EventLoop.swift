@@ -28,6 +28,19 @@ public final class EventLoop {
         try check(sd_event_loop(handle), "sd_event_loop")
     }
 
+    /// Like ``run()``, calling `afterEachIteration` after every iteration (each dispatches one source): a
+    /// check that costs no system call, where a timer would be set again and again.
+    /// The corresponding C functions are `sd_event_run` and `sd_event_get_exit_code`.
+    public func run(afterEachIteration: () -> Void) throws(SystemdError) -> Int32 {
+        while sd_event_get_state(handle) != Int32(SD_EVENT_FINISHED) {
+            try check(sd_event_run(handle, UInt64.max), "sd_event_run")
+            afterEachIteration()
+        }
+        var code: Int32 = 0
+        try check(sd_event_get_exit_code(handle, &code), "sd_event_get_exit_code")
+        return code
+    }
+
     /// Dispatches at most one iteration, waiting up to `timeoutMicroseconds`. Returns false once the loop has exited.
     public func runOnce(timeoutMicroseconds: UInt64) throws(SystemdError) -> Bool {
         let r = try check(sd_event_run(handle, timeoutMicroseconds), "sd_event_run")
