@@ -42,7 +42,6 @@ let package = Package(
                 "Systemd", "SENSCore", "UnixSocket",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
-                .product(name: "OrderedCollections", package: "swift-collections"),
             ]
         ),
         .executableTarget(

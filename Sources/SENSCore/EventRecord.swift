@@ -81,7 +81,7 @@ public enum EventRecord {
     public static func facts(of line: UnsafeRawBufferPointer) -> EventFacts? {
         var scanner = FlatObjectScanner(line)
         var event: EventKind?
-        var facts = EventFacts(event: .logon)
+        var userName: String?, uid: UInt32?, sessionClass: String?
         while let key = scanner.nextKey() {
             switch key {
             case "event":
@@ -89,20 +89,19 @@ public enum EventRecord {
                 event = kind
             case "userName":
                 guard let v = scanner.value() else { return nil }
-                if case .string(let s) = v { facts.userName = s }
+                if case .string(let s) = v { userName = s }
             case "uid":
                 guard let v = scanner.value() else { return nil }
-                if case .integer(let u) = v, u <= UInt64(UInt32.max) { facts.uid = UInt32(u) }
+                if case .integer(let u) = v, u <= UInt64(UInt32.max) { uid = UInt32(u) }
             case "class":
                 guard let v = scanner.value() else { return nil }
-                if case .string(let s) = v { facts.sessionClass = s }
+                if case .string(let s) = v { sessionClass = s }
             default:
                 guard scanner.value() != nil else { return nil }
             }
         }
         guard scanner.isComplete, let event else { return nil }
-        facts.event = event
-        return facts
+        return EventFacts(event: event, userName: userName, uid: uid, sessionClass: sessionClass)
     }
 }
 
@@ -226,15 +225,6 @@ struct FlatObjectScanner {
     private mutating func fail<T>() -> T? {
         failed = true
         return nil
-    }
-}
-
-extension EventFacts {
-    public init(event: EventKind, userName: String? = nil, uid: UInt32? = nil, sessionClass: String? = nil) {
-        self.event = event
-        self.userName = userName
-        self.uid = uid
-        self.sessionClass = sessionClass
     }
 }
 

@@ -11,7 +11,12 @@ import FoundationEssentials
 /// Unknown keys are refused by name rather than ignored, so a client asking for a feature this daemon
 /// lacks learns so instead of silently getting a stream it did not ask for.
 public struct SubscriptionRequest: Equatable, Sendable {
-    public var events: Set<EventKind>?
+    public var events: Set<EventKind>? {
+        didSet { eventMask = Self.mask(events) }
+    }
+    /// `events` as one bit per kind (``EventFacts/eventBit``): the test every subscriber makes of every
+    /// event, without hashing.
+    private var eventMask: UInt32?
     public var users: Set<String>?
     public var uids: Set<UInt32>?
     public var classes: Set<String>?
@@ -25,6 +30,7 @@ public struct SubscriptionRequest: Equatable, Sendable {
     public init(events: Set<EventKind>? = nil, users: Set<String>? = nil, uids: Set<UInt32>? = nil, classes: Set<String>? = nil, since: UInt64? = nil, snapshot: Bool = false, live: Bool = true) {
         self.live = live
         self.events = events
+        eventMask = Self.mask(events)
         self.users = users
         self.uids = uids
         self.classes = classes
@@ -49,8 +55,12 @@ public struct SubscriptionRequest: Equatable, Sendable {
 
     /// Whether an event passes every filter the request names.
     public func matches(_ facts: EventFacts) -> Bool {
-        if let events, !events.contains(facts.event) { return false }
+        if let eventMask, eventMask & facts.eventBit == 0 { return false }
         return matchesSession(facts)
+    }
+
+    private static func mask(_ kinds: Set<EventKind>?) -> UInt32? {
+        kinds.map { $0.reduce(0) { $0 | EventFacts.bit($1) } }
     }
 
     /// Whether a session passes the filters on whose it is (every filter but `events`).
@@ -63,7 +73,7 @@ public struct SubscriptionRequest: Equatable, Sendable {
         }
         if let classes {
             guard classes.contains(Self.everyClass) || facts.sessionClass.map(classes.contains) == true else { return false }
-        } else if let c = facts.sessionClass, Self.hiddenUnlessNamed.contains(c) {
+        } else if facts.hiddenUnlessNamed {
             return false
         }
         return true
@@ -171,16 +181,29 @@ public struct SubscriptionRequest: Equatable, Sendable {
 
 /// What a subscription can filter on, taken from an event once and kept beside its encoded line.
 public struct EventFacts: Sendable {
-    public var event: EventKind
-    public var userName: String?
-    public var uid: UInt32?
-    public var sessionClass: String?
+    public let event: EventKind
+    public let userName: String?
+    public let uid: UInt32?
+    public let sessionClass: String?
+    /// Worked out once per event rather than by each subscriber it is matched against.
+    let eventBit: UInt32
+    let hiddenUnlessNamed: Bool
 
     public init(_ e: SENSEvent) {
-        event = e.event
-        userName = e.userName
-        uid = e.uid
-        sessionClass = e.sessionClass
+        self.init(event: e.event, userName: e.userName, uid: e.uid, sessionClass: e.sessionClass)
+    }
+
+    public init(event: EventKind, userName: String? = nil, uid: UInt32? = nil, sessionClass: String? = nil) {
+        self.event = event
+        self.userName = userName
+        self.uid = uid
+        self.sessionClass = sessionClass
+        eventBit = Self.bit(event)
+        hiddenUnlessNamed = sessionClass.map(SubscriptionRequest.hiddenUnlessNamed.contains) ?? false
+    }
+
+    static func bit(_ kind: EventKind) -> UInt32 {
+        UInt32(1) << UInt32(EventKind.allCases.firstIndex(of: kind)!)
     }
 }
 

@@ -3,7 +3,7 @@ import Systemd
 import UnixSocket
 
 /// One connected client: its socket, its queue, and where it is in its life.
-final class Subscriber: Hashable {
+final class Subscriber {
     /// What the connection is doing; each phase holds what only it needs.
     enum Phase {
         /// Connected: events queue up until a request arrives or `grace` fires (then the default
@@ -45,6 +45,8 @@ final class Subscriber: Hashable {
     var helloSeq: UInt64 = 0
     /// The readiness it is watched for now.
     var events: IOEvents = .readable
+    /// In the server's list of subscribers to write at the next flush.
+    var awaitingFlush = false
 
     init(fd: consuming Descriptor, uid: UInt32, queueLimit: Int) {
         self.fd = .some(fd)
@@ -94,7 +96,4 @@ final class Subscriber: Hashable {
         source = nil
         fd = nil
     }
-
-    static func == (a: Subscriber, b: Subscriber) -> Bool { a === b }
-    func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
 }

@@ -1,5 +1,4 @@
 import Logging
-import OrderedCollections
 import SENSCore
 import Systemd
 import UnixSocket
@@ -86,8 +85,10 @@ public final class SubscriberServer {
     private var backstop: EventSource?
     private var flushRequested = false
     private var subscribers: [ObjectIdentifier: Subscriber] = [:]
-    /// Subscribers with output waiting, written at the next flush, in the order they got it.
-    private var dirty: OrderedSet<Subscriber> = []
+    /// Subscribers with output waiting, written at the next flush, in the order they got it; each is in it
+    /// at most once (``Subscriber/awaitingFlush``). A flag rather than a set: a broadcast marks every
+    /// subscriber, and hashing each one per event was a fifth of sensd's time with 1,000 subscribers.
+    private var dirty: [Subscriber] = []
 
     /// The longest output waits for the bus to pause while events keep coming.
     static let backstopMicroseconds: UInt64 = 1_000
@@ -156,7 +157,10 @@ public final class SubscriberServer {
     }
 
     private func markDirty(_ subscriber: Subscriber) {
-        dirty.append(subscriber)
+        if !subscriber.awaitingFlush {
+            subscriber.awaitingFlush = true
+            dirty.append(subscriber)
+        }
         requestFlush()
     }
 
@@ -447,10 +451,16 @@ public final class SubscriberServer {
     func flush() {
         let start = Syscall.monotonicNanoseconds() / 1000
         prepareFlush()
-        let batch = dirty
-        dirty.removeAll(keepingCapacity: true)
+        var batch: [Subscriber] = []
+        swap(&batch, &dirty)
         for subscriber in batch {
+            subscriber.awaitingFlush = false
             if subscriber.isAttached, !subscriber.isHeld { _ = write(subscriber) }
+        }
+        // The storage goes back for the next flush (nothing was marked meanwhile unless a write queued more).
+        if dirty.isEmpty {
+            batch.removeAll(keepingCapacity: true)
+            swap(&batch, &dirty)
         }
         lastFlushEnd = Syscall.monotonicNanoseconds() / 1000
         lastFlushDuration = min(lastFlushEnd - start, 10 * Self.backstopMicroseconds)

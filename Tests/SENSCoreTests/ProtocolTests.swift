@@ -73,6 +73,20 @@ struct SubscriptionRequestTests {
         #expect(SubscriptionRequest().matches(facts(.logoff, nil, nil, nil)))
     }
 
+    @Test func anEventsFilterMatchesExactlyItsKindsAndFollowsChanges() {
+        // Matched as one bit per kind: every kind must have its own, and a changed filter its new bits.
+        for kind in EventKind.allCases {
+            let only = SubscriptionRequest(events: [kind])
+            #expect(EventKind.allCases.filter { only.matches(EventFacts(event: $0, userName: "alice")) } == [kind])
+        }
+        var r = SubscriptionRequest(events: [.logon, .logoff])
+        #expect(r.matches(EventFacts(event: .logon)) && !r.matches(EventFacts(event: .displayLock)))
+        r.events = [.displayLock]
+        #expect(!r.matches(EventFacts(event: .logon)) && r.matches(EventFacts(event: .displayLock)))
+        r.events = nil
+        #expect(EventKind.allCases.allSatisfy { r.matches(EventFacts(event: $0)) })
+    }
+
     @Test func deeplyNestedValueIsRefusedNotOverflowingTheStack() {
         let s = #"{"a":"# + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}"
         #expect(throws: ProtocolError.self) { try parse(s) }

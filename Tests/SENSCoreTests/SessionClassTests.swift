@@ -18,10 +18,7 @@ struct SessionClassTests {
     }
 
     func facts(_ sessionClass: String?) -> EventFacts {
-        var f = EventFacts(event: .logon)
-        f.sessionClass = sessionClass
-        f.userName = "alice"
-        return f
+        EventFacts(event: .logon, userName: "alice", sessionClass: sessionClass)
     }
 
     @Test func serviceManagersPassOnlyARequestThatNamesTheirClassOrEveryClass() throws {
