@@ -238,7 +238,13 @@ struct ResumeScenarioTests {
         })
         let sub = try rig.sensd.subscribe(#"{"events":["LogoffInitiated","Logoff","Logon"]}"#)
         try rig.logind.run("set yb State closing")
+        // sensd lists the sessions of the restarted logind; the answer goes out before zb exists (were it
+        // answered later, zb would be in it, and its details read again after it started closing: a
+        // session found closing at a listing is one whose scope sensd follows, as it should).
+        try rig.logind.run("hold-list")
         try rig.logind.run("restart")
+        try rig.logind.run("wait-listed")
+        try rig.logind.run("release-list")
         let first = try sub.nextEvent()
         #expect(first.event == .logoffInitiated && first.sessionId == "yb")
         // zb lives and closes after the restart: logind tracks it. Its scope goes and, as scripted, logind
