@@ -369,7 +369,8 @@ public final class LogindSource {
     }
 
     private func sessionFilesChanged(_ names: [String]) {
-        for name in Set(names) {
+        // Usually one name; several saves of a file read at once need reading it once.
+        for name in names.count < 2 ? names : Array(Set(names)) {
             guard tracker.session(name) != nil, let state = Login.sessionState(name) else { continue }
             if state == "closing" {
                 emit(tracker.closing(id: name))

@@ -11,13 +11,15 @@ final class SessionFileWatcher {
     let directory: String
     private let fd: Descriptor
     private var source: EventSource?
+    /// Where the events are read, kept between wake-ups.
+    private var buffer = [UInt8](repeating: 0, count: 16384)
 
     init(loop: EventLoop, directory: String, changed: @escaping ([String]) -> Void) throws {
         self.directory = directory
         fd = try Syscall.watchDirectory(directory)
         // Every stored property is set: if adding the source throws, deinit runs and closes the descriptor.
         source = try loop.addIO(fd: fd.rawValue, events: .readable) { [unowned self] _ in
-            changed(Syscall.readWatchedNames(self.fd.rawValue).filter { !$0.hasPrefix(".") })
+            changed(Syscall.readWatchedNames(self.fd.rawValue, buffer: &self.buffer).filter { !$0.hasPrefix(".") })
         }
     }
 
