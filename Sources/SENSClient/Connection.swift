@@ -57,10 +57,18 @@ final class Connection: Sendable {
     /// The next bytes sensd sent: empty at the end of the stream (or when the task was cancelled).
     func read(maximum: Int = 65536) async throws(SystemCallError) -> [UInt8] {
         try await blocking { fd throws(SystemCallError) in
-            var buffer = [UInt8](repeating: 0, count: maximum)
-            let result = buffer.withUnsafeMutableBytes { raw in Result { () throws(SystemCallError) in try Syscall.read(fd, into: raw) } }
-            buffer.removeSubrange((try result.get() ?? 0)...)
-            return buffer
+            // Not zeroed first: a read of one event line used to clear 64 KiB.
+            var failure: SystemCallError?
+            let bytes = [UInt8](unsafeUninitializedCapacity: maximum) { raw, count in
+                do throws(SystemCallError) {
+                    count = try Syscall.read(fd, into: UnsafeMutableRawBufferPointer(raw)) ?? 0
+                } catch {
+                    failure = error
+                    count = 0
+                }
+            }
+            if let failure { throw failure }
+            return bytes
         }
     }
 
