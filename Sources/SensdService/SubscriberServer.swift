@@ -451,16 +451,11 @@ public final class SubscriberServer {
     func flush() {
         let start = Syscall.monotonicNanoseconds() / 1000
         prepareFlush()
-        var batch: [Subscriber] = []
-        swap(&batch, &dirty)
+        let batch = dirty
+        dirty.removeAll(keepingCapacity: true)
         for subscriber in batch {
             subscriber.awaitingFlush = false
             if subscriber.isAttached, !subscriber.isHeld { _ = write(subscriber) }
-        }
-        // The storage goes back for the next flush (nothing was marked meanwhile unless a write queued more).
-        if dirty.isEmpty {
-            batch.removeAll(keepingCapacity: true)
-            swap(&batch, &dirty)
         }
         lastFlushEnd = Syscall.monotonicNanoseconds() / 1000
         lastFlushDuration = min(lastFlushEnd - start, 10 * Self.backstopMicroseconds)
