@@ -113,8 +113,7 @@ public final class LogindSource {
         // receives what the daemon sends. With an unfiltered match instead, every job reached sensd.
         slots.append(try bus.addSignalFilter(interface: ScopeWatcher.manager, member: "JobNew") { [unowned self] in self.deliver($0, self.jobNew) })
         for target in Self.shutdownTargets.keys.sorted() {
-            try bus.addDaemonMatch(
-                "type='signal',sender='\(ScopeWatcher.service)',path='\(ScopeWatcher.path)',interface='\(ScopeWatcher.manager)',member='JobNew',arg2='\(target)'")
+            try bus.addDaemonMatch(ScopeWatcher.rule(member: "JobNew") + ",arg2='\(target)'")
         }
         startWatchingSessionFiles()
         enumerationDone = ready

@@ -59,8 +59,11 @@ final class ScopeWatcher {
     }
 
     /// The match rule for systemd's `UnitRemoved`.
-    static var unitRemovedRule: String {
-        "type='signal',sender='\(service)',path='\(path)',interface='\(manager)',member='UnitRemoved'"
+    static var unitRemovedRule: String { rule(member: "UnitRemoved") }
+
+    /// A match rule for one of systemd's manager signals.
+    static func rule(member: String) -> String {
+        "type='signal',sender='\(service)',path='\(path)',interface='\(manager)',member='\(member)'"
     }
 
     /// Asks systemd to send its unit signals (it sends them only to clients that subscribed); the reply's

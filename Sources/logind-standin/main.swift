@@ -226,6 +226,14 @@ final class StandIn {
         systemd.flush()
     }
 
+    /// The other connections on the bus (sensd's among them): every unique name but the impostor's and the
+    /// stand-in's own, for look-alike signals sent to each.
+    func peers(besides impostor: Bus) throws -> [String] {
+        let list = try impostor.methodCall(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus", member: "ListNames")
+        let names = try impostor.call(list).readValue()?.arrayElements?.compactMap(\.stringValue) ?? []
+        return names.filter { $0.hasPrefix(":") && $0 != impostor.uniqueName && $0 != bus.uniqueName && $0 != systemd?.uniqueName }
+    }
+
     func signal(_ member: String, _ session: Session, on bus: Bus? = nil) throws {
         let m = try (bus ?? self.bus).signal(path: managerPath, interface: manager, member: member)
         try m.append(.string(session.id), .objectPath(session.path))
@@ -293,9 +301,7 @@ final class StandIn {
             if words[0] == "spoof-broadcast" {
                 try signal("SessionRemoved", fake, on: impostor)
             } else {
-                let list = try impostor.methodCall(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus", member: "ListNames")
-                let names = try impostor.call(list).readValue()?.arrayElements?.compactMap(\.stringValue) ?? []
-                for name in names where name.hasPrefix(":") && name != impostor.uniqueName && name != bus.uniqueName {
+                for name in try peers(besides: impostor) {
                     let m = try impostor.signal(path: managerPath, interface: manager, member: "SessionRemoved")
                     try m.append(.string(fake.id), .objectPath(fake.path))
                     try m.setDestination(name)
@@ -382,11 +388,7 @@ final class StandIn {
             let from = words[0] == "job" ? systemd : try Bus.system(description: "impostor")
             guard let from else { throw DaemonlessError("not playing systemd") }
             var destinations: [String?] = [nil]
-            if words[0] == "spoof-job" {
-                let list = try from.methodCall(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus", member: "ListNames")
-                destinations += try from.call(list).readValue()?.arrayElements?.compactMap(\.stringValue)
-                    .filter { $0.hasPrefix(":") && $0 != from.uniqueName && $0 != bus.uniqueName && $0 != systemd?.uniqueName } ?? []
-            }
+            if words[0] == "spoof-job" { destinations += try peers(besides: from) }
             for destination in destinations {
                 let m = try from.signal(path: "/org/freedesktop/systemd1", interface: "org.freedesktop.systemd1.Manager", member: "JobNew")
                 try m.append(.uint32(jobs), .objectPath("/org/freedesktop/systemd1/job/\(jobs)"), .string(unit))
