@@ -82,11 +82,13 @@ final class Durability {
     /// Makes this run's records ready, before the first event: what the previous run handed out without
     /// logging goes into a snapshot first; seqs from here on are reserved.
     func start() throws {
+        // The reservation first: it is the smallest record and the one that keeps seqs from repeating, so on
+        // a nearly full disk it must not lose the space to the others. A stop that is not clean is detected
+        // next time. A state directory that cannot take it (read-only) does not stop sensd: events still go
+        // out live.
+        try? reserve(through: recoveredLastSeq + Self.reservationBlock)
         if store.hasUnlogged { saveSnapshot() }
         store.prepareUnlogged()
-        // A stop that is not clean is detected next time. A state directory that cannot take it (read-only)
-        // does not stop sensd: events still go out live.
-        try? reserve(through: recoveredLastSeq + Self.reservationBlock)
         log?.willDrop = { [unowned self] seq in
             if self.snapshotSeq < seq { self.saveSnapshot() }
         }

@@ -51,6 +51,9 @@ final class SessionStateStore {
     /// rewritten in place, like the reservation, so a full disk takes it.
     let unloggedPath: String
     static let unloggedCapacity = 256 << 10
+    /// The record's size on this disk: ``unloggedCapacity``, or an eighth of the free space where that is
+    /// less (a small state file system must keep room for the log and the reservation); at least 4 KiB.
+    private(set) var unloggedSize = SessionStateStore.unloggedCapacity
     private var unlogged: [UInt8] = []
     private var unloggedReady = false
     /// The layout of the state directory this version writes and reads. 0.1.0 wrote no `format` file (its
@@ -76,10 +79,14 @@ final class SessionStateStore {
     /// Makes the record full size while there is room, keeping what it holds.
     func prepareUnlogged() {
         do {
-            if let size = try Syscall.readFile(unloggedPath).map(\.count), size >= Self.unloggedCapacity {
+            if let size = try Syscall.readFile(unloggedPath).map(\.count), size >= 4096, size >= unlogged.count {
+                // Made by an earlier run, at the size that disk allowed then.
+                unloggedSize = size
                 unloggedReady = true
                 return
             }
+            let free = (try? Syscall.freeBytes(in: String(unloggedPath[..<unloggedPath.lastIndex(of: "/")!]))) ?? Self.unloggedCapacity * 8
+            unloggedSize = max(4096, min(Self.unloggedCapacity, free / 8 / 4096 * 4096), unlogged.count)
             try Syscall.replaceFile(unloggedPath, with: padded(unlogged), mode: 0o640, durable: true)
             unloggedReady = true
         } catch {
@@ -91,8 +98,8 @@ final class SessionStateStore {
     func recordUnlogged(_ lines: [[UInt8]]) throws {
         guard unloggedReady else { throw DaemonError("no room was made for \(unloggedPath)") }
         let grown = unlogged + lines.joined()
-        guard grown.count <= Self.unloggedCapacity else {
-            throw DaemonError("\(unloggedPath) is full (\(Self.unloggedCapacity >> 10) KiB of events handed out without the log)")
+        guard grown.count <= unloggedSize else {
+            throw DaemonError("\(unloggedPath) is full (\(unloggedSize >> 10) KiB of events handed out without the log)")
         }
         try Syscall.overwriteInPlace(unloggedPath, with: padded(grown))
         unlogged = grown
@@ -112,7 +119,7 @@ final class SessionStateStore {
     var hasUnlogged: Bool { !unlogged.isEmpty }
 
     private func padded(_ bytes: [UInt8]) -> [UInt8] {
-        bytes + [UInt8](repeating: 0x20, count: max(0, Self.unloggedCapacity - bytes.count))
+        bytes + [UInt8](repeating: 0x20, count: max(0, unloggedSize - bytes.count))
     }
 
     /// Refuses state written in a newer layout; records this layout where none is recorded yet.

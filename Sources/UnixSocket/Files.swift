@@ -54,6 +54,14 @@ extension Syscall {
         try file.close()
     }
 
+    /// The bytes an unprivileged writer may still use on the file system holding `path`.
+    /// The corresponding C function is `statvfs`.
+    public static func freeBytes(in path: String) throws(SystemCallError) -> Int {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { throw SystemCallError.last("statvfs(\(path))") }
+        return Int(info.f_bavail) * Int(info.f_frsize)
+    }
+
     /// Flushes a file's data to stable storage.
     public static func syncData(_ fd: Int32) throws(SystemCallError) {
         guard retryingEINTR({ fdatasync(fd) }) == 0 else { throw SystemCallError.last("fdatasync") }

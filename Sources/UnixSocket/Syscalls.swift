@@ -304,12 +304,18 @@ extension Syscall {
     /// With `durable`, the new content is on stable storage (file and directory synced) when this returns.
     public static func replaceFile(_ path: String, with bytes: [UInt8], mode: UInt32 = 0o644, durable: Bool = false) throws(SystemCallError) {
         let temporary = path + ".tmp"
-        let fd = try openFile(temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
-        try writeAll(fd.rawValue, bytes)
-        if durable { try syncData(fd.rawValue) }
-        // A written file's close can report a write that failed after all (NFS, EIO): then it is not renamed.
-        try fd.close()
-        guard rename(temporary, path) == 0 else { throw SystemCallError.last("rename(\(temporary), \(path))") }
+        do throws(SystemCallError) {
+            let fd = try openFile(temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
+            try writeAll(fd.rawValue, bytes)
+            if durable { try syncData(fd.rawValue) }
+            // A written file's close can report a write that failed after all (NFS, EIO): then it is not renamed.
+            try fd.close()
+            guard rename(temporary, path) == 0 else { throw SystemCallError.last("rename(\(temporary), \(path))") }
+        } catch {
+            // A half-written temporary on a full disk would keep the space the next write needs.
+            unlink(temporary)
+            throw error
+        }
         if durable {
             let slash = path.lastIndex(of: "/")
             syncDirectory(slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? ".")

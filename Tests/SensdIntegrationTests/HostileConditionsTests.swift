@@ -98,6 +98,39 @@ struct HostileConditionsTests {
         #expect(try replay.events(15) == logged)
     }
 
+    /// A 256 KiB state file system (smaller than the record of events handed out without the log), full,
+    /// sensd killed and restarted on it, then freed: a resuming client gets what ends afterwards, live and
+    /// from the log (issue 25: it got nothing).
+    @Test func afterAFullDiskIsFreedAResumingClientGetsEveryLaterEventLiveAndFromTheLog() throws {
+        let dir = try ScratchDirectory()
+        let disk = try SmallFileSystem(at: dir.path + "/state", kib: 256)
+        let bus = try PrivateBus(in: dir)
+        let logind = try LogindStandIn(bus: bus, dir: dir)
+        var sensd = try SensdUnderTest(bus: bus, dir: dir)
+        defer { sensd.child.signal(SIGTERM); _ = try? sensd.child.waitForExit() }
+        let first = try sensd.subscribe(#"{"events":["Logoff"],"since":0}"#)
+        let log = { (try? String(contentsOfFile: dir.path + "/sensd.log", encoding: .utf8)) ?? "" }
+        try logind.run("burst 3 a 1000 alice")
+        var last = try first.events(3).last!.seq
+        try disk.fill()
+        try logind.run("burst 3 b 1001 bob")
+        last = try first.events(3).last!.seq
+        sensd.child.signal(SIGKILL)
+        _ = try sensd.child.waitForExit()
+        sensd = try SensdUnderTest(bus: bus, dir: dir)
+        let resumed = try sensd.subscribe(#"{"events":["Logoff"],"since":\#(last)}"#)
+        try logind.run("burst 2 c 1002 carol")
+        let whileFull = try resumed.events(2)
+        #expect(whileFull.map(\.sessionId) == ["c0", "c1"] && whileFull.allSatisfy { $0.seq > last }, "\(whileFull)")
+        try disk.free()
+        try logind.run("burst 3 d 1003 dave")
+        let afterFree = try resumed.events(3)
+        #expect(afterFree.map(\.sessionId) == ["d0", "d1", "d2"], "\(afterFree)\n\(log().suffix(4000))")
+        // And from the log, for a client that resumes now.
+        let replay = try sensd.subscribe(#"{"events":["Logoff"],"since":\#(whileFull.last!.seq)}"#)
+        #expect(try replay.events(3) == afterFree)
+    }
+
     @Test func aRequestEndedByTheEndOfInputWithoutANewlineCounts() throws {
         let rig = try Rig()
         let sub = try TestSubscriber(path: rig.sensd.socketPath)
