@@ -89,9 +89,6 @@ final class Durability {
         try? reserve(through: recoveredLastSeq + Self.reservationBlock)
         if store.hasUnlogged { saveSnapshot() }
         store.prepareUnlogged()
-        log?.willDrop = { [unowned self] seq in
-            if self.snapshotSeq < seq { self.saveSnapshot() }
-        }
         snapshotSource = try loop.addPost { [unowned self] in
             if self.snapshotDue { self.saveSnapshot() }
         }
@@ -115,7 +112,11 @@ final class Durability {
     func append(_ lines: [OutgoingLine]) {
         guard let log else { return }
         do {
-            try log.append(lines)
+            // Retention must not delete what the snapshot still depends on: a newer snapshot first. It is
+            // taken once the whole batch is in the log, so that it covers nothing the log lacks.
+            try log.append(lines) { dropping in
+                if snapshotSeq < dropping { saveSnapshot() }
+            }
             if logHealth == .failing {
                 logHealth = .writing
                 logger.notice("the event log is being written again")

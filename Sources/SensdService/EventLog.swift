@@ -53,9 +53,6 @@ final class EventLog {
     private(set) var needsSync = false
     /// What start-up found damaged and dropped, one sentence each.
     private(set) var damage: [String] = []
-    /// Called with the last seq of a segment about to be deleted by retention: the daemon's snapshot of its
-    /// sessions must not depend on it.
-    var willDrop: ((UInt64) -> Void)?
 
     var lastSeq: UInt64? { segments.last?.lastSeq }
     var oldestSeq: UInt64? { segments.first?.firstSeq }
@@ -187,7 +184,20 @@ final class EventLog {
 
     /// Appends event lines (each ending in a newline) in seq order, starting a new segment when the current
     /// one is full. On a failed write the segment is cut back to its last whole record.
-    func append(_ lines: [OutgoingLine]) throws(SystemCallError) {
+    ///
+    /// Retention runs once every line is written: `beforeDropping` is told the last seq of the old segments
+    /// about to be deleted, so that a snapshot taken then (which covers every event stamped) finds all of
+    /// them in the log. Run in the middle of the batch, as it once was, such a snapshot named events the log
+    /// did not have yet.
+    func append(_ lines: [OutgoingLine], beforeDropping: (UInt64) -> Void = { _ in }) throws(SystemCallError) {
+        try write(lines)
+        if let through = retentionDue {
+            beforeDropping(through)
+            dropRetained()
+        }
+    }
+
+    private func write(_ lines: [OutgoingLine]) throws(SystemCallError) {
         var pending: [UInt8] = []
         var pendingCount = 0
         var pendingLast: UInt64 = 0
@@ -234,17 +244,33 @@ final class EventLog {
         appendFD = try Syscall.openForAppend(path)
         segments.append(Segment(ordinal: nextOrdinal, firstSeq: seq, lastSeq: seq, count: 0, bytes: 0, path: path))
         nextOrdinal += 1
-        enforceRetention()
         Syscall.syncDirectory(directory)
     }
 
-    /// Deletes the oldest segments while the rest still hold `maxEvents`, or while the log is over `maxBytes`.
-    private func enforceRetention() {
-        while segments.count > 1 {
+    /// How many of the oldest segments retention deletes: while the rest still hold `maxEvents`, or while the
+    /// log is over `maxBytes`. The newest always stays.
+    private var segmentsDue: Int {
+        var events = eventCount, bytes = byteCount, due = 0
+        while due < segments.count - 1 {
+            let oldest = segments[due]
+            guard events - oldest.count >= retention.maxEvents || bytes > retention.maxBytes else { break }
+            events -= oldest.count
+            bytes -= oldest.bytes
+            due += 1
+        }
+        return due
+    }
+
+    /// The last seq of the segments retention would delete now, if any.
+    var retentionDue: UInt64? {
+        let due = segmentsDue
+        return due > 0 ? segments[due - 1].lastSeq : nil
+    }
+
+    /// Deletes what ``retentionDue`` names.
+    private func dropRetained() {
+        for _ in 0..<segmentsDue {
             let oldest = segments[0]
-            let events = eventCount, bytes = byteCount
-            guard events - oldest.count >= retention.maxEvents || bytes > retention.maxBytes else { return }
-            willDrop?(oldest.lastSeq)
             do {
                 try Syscall.unlinkIfPresent(oldest.path)
             } catch {
@@ -253,6 +279,7 @@ final class EventLog {
             }
             segments.removeFirst()
         }
+        Syscall.syncDirectory(directory)
     }
 
     /// Puts appended data on the disk.

@@ -68,8 +68,13 @@ struct EventLogTests {
         let dir = try TemporaryDirectory()
         let log = try EventLog(directory: dir.path, retention: LogRetention(maxEvents: 50, maxBytes: 1 << 20), logger: quiet)
         var asked: [UInt64] = []
-        log.willDrop = { asked.append($0) }
-        for seq in UInt64(1)...200 { try log.append([line(seq)]) }
+        for seq in UInt64(1)...200 {
+            try log.append([line(seq)]) { through in
+                // Asked before the segments go, after the batch is written.
+                #expect(log.lastSeq == seq && log.oldestSeq! <= through)
+                asked.append(through)
+            }
+        }
         // Segments of 5: at least 50 events kept, at most 55.
         #expect(log.eventCount >= 50 && log.eventCount <= 55)
         #expect(log.lastSeq == 200)
