@@ -155,6 +155,9 @@ public final class Daemon {
         if server.overflowed > 0 { parts.append("\(server.overflowed) cut off for falling behind") }
         if server.refused > 0 { parts.append("\(server.refused) connections refused at a limit") }
         if logind.ignoredSignals > 0 { parts.append("\(logind.ignoredSignals) forged signals ignored") }
+        if let damaged = durability?.setAside.count, damaged > 0 {
+            parts.append("STATE DAMAGED AT START: \(damaged) problem\(damaged == 1 ? "" : "s") set aside, see sensd --check-state")
+        }
         if durability?.logHealth == .failing { parts.append("EVENT LOG NOT WRITTEN (disk full or failing): live only") }
         else if configuration.stateDirectory != nil && durability?.log == nil { parts.append("NO EVENT LOG: live only") }
         return parts.joined(separator: ", ")

@@ -57,6 +57,9 @@ final class Durability {
     /// Logs every event stamped so far: a snapshot must not reflect an event the log does not have.
     var flushPending: () -> Void = {}
 
+    /// What start-up found unreadable and set aside or decided around, one sentence each.
+    var setAside: [String] { (log?.damage ?? []) + store.setAside }
+
     /// Opens the state in `directory` (which must be usable, see ``usable(_:logger:)``) and recovers it.
     init(directory: String, retention: LogRetention, syncIntervalMicroseconds: UInt64, loop: EventLoop, logger: Logger) throws {
         self.loop = loop
@@ -73,7 +76,7 @@ final class Durability {
         for damage in log?.damage ?? [] {
             logger.error("the event log was damaged; sensd serves what is intact: \(damage)")
         }
-        let recovered = Self.recover(store: store, log: log, logger: logger)
+        let recovered = Self.recover(store: store, log: log, retention: retention, logger: logger)
         recoveredLastSeq = recovered.lastSeq
         recoveredSessions = recovered.sessions
         snapshotSeq = recovered.snapshotSeq
@@ -230,9 +233,34 @@ final class Durability {
         return true
     }
 
+    /// A new seq range when the reservation (the record of the highest seq that may have been given out) is
+    /// gone or unreadable while other state is there: it starts after every seq any record still shows, the
+    /// log's segment names (a segment holds at most a segment's worth of events) and sensd's own journal
+    /// entries among them, plus one reservation block, the most a run ever reserves ahead of what it logged.
+    private static func newRange(after known: UInt64, store: SessionStateStore, retention: LogRetention, logger: Logger) -> UInt64 {
+        var highest = known
+        if let named = EventLog.highestNamedSeq(in: store.logDirectory) {
+            highest = max(highest, named + UInt64(retention.segmentEvents) - 1)
+        }
+        // Entries only sensd's own user can have written (journald sets _UID; anyone may write SENS_SEQ).
+        let journaled = (try? JournalReader())?.newestValue(
+            of: "SENS_SEQ", matching: EventKind.allCases.map { "MESSAGE_ID=\(JournalEntry.messageID($0))" } + ["_UID=\(getuid())"]
+        ).flatMap { UInt64($0) }
+        if let journaled { highest = max(highest, journaled) }
+        let next = highest + reservationBlock
+        logger.error("the sequence reservation is missing or damaged; seqs continue in a new range that no seq given out before can be in, and resuming clients are told of the gap", metadata: [
+            "highestSeqFound": "\(highest)", "journalSeq": "\(journaled.map(String.init) ?? "none")", "nextSeq": "\(next + 1)",
+        ])
+        store.noteSetAside("\(store.reservationPath): no readable sequence reservation; seqs continue after \(next) (the highest seq found, \(highest), plus \(reservationBlock))")
+        return next
+    }
+
     /// What the previous runs left: the open sessions (the snapshot plus every logged event after it) and
     /// the last seq given out, never lower than one a subscriber may have seen.
-    private static func recover(store: SessionStateStore, log: EventLog?, logger: Logger) -> Recovery {
+    private static func recover(store: SessionStateStore, log: EventLog?, retention: LogRetention, logger: Logger) -> Recovery {
+        // Looked at before anything is read: reading a damaged file sets it aside.
+        let hadReservation = store.hasReservationFile
+        let hadState = hadReservation || store.hasSnapshotFile || EventLog.highestNamedSeq(in: store.logDirectory) != nil
         let snapshot = store.load()
         var sessions = RememberedSessions(snapshot?.sessions ?? [])
         let base = snapshot?.lastSeq ?? 0
@@ -265,8 +293,12 @@ final class Durability {
         if undecodable > 0 {
             logger.error("some logged events could not be read back; their sessions may be reported again", metadata: ["events": "\(undecodable)"])
         }
-        var lastSeq = max(base, log?.lastSeq ?? 0)
-        if let r = store.loadReservation() {
+        var lastSeq = max(base, log?.lastSeq ?? 0, unlogged.last?.seq ?? 0)
+        let reservation = store.loadReservation()
+        if reservation == nil, hadState {
+            lastSeq = newRange(after: lastSeq, store: store, retention: retention, logger: logger)
+        }
+        if let r = reservation {
             if let behind = r.logBehindFrom, r.reservedThrough > lastSeq {
                 // Events were handed out that the log could not take: none of their seqs may come again.
                 logger.error("the previous run handed out events it could not log (its disk was full or failing); seqs continue after every one it could have given out, and resuming clients are told of the gap", metadata: ["firstUnlogged": "\(behind)", "nextSeq": "\(r.reservedThrough + 1)"])

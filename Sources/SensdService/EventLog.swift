@@ -108,7 +108,18 @@ final class EventLog {
         }
     }
 
-    private struct Check {
+    /// The highest first seq a segment file in `directory` is named after, set-aside segments included: what
+    /// the names still say when the contents cannot be read.
+    static func highestNamedSeq(in directory: String) -> UInt64? {
+        let names = (try? Syscall.listDirectory(directory)) ?? []
+        return names.compactMap { name -> UInt64? in
+            let base = name.hasSuffix(".log.damaged") ? name.dropLast(".damaged".count) : Substring(name)
+            guard base.hasSuffix(".log"), base.count == 24 else { return nil }
+            return UInt64(base.dropLast(4))
+        }.max()
+    }
+
+    struct Check {
         var firstSeq: UInt64?
         var lastSeq: UInt64 = 0
         var count = 0
@@ -118,7 +129,7 @@ final class EventLog {
 
     /// Walks a segment's records; stops at the first that is not whole, fails its checksum, is not an event
     /// line, or does not have a seq above the one before.
-    private static func check(path: String, namedSeq: UInt64, after previous: UInt64) throws(SystemCallError) -> Check {
+    static func check(path: String, namedSeq: UInt64, after previous: UInt64) throws(SystemCallError) -> Check {
         var c = Check()
         guard let file = try Syscall.openForReading(path) else { return c }
         let fd = file.rawValue

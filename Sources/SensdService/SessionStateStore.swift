@@ -122,22 +122,34 @@ final class SessionStateStore {
         bytes + [UInt8](repeating: 0x20, count: max(0, unloggedSize - bytes.count))
     }
 
-    /// Refuses state written in a newer layout; records this layout where none is recorded yet.
+    /// What start-up found unreadable and set aside (each kept beside the original as `.damaged`), one
+    /// sentence each: the status line and the journal say so, `sensd --check-state` lists them.
+    private(set) var setAside: [String] = []
+
+    /// Refuses state written in a newer layout; records this layout where none is recorded yet. A format file
+    /// that says no number at all is damage, not a newer layout: it is set aside and the files are read as
+    /// this layout, each checked as it is read.
     func checkFormat() throws {
         guard let bytes = try Syscall.readFile(formatPath) else {
-            do {
-                try Syscall.replaceFile(formatPath, with: Array("\(Self.stateFormat)\n".utf8), mode: 0o640, durable: true)
-            } catch {
-                logger.warning("cannot record the state format", metadata: ["file": "\(formatPath)", "error": "\(error)"])
-            }
+            recordFormat()
             return
         }
         let text = String(decoding: bytes, as: UTF8.self).filter { !$0.isWhitespace }
-        guard let format = Int(text) else {
-            throw DaemonError("\(formatPath) says '\(text)', not a state format; refusing to start rather than misread the state (move the directory aside to start afresh)")
+        guard let format = Int(text), format > 0 else {
+            reportDamage(formatPath, bytes: bytes, what: "state format file", error: "it holds no format number")
+            recordFormat()
+            return
         }
         if format > Self.stateFormat {
             throw DaemonError("the state in \(formatPath.dropLast("/format".count)) was written by a newer sensd (state format \(format); this sensd \(Release.version) reads format \(Self.stateFormat)); refusing to start rather than misread or damage it: install that newer sensd again, or move the directory aside to start afresh (its history is then lost)")
+        }
+    }
+
+    private func recordFormat() {
+        do {
+            try Syscall.replaceFile(formatPath, with: Array("\(Self.stateFormat)\n".utf8), mode: 0o640, durable: true)
+        } catch {
+            logger.warning("cannot record the state format", metadata: ["file": "\(formatPath)", "error": "\(error)"])
         }
     }
 
@@ -199,7 +211,20 @@ final class SessionStateStore {
 
     private func reportDamage(_ path: String, bytes: [UInt8]?, what: String, error: String) {
         let aside = path + ".damaged"
-        if let bytes { _ = try? Syscall.replaceFile(aside, with: bytes) }
+        if let bytes { _ = try? Syscall.replaceFile(aside, with: bytes, mode: 0o640) }
+        setAside.append("\(path): the \(what) is damaged (\(error)); kept as \(aside)")
         logger.error("the \(what) is damaged; a copy was kept and sensd starts without it", metadata: ["file": "\(path)", "copy": "\(aside)", "error": "\(error)"])
     }
+
+    /// Adds what start-up decided about damaged state to ``setAside``.
+    func noteSetAside(_ sentence: String) { setAside.append(sentence) }
+
+    /// Where the event log's segments are.
+    var logDirectory: String { String(path.dropLast("/sessions.json".count)) + "/log" }
+
+    /// Whether a reservation file is there (readable or not).
+    var hasReservationFile: Bool { access(reservationPath, F_OK) == 0 }
+
+    /// Whether a snapshot file is there (readable or not).
+    var hasSnapshotFile: Bool { access(path, F_OK) == 0 }
 }

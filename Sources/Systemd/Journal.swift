@@ -50,6 +50,26 @@ public final class JournalReader {
         return .ended(usec)
     }
 
+    /// The value of `field` in the newest entry that has every one of `matches` (FIELD=value; several
+    /// values of one field are alternatives), or nil.
+    public func newestValue(of field: String, matching matches: [String]) -> String? {
+        sd_journal_flush_matches(journal)
+        for m in matches { guard sd_journal_add_match(journal, m, 0) >= 0 else { return nil } }
+        guard sd_journal_seek_tail(journal) >= 0, sd_journal_previous(journal) > 0 else { return nil }
+        return value(of: field)
+    }
+
+    /// The current entry's `field`, as text.
+    func value(of field: String) -> String? {
+        var data: UnsafeRawPointer?
+        var length = 0
+        guard sd_journal_get_data(journal, field, &data, &length) >= 0, let data else { return nil }
+        // The data is FIELD=value.
+        let bytes = UnsafeRawBufferPointer(start: data, count: length)
+        guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else { return nil }
+        return String(decoding: bytes[(equals + 1)...], as: UTF8.self)
+    }
+
     public enum BootEnd: Equatable, Sendable {
         /// The boot is this one.
         case stillRunning

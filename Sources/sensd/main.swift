@@ -72,6 +72,9 @@ struct Sensd: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
+    @Flag(help: "Report what the state directory holds and what of it is damaged or was set aside by a start (*.damaged), without changing anything, and exit: 0 when nothing is damaged or set aside, 1 otherwise.")
+    var checkState = false
+
     func validate() throws {
         guard UInt32(socketMode, radix: 8).map({ $0 <= 0o777 }) == true else {
             throw ValidationError("--socket-mode must be octal permission bits such as 0666, not '\(socketMode)'")
@@ -100,6 +103,14 @@ struct Sensd: ParsableCommand {
     }
 
     func run() throws {
+        if checkState {
+            let report = StateCheck.report(directory: stateDirectory)
+            print("state directory \(stateDirectory):")
+            for line in report.lines { print("  " + line) }
+            print("\(report.problems) damaged, \(report.setAside) set aside")
+            if report.problems + report.setAside > 0 { throw ExitCode(1) }
+            return
+        }
         let level = Logger.Level(rawValue: logLevel)!
         // Under systemd, straight to the journal with structured fields; elsewhere to stderr.
         if StderrLogHandler.stderrIsJournal() {
