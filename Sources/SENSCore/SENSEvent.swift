@@ -113,13 +113,17 @@ public struct EventDraft: Equatable, Sendable {
     public var observedLate: Bool
     /// Why the session ended, for its LogoffInitiated and Logoff where sensd knows (docs/protocol.md).
     public var reason: String?
+    /// When the change really happened, for one sensd learned of later from a record of it (the journal):
+    /// the event's `time`, and the moment sensd noticed becomes its `observedAt`.
+    public var time: EventTime?
 
-    public init(event: EventKind, session: LogindSession, unresolved: String? = nil, observedLate: Bool = false, reason: String? = nil) {
+    public init(event: EventKind, session: LogindSession, unresolved: String? = nil, observedLate: Bool = false, reason: String? = nil, time: EventTime? = nil) {
         self.event = event
         self.session = session
         self.unresolved = unresolved
         self.observedLate = observedLate
         self.reason = reason
+        self.time = time
     }
 
     /// Whether it is part of a session's end (the events a `reason` belongs to).

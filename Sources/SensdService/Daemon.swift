@@ -38,6 +38,14 @@ public final class Daemon {
     private var statusTimer: EventSource?
     /// Whether sensd made the socket file (and so removes it when it stops).
     private var createdSocketFile = false
+    /// Whether sd-login and the journal describe the logind sensd follows (this machine's own).
+    private let local: Bool
+    /// The sessions whose events went out during start-up: not news to the journal search.
+    private var reportedAtStart: [KnownSession] = []
+    /// The journal search for sessions missed while sensd was down, while it goes on after readiness.
+    private var downtimeSearch: (finder: DowntimeFinder, source: EventSource)?
+    /// How long the search may hold back readiness, and how long each later step may take.
+    static let downtimeSearchBudget: UInt64 = 500_000, downtimeStepBudget: UInt64 = 20_000
 
     public init(configuration: DaemonConfiguration, logger: Logger) throws {
         self.configuration = configuration
@@ -55,7 +63,7 @@ public final class Daemon {
             durability = nil
         }
         // sd-login and the journal describe the logind sensd follows only if it is this machine's.
-        let local = configuration.watchSessionFiles ?? DaemonConfiguration.busIsThisMachines()
+        local = configuration.watchSessionFiles ?? DaemonConfiguration.busIsThisMachines()
         pipeline = EventPipeline(
             lastSeq: durability?.recoveredLastSeq ?? 0, durability: durability,
             journalEvents: configuration.journalEvents ?? StderrLogHandler.stderrIsJournal(),
@@ -94,6 +102,7 @@ public final class Daemon {
         try logind.start { [unowned self] in
             self.logger.info("ready", metadata: ["sessions": "\(self.logind.sessionCount)", "socket": "\(self.configuration.socketPath)", "journalEvents": "\(self.pipeline.journalEvents)"])
             self.phase = .running
+            self.searchDowntime()
             // What start-up found is logged and handed out before anyone is told sensd is ready.
             self.server.flush()
             // The listing and its replies are freed: give the memory back (glibc keeps it otherwise).
@@ -112,9 +121,46 @@ public final class Daemon {
         return code
     }
 
+    /// Finds the sessions that began and ended while sensd was down, in the journal from the moment until
+    /// which the previous run had reported every session: up to half a second before readiness, the rest in
+    /// short steps when the loop has nothing else to do.
+    private func searchDowntime() {
+        guard let durability else { return }
+        guard local, let watermark = durability.watermark,
+              let finder = DowntimeFinder(from: watermark, until: loop.now, logger: logger) else {
+            durability.downtimeCovered()
+            return
+        }
+        if finder.step(budget: Self.downtimeSearchBudget) {
+            return finishDowntimeSearch(finder)
+        }
+        logger.notice("the journal since sensd last watched is long; searching the rest of it for missed sessions while serving")
+        guard let source = try? loop.addDefer(handler: { [unowned self] in
+            guard let search = self.downtimeSearch, search.finder.step(budget: Self.downtimeStepBudget) else { return }
+            search.source.setEnabled(false)
+            self.downtimeSearch = nil
+            self.finishDowntimeSearch(search.finder)
+        }) else { return finishDowntimeSearch(finder) }
+        source.setPriority(100)  // SD_EVENT_PRIORITY_IDLE: live events first
+        source.setEnabled(true)
+        downtimeSearch = (finder, source)
+    }
+
+    private func finishDowntimeSearch(_ finder: DowntimeFinder) {
+        guard let durability else { return }
+        let listed = logind.listedAtStart
+        let known = durability.knownSessions + reportedAtStart + listed.ids.map { KnownSession(id: $0, at: listed.at) }
+        publish(finder.drafts(known: known))
+        reportedAtStart = []
+        durability.downtimeCovered()
+    }
+
     private func publish(_ drafts: [EventDraft]) {
         guard !drafts.isEmpty else { return }
         let startingUp = if case .startingUp = phase { true } else { false }
+        if startingUp {
+            reportedAtStart += drafts.map { KnownSession(id: $0.session.id, at: $0.session.startedAt ?? loop.now) }
+        }
         pipeline.publish(drafts, at: EventTime(microsecondsSinceEpoch: Int64(loop.now)), startingUp: startingUp)
         statusChanged()
         if case .waitingForLastSessions = phase, logind.sessionCount == 0 {

@@ -29,6 +29,10 @@ final class Durability {
         var sessions: [SessionTracker.Remembered]
         var lastSeq: UInt64
         var snapshotSeq: UInt64
+        /// Until when sensd reported every session that ended (CLOCK_REALTIME microseconds), if it ever ran.
+        var watermark: UInt64?
+        /// The sessions its records show from a margin before then on.
+        var known: [KnownSession]
     }
 
     let store: SessionStateStore
@@ -36,6 +40,13 @@ final class Durability {
     let log: EventLog?
     /// The last seq the previous runs gave out (or may have).
     let recoveredLastSeq: UInt64
+    /// Until when every session that ended is reported (CLOCK_REALTIME microseconds): nil before sensd first
+    /// ran here. It moves on once the sessions sensd missed while it was down are found (``downtimeCovered()``),
+    /// and each snapshot records it.
+    private(set) var watermark: UInt64?
+    private var downtimeSearched = false
+    /// The sessions sensd's records show from a margin before the watermark on; handed over once.
+    private(set) var knownSessions: [KnownSession]
     /// The sessions they left open: handed to the tracker once (``takeRecoveredSessions()``), not kept here.
     private var recoveredSessions: [SessionTracker.Remembered]
     private(set) var logHealth = LogHealth.writing
@@ -80,6 +91,8 @@ final class Durability {
         recoveredLastSeq = recovered.lastSeq
         recoveredSessions = recovered.sessions
         snapshotSeq = recovered.snapshotSeq
+        watermark = recovered.watermark
+        knownSessions = recovered.known
     }
 
     /// Makes this run's records ready, before the first event: what the previous run handed out without
@@ -101,6 +114,13 @@ final class Durability {
     func takeRecoveredSessions() -> [SessionTracker.Remembered] {
         defer { recoveredSessions = [] }
         return recoveredSessions
+    }
+
+    /// The journal has been searched for the sessions that began and ended while sensd was down (or there
+    /// was nothing to search): from now on every session that ends is sensd's to see, and snapshots say so.
+    func downtimeCovered() {
+        downtimeSearched = true
+        knownSessions = []
     }
 
     /// Reserves further seqs when `seq` is past the reservation.
@@ -182,7 +202,8 @@ final class Durability {
         snapshotDue = false
         // The snapshot reflects every stamped event, so every one of them must be in the log first.
         flushPending()
-        let state = SessionState(lastSeq: lastStamped(), sessions: openSessions())
+        if downtimeSearched { watermark = loop.now }
+        let state = SessionState(lastSeq: lastStamped(), sessions: openSessions(), watchedUntil: watermark)
         do {
             try store.save(state)
             snapshotSeq = state.lastSeq
@@ -267,7 +288,19 @@ final class Durability {
         var applied = 0
         var undecodable = 0
         // Events handed out while the log could not take them, merged in seq order with the logged ones.
-        var unlogged = store.loadUnlogged().filter { $0.seq > base }[...]
+        let recorded = store.loadUnlogged()
+        var unlogged = recorded.filter { $0.seq > base }[...]
+        let lastUnlogged = unlogged.last?.seq ?? 0
+        // Since when every session that ended is reported: the snapshot says (a version before 0.3 did not
+        // record it: then the last logged event's time). The journal is searched from there for sessions sensd
+        // did not see; sensd's own record of sessions since then (a margin earlier) tells which it did.
+        var watermark = snapshot?.watchedUntil
+        if watermark == nil, let log, let last = log.lastSeq {
+            watermark = Self.time(ofRecord: last, in: log)
+        }
+        var known: [KnownSession] = []
+        let knownSince = watermark.map { $0 - min($0, 2 * DowntimeLedger.tolerance) }
+        let walkFrom = min(base, knownSince.flatMap { t in log.map { Self.seq(before: t, in: $0) } } ?? base)
         if !unlogged.isEmpty {
             logger.notice("the previous run handed out events its log could not take; sensd knows them from its record of them", metadata: ["events": "\(unlogged.count)", "firstSeq": "\(unlogged.first!.seq)"])
         }
@@ -276,11 +309,15 @@ final class Durability {
                 logger.warning("the event log no longer holds every event since the session snapshot; sessions that changed in between may be reported again", metadata: ["snapshotSeq": "\(base)", "oldestSeq": "\(oldest)"])
             }
             let decoder = JSONDecoder()
-            log.forEachRecord(after: base) { line in
+            log.forEachRecord(after: walkFrom) { line in
                 guard let event = try? decoder.decode(SENSEvent.self, from: Data(line)) else {
                     undecodable += 1
                     return
                 }
+                if let knownSince, event.time.microsecondsSinceEpoch >= Int64(knownSince), [.logon, .logoffInitiated, .logoff].contains(event.event) {
+                    known.append(KnownSession(id: event.sessionId, at: UInt64(event.sessionStart?.microsecondsSinceEpoch ?? event.time.microsecondsSinceEpoch)))
+                }
+                guard event.seq > base else { return }
                 while let next = unlogged.first, next.seq < event.seq {
                     sessions.apply(next)
                     unlogged = unlogged.dropFirst()
@@ -290,10 +327,13 @@ final class Durability {
             }
         }
         for event in unlogged { sessions.apply(event) }
+        for event in recorded where [.logon, .logoffInitiated, .logoff].contains(event.event) {
+            known.append(KnownSession(id: event.sessionId, at: UInt64(event.sessionStart?.microsecondsSinceEpoch ?? event.time.microsecondsSinceEpoch)))
+        }
         if undecodable > 0 {
             logger.error("some logged events could not be read back; their sessions may be reported again", metadata: ["events": "\(undecodable)"])
         }
-        var lastSeq = max(base, log?.lastSeq ?? 0, unlogged.last?.seq ?? 0)
+        var lastSeq = max(base, log?.lastSeq ?? 0, lastUnlogged)
         let reservation = store.loadReservation()
         if reservation == nil, hadState {
             lastSeq = newRange(after: lastSeq, store: store, retention: retention, logger: logger)
@@ -317,6 +357,25 @@ final class Durability {
             "sessions": "\(sessions.byID.count)", "snapshotSeq": "\(base)", "eventsAfterSnapshot": "\(applied)",
             "lastSeq": "\(lastSeq)", "logEvents": "\(log?.eventCount ?? 0)",
         ])
-        return Recovery(sessions: sessions.all, lastSeq: lastSeq, snapshotSeq: base)
+        return Recovery(sessions: sessions.all, lastSeq: lastSeq, snapshotSeq: base, watermark: watermark, known: known)
+    }
+
+    /// The time of the event logged with `seq` (CLOCK_REALTIME microseconds).
+    private static func time(ofRecord seq: UInt64, in log: EventLog) -> UInt64? {
+        var time: UInt64?
+        _ = LogCursor(log: log, after: seq - 1).read(maxLines: 1) { line, s in
+            guard s == seq, let e = try? JSONDecoder().decode(SENSEvent.self, from: Data(line)) else { return }
+            time = UInt64(max(0, e.time.microsecondsSinceEpoch))
+        }
+        return time
+    }
+
+    /// A seq to read the log after so as to see every event since `realtime`: just before the newest segment
+    /// that begins before then (each segment's first event is looked at, newest first).
+    private static func seq(before realtime: UInt64, in log: EventLog) -> UInt64 {
+        for segment in log.segments.reversed() {
+            if let t = time(ofRecord: segment.firstSeq, in: log), t < realtime { return segment.firstSeq - 1 }
+        }
+        return 0
     }
 }

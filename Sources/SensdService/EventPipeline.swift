@@ -50,15 +50,31 @@ final class EventPipeline {
         pendingLines.reserveCapacity(pendingLines.count + drafts.count)
         var journal = LateEndFinder.Journal.notOpened
         var bestEnds: [String: UInt64?] = [:]
+        var owners: [String: (name: String, uid: UInt32?, startedAt: UInt64)?] = [:]
         for draft in drafts {
             var event = sequencer.stamp(draft, at: now, host: host)
-            if draft.observedLate, let lateEnds, draft.isEnding, let start = draft.session.startedAt {
+            if let time = draft.time {
+                // Known from a record of it (sessions that began and ended while sensd was down).
+                event.observedAt = now
+                event.time = time
+            } else if draft.observedLate, let lateEnds, draft.isEnding, let start = draft.session.startedAt {
                 // Looked up once per session, for its LogoffInitiated and its Logoff alike.
                 let id = draft.session.id
                 if bestEnds[id] == nil { bestEnds[id] = lateEnds.end(of: draft.session, startedAt: start, journal: &journal, startingUp: startingUp) }
                 if let end = bestEnds[id] ?? nil {
                     event.observedAt = now
                     event.time = EventTime(microsecondsSinceEpoch: Int64(end))
+                }
+            }
+            if event.unresolved != nil, let lateEnds {
+                // Looked up once per session, for each of its events.
+                let id = draft.session.id
+                if owners[id] == nil { owners[id] = lateEnds.user(ofSession: id, now: UInt64(now.microsecondsSinceEpoch), journal: &journal) }
+                if let owner = owners[id] ?? nil {
+                    event.userName = owner.name
+                    event.uid = owner.uid
+                    event.sessionStart = event.sessionStart ?? EventTime(microsecondsSinceEpoch: Int64(owner.startedAt))
+                    event.unresolved = nil
                 }
             }
             if event.unresolved != nil {

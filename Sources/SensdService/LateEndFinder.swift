@@ -1,6 +1,7 @@
 import Logging
 import SENSCore
 import Systemd
+import UnixSocket
 
 #if canImport(Glibc)
 import Glibc
@@ -36,6 +37,33 @@ final class LateEndFinder {
 
     init(logger: Logger) {
         self.logger = logger
+    }
+
+    /// Whose session `id` was, for one that ended before sensd could ask logind (it was removed before its
+    /// details came, or between sensd's subscribing and listing at start-up): logind's record of its start,
+    /// or else systemd's record of its scope's start, "Session ID of User NAME". Only a record of the session
+    /// that just ended counts: the newest start of that id, whose scope did not end more than a tolerance
+    /// before `now` (an older one is another session that had the same id). Nil if the journal does not say
+    /// (journald may not have written the record yet on a busy host).
+    func user(ofSession id: String, now: UInt64, journal: inout Journal) -> (name: String, uid: UInt32?, startedAt: UInt64)? {
+        guard let reader = journal.reader() else { return nil }
+        let oldest = now - min(now, DowntimeLedger.tolerance)
+        if let start = reader.newestEntry(matching: ["MESSAGE_ID=\(DowntimeLedger.unitStarted)", "UNIT=session-\(id).scope", "_PID=1"], fields: ["MESSAGE", "INVOCATION_ID"]),
+           let name = start.fields["MESSAGE"].flatMap({ DowntimeLedger.userName(inScopeMessage: $0, id: id) }),
+           let invocation = start.fields["INVOCATION_ID"] {
+            let end = reader.newestEntry(matching: ["MESSAGE_ID=\(DowntimeLedger.unitDeactivated)", "MESSAGE_ID=\(DowntimeLedger.unitFailed)", "INVOCATION_ID=\(invocation)", "_PID=1"], fields: [])
+            if end.map({ $0.realtime >= oldest }) ?? true {
+                return (name, Syscall.userID(named: name), start.realtime)
+            }
+        }
+        if let start = reader.newestEntry(matching: ["MESSAGE_ID=\(DowntimeLedger.sessionStarted)", "SESSION_ID=\(id)", "_COMM=systemd-logind", "_UID=0"], fields: ["USER_ID"]),
+           let name = start.fields["USER_ID"] {
+            let stop = reader.newestEntry(matching: ["MESSAGE_ID=\(DowntimeLedger.sessionStopped)", "SESSION_ID=\(id)", "_COMM=systemd-logind", "_UID=0"], fields: [])
+            if stop.map({ $0.realtime < start.realtime || $0.realtime >= oldest }) ?? true {
+                return (name, Syscall.userID(named: name), start.realtime)
+            }
+        }
+        return nil
     }
 
     /// The session's end (CLOCK_REALTIME microseconds), or nil: the time sensd noticed is the best known.

@@ -57,6 +57,9 @@ public final class LogindSource {
         })
     }
 
+    /// The sessions logind listed at start-up, and when (CLOCK_REALTIME microseconds).
+    public private(set) var listedAtStart: (ids: [String], at: UInt64) = ([], 0)
+
     /// Signals dropped because their sender was not logind.
     public private(set) var ignoredSignals = 0
 
@@ -130,7 +133,9 @@ public final class LogindSource {
                     self.logger.info("following systemd-logind", metadata: ["owner": "\(self.owner ?? "?")"])
                     self.releaseHeld()
                     do {
-                        self.enumerate(try Self.parseSessionList(reply), counting: true)
+                        let listed = try Self.parseSessionList(reply)
+                        self.listedAtStart = (listed.map(\.id), self.loop.now)
+                        self.enumerate(listed, counting: true)
                     } catch {
                         self.logger.error("could not read logind's session list: \(error)")
                     }

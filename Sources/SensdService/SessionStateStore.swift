@@ -15,6 +15,10 @@ struct SessionState: Codable {
     /// The last event the snapshot includes.
     var lastSeq: UInt64
     var sessions: [SessionTracker.Remembered]
+    /// Every session that ended before this moment (CLOCK_REALTIME microseconds) is reported by `lastSeq`:
+    /// where a start searches the journal for sessions sensd missed. 0.2.0 and earlier neither write nor
+    /// read it.
+    var watchedUntil: UInt64?
 }
 
 /// The highest seq sensd may have given out, made durable before it is given out, so that seqs never

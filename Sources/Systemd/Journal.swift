@@ -50,6 +50,19 @@ public final class JournalReader {
         return .ended(usec)
     }
 
+    /// The newest entry that has every one of `matches` (FIELD=value; several values of one field are
+    /// alternatives): its time and those of `fields` it has.
+    public func newestEntry(matching matches: [String], fields: [String]) -> (realtime: UInt64, fields: [String: String])? {
+        sd_journal_flush_matches(journal)
+        for m in matches { guard sd_journal_add_match(journal, m, 0) >= 0 else { return nil } }
+        guard sd_journal_seek_tail(journal) >= 0, sd_journal_previous(journal) > 0 else { return nil }
+        var usec: UInt64 = 0
+        guard sd_journal_get_realtime_usec(journal, &usec) >= 0 else { return nil }
+        var values: [String: String] = [:]
+        for f in fields { if let v = value(of: f) { values[f] = v } }
+        return (usec, values)
+    }
+
     /// The value of `field` in the newest entry that has every one of `matches` (FIELD=value; several
     /// values of one field are alternatives), or nil.
     public func newestValue(of field: String, matching matches: [String]) -> String? {
@@ -57,6 +70,28 @@ public final class JournalReader {
         for m in matches { guard sd_journal_add_match(journal, m, 0) >= 0 else { return nil } }
         guard sd_journal_seek_tail(journal) >= 0, sd_journal_previous(journal) > 0 else { return nil }
         return value(of: field)
+    }
+
+    /// Positions the reader before the first entry at or after `realtime` (CLOCK_REALTIME microseconds) that
+    /// matches one of `groups`: within a group, values of one field are alternatives and different fields must
+    /// all match; the groups are alternatives. ``next(fields:)`` then reads forward.
+    public func scan(from realtime: UInt64, matching groups: [[String]]) -> Bool {
+        sd_journal_flush_matches(journal)
+        for (i, group) in groups.enumerated() {
+            if i > 0 { guard sd_journal_add_disjunction(journal) >= 0 else { return false } }
+            for m in group { guard sd_journal_add_match(journal, m, 0) >= 0 else { return false } }
+        }
+        return sd_journal_seek_realtime_usec(journal, realtime) >= 0
+    }
+
+    /// The next matching entry: its time and those of `fields` it has; nil at the end.
+    public func next(fields: [String]) -> (realtime: UInt64, fields: [String: String])? {
+        guard sd_journal_next(journal) > 0 else { return nil }
+        var usec: UInt64 = 0
+        guard sd_journal_get_realtime_usec(journal, &usec) >= 0 else { return nil }
+        var values: [String: String] = [:]
+        for f in fields { if let v = value(of: f) { values[f] = v } }
+        return (usec, values)
     }
 
     /// The current entry's `field`, as text.

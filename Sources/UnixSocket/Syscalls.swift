@@ -234,6 +234,15 @@ public enum Syscall {
     }
 
     /// The group id for a group name.
+    /// The uid of the user `name`, by the system's user database. The corresponding C function is `getpwnam_r`.
+    public static func userID(named name: String) -> UInt32? {
+        var user = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getpwnam_r(name, &user, &buffer, buffer.count, &result) == 0, let result else { return nil }
+        return UInt32(result.pointee.pw_uid)
+    }
+
     public static func groupID(named name: String) -> UInt32? {
         var group = group()
         var result: UnsafeMutablePointer<group>?

@@ -290,3 +290,95 @@ def test_torn_log_and_garbage_snapshot_at_start_are_reported_and_the_rest_served
     assert len(gaps) == 1 and (gaps[0]["firstMissing"], gaps[0]["lastMissing"]) == (last, last), gaps
     record["torn_log_intact_events_served"] = last - 1
     proc.kill()
+
+
+def journal_sessions(c, since_usec, until_usec):
+    """The sessions systemd's and logind's own journal records show beginning and ending inside the window:
+    session id -> (user, start, end) in CLOCK_REALTIME microseconds. Read with journalctl, independently of
+    sensd, and keyed by the scope's INVOCATION_ID (ids recur); logind's records add the sessions that have no
+    scope (v256's manager sessions)."""
+    raw = c.run("journalctl -o json --no-pager _PID=1 MESSAGE_ID=39f53479d3a045ac8e11786248231fbf + "
+                "_PID=1 MESSAGE_ID=7ad2d189f7e94e70a38c781354912448 + _PID=1 MESSAGE_ID=d9b373ed55a64feb8242e02dbe79a49c + "
+                "_COMM=systemd-logind MESSAGE_ID=8d45620c1a4348dbb17410da57c60c66 + _COMM=systemd-logind MESSAGE_ID=3354939424b4456d9802ca8333ed424a",
+                check=False).stdout
+    starts, ended, logind = {}, {}, {}
+    for line in raw.splitlines():
+        o = json.loads(line)
+        t = int(o["__REALTIME_TIMESTAMP"])
+        mid, unit = o.get("MESSAGE_ID"), o.get("UNIT", "")
+        if mid == "39f53479d3a045ac8e11786248231fbf" and unit.startswith("session-") and unit.endswith(".scope"):
+            sid = unit[len("session-"):-len(".scope")]
+            user = o["MESSAGE"].rsplit(" of User ", 1)[1].rstrip(".")
+            starts[o["INVOCATION_ID"]] = (sid, user, t)
+        elif mid in ("7ad2d189f7e94e70a38c781354912448", "d9b373ed55a64feb8242e02dbe79a49c") and o.get("INVOCATION_ID") in starts:
+            sid, user, start = starts.pop(o["INVOCATION_ID"])
+            if start >= since_usec and t <= until_usec:
+                ended[sid] = (user, start, t)
+        elif mid == "8d45620c1a4348dbb17410da57c60c66":
+            logind[o["SESSION_ID"]] = (o["USER_ID"], t)
+        elif mid == "3354939424b4456d9802ca8333ed424a" and o.get("SESSION_ID") in logind:
+            user, start = logind.pop(o["SESSION_ID"])
+            if start >= since_usec and t <= until_usec and o["SESSION_ID"] not in ended:
+                ended[o["SESSION_ID"]] = (user, start, t)
+    return ended
+
+
+def test_sessions_that_begin_and_end_while_sensd_is_down_are_reported_from_the_journal(container, record):
+    c = container
+    prepare(c)
+    c.run("mkdir -p /etc/systemd/system/sensd.service.d && printf '[Service]\\nRestartSec=10\\n' > /etc/systemd/system/sensd.service.d/test-restart.conf && systemctl daemon-reload")
+    c.run("systemctl enable --now sensd.service")
+    proc, out = resuming_client(c, "downtime", '{"events":["Logon","LogoffInitiated","Logoff"],"classes":["*"]}')
+    # A session that ends after the restart began while sensd was down: it is live when sensd lists.
+    c.run("su - alice -c true")
+    wait_until(lambda: events(out, "Logoff"), "a first Logoff")
+    pid = c.main_pid("sensd.service")
+    c.run("kill -STOP $(pgrep -f '[d]owntime.out')")
+    killed_at = int(c.run("date +%s%6N").stdout)
+    c.run(f"kill -9 {pid}")
+    # Inside the downtime: su and runuser sessions (class background: only systemd's scope records them) and
+    # ssh logins (logind records them too), each begun and ended while nothing of sensd runs.
+    rec = f"{SHARE}/downtime.sessions"
+    c.run(f"install -m 666 /dev/null {rec}")
+    for i in range(12):
+        how = ["su", "runuser"][i % 2]
+        c.run(login_command(how, USERS[i % 3], "/", rec))
+    for user in USERS[:2]:
+        c.run(login_command("ssh", user, "/", rec))
+    # A login's command returning is not its session's end (sshd and logind finish it a moment later).
+    ours = set(sessions_in(c, rec))
+    wait_until(lambda: not ours & set(c.run("loginctl list-sessions --no-legend", check=False).stdout.split()), "the downtime's sessions to end")
+    restarted_before = int(c.run("date +%s%6N").stdout)
+    assert c.run("systemctl is-active sensd.service", check=False).stdout.strip() != "active", "sensd came back before the downtime's sessions ended: the scenario did not happen"
+    wait_until(lambda: c.main_pid("sensd.service") not in (0, pid) and c.run("systemctl is-active sensd.service", check=False).stdout.strip() == "active",
+               "systemd to restart sensd", timeout=30)
+    c.run("kill -CONT $(pgrep -f '[d]owntime.out')")
+    # What systemd and logind recorded, not what the shells wrote: a login whose shell could not say its id
+    # still counts.
+    expected = journal_sessions(c, killed_at, restarted_before)
+    shells = set(sessions_in(c, rec))
+    assert shells <= set(expected), f"the journal lacks sessions the shells saw: {shells - set(expected)}"
+    assert len(expected) >= 14, expected
+    wait_until(lambda: set(expected) <= {e["sessionId"] for e in events(out, "Logoff") if e.get("reason") == "sensd-down"},
+               "a Logoff for every session inside the downtime", timeout=60)
+    c.run("su - bob -c true")  # barrier
+    wait_until(lambda: sum(1 for e in events(out, "Logoff") if e["userName"] == "bob") >= 1 + sum(1 for s in expected.values() if s[0] == "bob"), "the barrier")
+    late = [e for e in events(out) if e.get("reason") == "sensd-down" or (e["event"] == "Logon" and e.get("observedLate") and e["sessionId"] in expected)]
+    for sid, (user, start, end) in expected.items():
+        mine = [e for e in late if e["sessionId"] == sid]
+        assert [e["event"] for e in mine] == ["Logon", "LogoffInitiated", "Logoff"], f"{sid}: {mine}"
+        for e in mine:
+            assert e["userName"] == user and e["uid"] == c.uid(user) and e["observedLate"] is True, e
+            assert "observedAt" in e, e
+        stamp = lambda e: calendar.timegm(time.strptime(e["time"][:19], "%Y-%m-%dT%H:%M:%S")) * 1_000_000 + int(e["time"][20:26])
+        assert abs(stamp(mine[0]) - start) <= 30_000_000 and stamp(mine[0]) <= stamp(mine[2]) <= end + 30_000_000, (mine, start, end)
+    logoffs = [e["sessionId"] for e in events(out, "Logoff")]
+    assert all(logoffs.count(sid) == 1 for sid in expected), "a session inside the downtime got two Logoffs"
+    seqs = [e["seq"] for e in events(out)]
+    assert seqs == sorted(set(seqs))
+    said = journal(c)
+    assert "a session began and ended while sensd was down" in said
+    record["downtime_sessions"] = len(expected)
+    record["downtime_ms"] = (restarted_before - killed_at) // 1000
+    proc.kill()
+    c.run("rm -f /etc/systemd/system/sensd.service.d/test-restart.conf && systemctl daemon-reload")
