@@ -194,9 +194,10 @@ public struct SessionTracker: Sendable {
             return []
         }
         guard let t = untrack(id) else {
-            // Ended between subscribing and listing: the removal is the only trace, and it is reported.
+            // Ended between subscribing and listing: the removal is the only trace, and it is reported, with
+            // the Logon sensd could not see (it began before sensd was watching: late).
             let unknown = Tracked(session: LogindSession(id: id), stage: .reported)
-            return ending(unknown, late: false)
+            return [draft(.logon, unknown.session, late: true)] + ending(unknown, late: false)
         }
         var drafts: [EventDraft] = []
         if !t.isReported { drafts.append(draft(.logon, t.session)) }

@@ -148,8 +148,11 @@ public final class Daemon {
 
     private func finishDowntimeSearch(_ finder: DowntimeFinder) {
         guard let durability else { return }
+        // Listed sessions still tracked get their events from logind (their Logoff when it removes them). One
+        // that was listed but found dead without a word ("closing" with its processes gone) is not known: it
+        // began and ended unseen, and the journal is where it is found.
         let listed = logind.listedAtStart
-        let known = durability.knownSessions + reportedAtStart + listed.ids.map { KnownSession(id: $0, at: listed.at) }
+        let known = durability.knownSessions + reportedAtStart + listed.ids.filter(logind.isTracked).map { KnownSession(id: $0, at: listed.at) }
         publish(finder.drafts(known: known))
         reportedAtStart = []
         durability.downtimeCovered()

@@ -63,7 +63,9 @@ final class DowntimeFinder {
 
     /// The events of every session the window holds that `known` does not.
     func drafts(known: [KnownSession]) -> [EventDraft] {
-        let missed = ledger.missed(from: from, known: known)
+        // From a margin before the watermark: a session logind announced just before it, whose details were
+        // still on their way when sensd went down, was never reported.
+        let missed = ledger.missed(from: from - min(from, DowntimeLedger.tolerance), known: known)
         for s in missed {
             logger.notice("a session began and ended while sensd was down; reporting it from the journal", metadata: [
                 "session": "\(s.id)", "user": "\(s.userName ?? "?")", "from": "\(s.sources.map(\.rawValue).sorted().joined(separator: "+"))",

@@ -73,8 +73,14 @@ final class EventPipeline {
                 if let owner = owners[id] ?? nil {
                     event.userName = owner.name
                     event.uid = owner.uid
-                    event.sessionStart = event.sessionStart ?? EventTime(microsecondsSinceEpoch: Int64(owner.startedAt))
+                    let start = EventTime(microsecondsSinceEpoch: Int64(owner.startedAt))
+                    event.sessionStart = event.sessionStart ?? start
                     event.unresolved = nil
+                    if event.event == .logon, draft.observedLate {
+                        // A Logon sensd could not see: when the journal says the session began.
+                        event.observedAt = now
+                        event.time = start
+                    }
                 }
             }
             if event.unresolved != nil {

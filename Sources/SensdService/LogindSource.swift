@@ -65,6 +65,9 @@ public final class LogindSource {
 
     public var sessionCount: Int { tracker.count }
 
+    /// Whether the session `id` is being followed (its end will be reported when logind says so).
+    public func isTracked(_ id: String) -> Bool { tracker.session(id) != nil }
+
     /// The sessions to keep across a restart of sensd.
     public var remembered: [SessionTracker.Remembered] { tracker.remembered }
 

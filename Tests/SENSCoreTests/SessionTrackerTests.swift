@@ -106,10 +106,11 @@ struct SessionTrackerTests {
         #expect(t.count == 0)
     }
 
-    @Test func removalOfASessionNeverAnnouncedGivesItsLogoffWithoutALogon() {
+    @Test func removalOfASessionNeverAnnouncedGivesItsLogoffAfterALateLogon() {
         var t = SessionTracker()
         let drafts = t.removed(id: "c9")
-        #expect(kinds(drafts) == [.logoffInitiated, .logoff])
+        #expect(kinds(drafts) == [.logon, .logoffInitiated, .logoff])
+        #expect(drafts.map(\.observedLate) == [true, false, false])
         #expect(drafts.allSatisfy { $0.unresolved != nil })
     }
 
@@ -284,7 +285,7 @@ struct SessionTrackerTests {
         #expect(t.count == 0)
         #expect(t.removed(id: "c7").isEmpty, "its removal is not an unknown session's Logoff")
         // Unknown otherwise: a removal of a session never seen is reported.
-        #expect(kinds(t.removed(id: "c8")) == [.logoffInitiated, .logoff])
+        #expect(kinds(t.removed(id: "c8")) == [.logon, .logoffInitiated, .logoff])
     }
 
     @Test func aSessionWhoseProcessesEndedWhileSensdWasDownIsLate() {

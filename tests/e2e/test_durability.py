@@ -382,3 +382,92 @@ def test_sessions_that_begin_and_end_while_sensd_is_down_are_reported_from_the_j
     record["downtime_ms"] = (restarted_before - killed_at) // 1000
     proc.kill()
     c.run("rm -f /etc/systemd/system/sensd.service.d/test-restart.conf && systemctl daemon-reload")
+
+
+def test_a_burst_of_logins_across_kill_dash_nine_loses_no_session_the_journal_records(container, record):
+    """The issue's own recipe: su sessions starting and ending without pause while sensd is killed and
+    restarted by its unit; every session systemd recorded in that time gets exactly one Logon and one Logoff
+    with its user, whichever side of the downtime it fell on."""
+    c = container
+    prepare(c)
+    c.run("mkdir -p /etc/systemd/system/sensd.service.d && printf '[Service]\\nRestartSec=2\\n' > /etc/systemd/system/sensd.service.d/test-restart.conf && systemctl daemon-reload")
+    c.run("systemctl enable --now sensd.service")
+    proc, out = resuming_client(c, "across", '{"events":["Logon","Logoff"],"classes":["*"]}')
+    c.run("su - carol -c true")  # a first event, so that the client's position is set
+    wait_until(lambda: events(out, "Logoff"), "a first Logoff")
+    started_at = int(c.run("date +%s%6N").stdout)
+    done = f"{SHARE}/across.done"
+    c.run(f"rm -f {done}")
+    c.spawn(f"seq 240 | xargs -P 4 -I{{}} sh -c 'su - {USERS[0]} -c true; runuser -l {USERS[1]} -c true'; touch {done}")
+    wait_until(lambda: len(events(out, "Logoff")) >= 40, "the burst under way")
+    pid = c.main_pid("sensd.service")
+    killed_at = int(c.run("date +%s%6N").stdout)
+    c.run(f"kill -9 {pid}")
+    wait_until(lambda: c.main_pid("sensd.service") not in (0, pid) and c.run("systemctl is-active sensd.service", check=False).stdout.strip() == "active",
+               "systemd to restart sensd", timeout=30)
+    wait_until(lambda: c.path(done).exists(), "the burst to finish", timeout=600)
+    ended_by = int(c.run("date +%s%6N").stdout)
+    barrier = c.run("su - bob -c 'echo $XDG_SESSION_ID'").stdout.strip()
+    wait_until(lambda: any(e["sessionId"] == barrier and e["userName"] == "bob" for e in events(out, "Logoff")), "the barrier Logoff", timeout=120)
+    expected = journal_sessions(c, started_at, ended_by)
+    assert len(expected) >= 400, f"only {len(expected)} sessions recorded: the burst did not happen"
+    logoffs = [e for e in events(out, "Logoff") if e["sessionId"] in expected]
+    logons = [e for e in events(out, "Logon") if e["sessionId"] in expected]
+    got = [e["sessionId"] for e in logoffs]
+    missing = set(expected) - set(got)
+    if missing:
+        entries = [json.loads(l) for l in c.run("journalctl -u sensd.service --no-pager -q -o json", check=False).stdout.splitlines()]
+        said = [e.get("__REALTIME_TIMESTAMP", "") + " " + str(e.get("MESSAGE")) + " " + " ".join(f"{k}={v}" for k, v in e.items() if k.startswith("SENSD_"))
+                for e in entries]
+        said = [line for line in said if any(sid in line for sid in missing) or "recovered" in line or "searched the journal" in line or " ready" in line]
+        raise AssertionError(f"{len(missing)} of {len(expected)} sessions got no Logoff: {sorted(missing)[:20]}; the journal's records: "
+                             f"{ {sid: expected[sid] for sid in sorted(missing)[:5]} }; killed at {killed_at}; sensd said:\n" + "\n".join(said[-60:]))
+    assert len(got) == len(set(got)), f"a second Logoff for {sorted({s for s in got if got.count(s) > 1})[:20]}"
+    no_logon = set(expected) - {e["sessionId"] for e in logons}
+    assert not no_logon, f"no Logon for {sorted(no_logon)}: their Logoffs {[e for e in logoffs if e['sessionId'] in no_logon]}"
+    assert sorted(e["sessionId"] for e in logons) == sorted(expected), "a second Logon"
+    for e in logoffs + logons:
+        assert e["userName"] == expected[e["sessionId"]][0] and e["uid"] == c.uid(e["userName"]), e
+    seqs = [e["seq"] for e in events(out)]
+    assert seqs == sorted(set(seqs))
+    record["across_kill_sessions"] = len(expected)
+    record["across_kill_reported_from_journal"] = sum(1 for e in logoffs if e.get("reason") == "sensd-down" and "observedAt" in e)
+    proc.kill()
+    c.run("rm -f /etc/systemd/system/sensd.service.d/test-restart.conf && systemctl daemon-reload")
+
+
+def test_a_state_directory_of_random_bytes_never_keeps_sensd_down(container, record):
+    """Torn and foreign state, as the issue tore it: the largest state file cut short with random bytes after
+    it, every other one 64 random bytes. sensd comes up under systemd and serves; what it could not read is
+    set aside, named in the journal, the status line and `sensd --check-state`; seqs go on in a new range."""
+    c = container
+    prepare(c)
+    c.run("systemctl start sensd.service")
+    c.run("su - alice -c true")
+    last = int(c.run("sensctl position").stdout.split()[1])
+    c.run("systemctl stop sensd.service")
+    files = c.run(f"find {STATE} -type f -printf '%s %p\\n'").stdout.split("\n")
+    sized = sorted((int(size), path) for size, path in (line.split(" ", 1) for line in files if line.strip()))
+    assert {"format", "sequence.json", "sessions.json"} <= {p.rsplit("/", 1)[1] for _, p in sized}, sized
+    size, largest = sized[-1]
+    c.run(f"truncate -s {size // 2} {largest} && head -c 300 /dev/urandom >> {largest}")
+    for _, path in sized[:-1]:
+        c.run(f"head -c 64 /dev/urandom > {path}")
+    cursor = "--after-cursor=" + c.run("journalctl -u sensd.service -n 1 -o json --no-pager | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"__CURSOR\"])'").stdout.strip()
+    c.run("systemctl start sensd.service")
+    assert c.run("systemctl is-active sensd.service").stdout.strip() == "active"
+    status = c.run("systemctl show -P StatusText sensd.service").stdout
+    assert "STATE DAMAGED AT START" in status, status
+    said = journal(c, f"'{cursor}'")
+    assert "the state format file is damaged" in said and "the sequence reservation is missing or damaged" in said, said
+    check = c.run("sensd --check-state", check=False)
+    assert check.returncode == 1 and "ASIDE    format.damaged" in check.stdout and "ASIDE    sequence.json.damaged" in check.stdout, check.stdout
+    proc, out = resuming_client(c, "random-state", f'{{"since":{last},"classes":["*"]}}')
+    c.run("su - bob -c true")
+    wait_until(lambda: any(e["event"] == "Logoff" and e["userName"] == "bob" for e in events(out)), "a Logoff after the damage")
+    after = [e["seq"] for e in events(out)]
+    assert min(after) > last + 65536, (last, after)
+    gaps = [o for _, o in received(out) if "gap" in o]
+    assert gaps and gaps[0]["firstMissing"] == last + 1, gaps
+    record["random_state_seq_jump"] = min(after) - last
+    proc.kill()
