@@ -40,6 +40,14 @@ public struct Gap: Sendable, Equatable, CustomStringConvertible {
     /// The oldest event sensd's log still holds, if any.
     public var oldestSeq: UInt64?
 
+    public init(reason: String, message: String, firstMissing: UInt64, lastMissing: UInt64, oldestSeq: UInt64? = nil) {
+        self.reason = reason
+        self.message = message
+        self.firstMissing = firstMissing
+        self.lastMissing = lastMissing
+        self.oldestSeq = oldestSeq
+    }
+
     public var description: String { message }
 }
 
@@ -119,6 +127,57 @@ public struct Filter: Sendable, Hashable {
     }
 }
 
+/// sensd's counters since it started (docs/protocol.md, "Counters"): what `systemctl status sensd` shows.
+public struct SensdStats: Decodable, Sendable, Equatable {
+    public var version: String
+    /// When this run of sensd started.
+    public var startedAt: EventTime
+    /// Sessions sensd tracks now.
+    public var sessions: Int
+    /// Subscribers connected now, this connection included.
+    public var subscribers: Int
+    public var eventsSinceStart: UInt64
+    /// The seq of the last event sensd gave out.
+    public var lastSeq: UInt64
+    /// The oldest event the log still holds; nil when it holds none.
+    public var oldestSeq: UInt64?
+    /// Subscribers cut off for falling behind.
+    public var overflowed: Int
+    /// Connections refused at a limit.
+    public var refused: Int
+    /// Look-alike logind or systemd signals from other peers, dropped.
+    public var forgedSignals: Int
+    /// `written` (every event is logged first), `failing` (disk full or failing: live only until a write
+    /// succeeds), `none` (sensd keeps no log), or a state a newer sensd adds.
+    public var log: String
+    /// Problems with the state directory set aside at start (`sensd --check-state` lists them).
+    public var stateDamaged: Int
+
+    enum CodingKeys: String, CodingKey {
+        case version, startedAt, sessions, subscribers, eventsSinceStart, lastSeq, oldestSeq, overflowed, refused, forgedSignals, log, stateDamaged
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        version = try c.decode(String.self, forKey: .version)
+        let text = try c.decode(String.self, forKey: .startedAt)
+        guard let time = EventTime(rfc3339: text) else {
+            throw DecodingError.dataCorruptedError(forKey: .startedAt, in: c, debugDescription: "not RFC 3339 UTC: \(text)")
+        }
+        startedAt = time
+        sessions = try c.decode(Int.self, forKey: .sessions)
+        subscribers = try c.decode(Int.self, forKey: .subscribers)
+        eventsSinceStart = try c.decode(UInt64.self, forKey: .eventsSinceStart)
+        lastSeq = try c.decode(UInt64.self, forKey: .lastSeq)
+        oldestSeq = try c.decodeIfPresent(UInt64.self, forKey: .oldestSeq)
+        overflowed = try c.decode(Int.self, forKey: .overflowed)
+        refused = try c.decode(Int.self, forKey: .refused)
+        forgedSignals = try c.decode(Int.self, forKey: .forgedSignals)
+        log = try c.decode(String.self, forKey: .log)
+        stateDamaged = try c.decodeIfPresent(Int.self, forKey: .stateDamaged) ?? 0
+    }
+}
+
 /// Whether and how a stream reconnects after sensd stops, restarts, cuts the client off for falling behind,
 /// or is not there yet.
 public struct ReconnectPolicy: Sendable, Equatable {
@@ -194,6 +253,7 @@ struct ControlLine: Decodable {
     var limit: Int?
     var end: String?
     var snapshot: String?
+    var stats: String?
     var seq: UInt64?
     var sessions: Int?
 }

@@ -57,6 +57,21 @@ public struct SENSClient: Sendable {
         }
     }
 
+    /// sensd's counters since it started: sessions, subscribers, events, refusals, the log's state.
+    public func stats() async throws -> SensdStats {
+        let engine = StreamEngine(socketPath: socketPath, filter: .everything, after: nil, live: true, stats: true, policy: .never)
+        while let message = try await engine.next() {
+            if case .serverError(let error) = message.kind { throw SENSClientError.server(error) }
+            guard case .other = message.kind, let line = message.line, line.hasPrefix(#"{"stats":"#) else { continue }
+            do {
+                return try JSONDecoder().decode(SensdStats.self, from: Data(line.utf8))
+            } catch {
+                throw SENSClientError.protocolViolation("a stats line that does not decode (\(error)): \(line)")
+            }
+        }
+        throw SENSClientError.protocolViolation("sensd closed the connection without its stats line (a sensd before the stats request answers it with a bad-request error instead)")
+    }
+
     /// The sessions open now that pass `filter`, as of one seq; `events(filter, after: snapshot.seq)` then
     /// continues with every change after it, nothing missed and nothing twice.
     public func snapshot(_ filter: Filter = .everything) async throws -> Snapshot {

@@ -6,6 +6,11 @@ public struct Snapshot: Sendable, Equatable {
     public var seq: UInt64
     public var sessions: [Session]
 
+    public init(seq: UInt64, sessions: [Session]) {
+        self.seq = seq
+        self.sessions = sessions
+    }
+
     /// An open session: the fields its events carry, and its state now.
     public struct Session: Decodable, Sendable, Equatable {
         public var sessionId: String

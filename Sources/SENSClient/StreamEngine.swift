@@ -14,6 +14,8 @@ final class StreamEngine {
     let live: Bool
     /// Asks for the open sessions first (`"snapshot": true`).
     let snapshot: Bool
+    /// Asks for sensd's counters instead of events (`"stats": true`).
+    let stats: Bool
     let policy: ReconnectPolicy
     private(set) var position: UInt64?
 
@@ -32,7 +34,8 @@ final class StreamEngine {
     /// The transient error line of the current connection: reconnect after its end at once, or after a backoff.
     private var cutOff: ServerError?
 
-    init(socketPath: String, filter: Filter, after seq: UInt64?, live: Bool, snapshot: Bool = false, policy: ReconnectPolicy) {
+    init(socketPath: String, filter: Filter, after seq: UInt64?, live: Bool, snapshot: Bool = false, stats: Bool = false, policy: ReconnectPolicy) {
+        self.stats = stats
         self.socketPath = socketPath
         self.filter = filter
         self.position = seq
@@ -97,7 +100,8 @@ final class StreamEngine {
         }
         self.connection = connection
         reader = LineReader(limit: reader.limit)
-        let request = filter.request(since: position, snapshot: snapshot, live: live)
+        var request = filter.request(since: position, snapshot: snapshot, live: live)
+        request.stats = stats
         // Always a request, `{}` included: the filter then starts with the first event after the hello,
         // instead of after sensd's quarter-second wait for one.
         do {

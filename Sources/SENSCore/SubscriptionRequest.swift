@@ -26,9 +26,12 @@ public struct SubscriptionRequest: Equatable, Sendable {
     public var snapshot: Bool
     /// With `since`: false ends the connection, with an `end` line, once the replay has caught up.
     public var live: Bool
+    /// Asks for the daemon's counters (one `stats` line), then the connection ends; stands alone.
+    public var stats: Bool
 
-    public init(events: Set<EventKind>? = nil, users: Set<String>? = nil, uids: Set<UInt32>? = nil, classes: Set<String>? = nil, since: UInt64? = nil, snapshot: Bool = false, live: Bool = true) {
+    public init(events: Set<EventKind>? = nil, users: Set<String>? = nil, uids: Set<UInt32>? = nil, classes: Set<String>? = nil, since: UInt64? = nil, snapshot: Bool = false, live: Bool = true, stats: Bool = false) {
         self.live = live
+        self.stats = stats
         self.events = events
         eventMask = Self.mask(events)
         self.users = users
@@ -39,7 +42,7 @@ public struct SubscriptionRequest: Equatable, Sendable {
     }
 
     /// The keys this daemon understands.
-    public static let keys = ["events", "users", "uids", "classes", "since", "snapshot", "live"]
+    public static let keys = ["events", "users", "uids", "classes", "since", "snapshot", "live", "stats"]
 
     /// Session classes that are not logons of a person: since systemd v256 each user's service manager
     /// (`user@UID.service`) runs in a session of its own, which begins with the user's first login and ends
@@ -93,6 +96,7 @@ public struct SubscriptionRequest: Equatable, Sendable {
         if let since { w.field("since", integer: since) }
         if snapshot { w.field("snapshot", bool: true) }
         if !live { w.field("live", bool: false) }
+        if stats { w.field("stats", bool: true) }
         return w.finishObject()
     }
 
@@ -143,12 +147,20 @@ public struct SubscriptionRequest: Equatable, Sendable {
                     throw ProtocolError(.badRequest, "\"live\" must be true or false")
                 }
                 request.live = b
+            case "stats":
+                guard case .bool(let b) = value else {
+                    throw ProtocolError(.badRequest, "\"stats\" must be true or false")
+                }
+                request.stats = b
             default:
                 throw ProtocolError(.badRequest, "unknown request key \"\(key)\" (known: \(keys.joined(separator: ", ")))")
             }
         }
         if request.snapshot && request.since != nil {
             throw ProtocolError(.badRequest, "\"snapshot\" and \"since\" cannot be combined: a snapshot is the state at one seq, followed by the events after it")
+        }
+        if request.stats && (request.since != nil || request.snapshot || !request.isEverything || !request.live) {
+            throw ProtocolError(.badRequest, "\"stats\" stands alone: it answers with sensd's counters and ends the connection, so filters, \"since\", \"snapshot\" and \"live\" have nothing to apply to")
         }
         if !request.live && request.since == nil {
             throw ProtocolError(.badRequest, "\"live\": false needs \"since\": it ends the connection once the replay from there has caught up")

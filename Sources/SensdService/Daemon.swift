@@ -10,7 +10,7 @@ import Glibc
 /// The daemon: one event loop driving the bus, the subscriber socket and the signals, and the wiring of its
 /// parts. logind's changes come from ``LogindSource`` as drafts; ``EventPipeline`` stamps them and takes them
 /// to the log (``Durability``), the journal and the subscribers (``SubscriberServer``), in that order.
-public final class Daemon {
+public final class Daemon: StatsSource {
     public static let version = Release.version
     /// How long sensd waits, stopping while the machine goes down, for the sessions still tracked to end.
     static let finalWaitMicroseconds: UInt64 = 3_000_000
@@ -46,11 +46,14 @@ public final class Daemon {
     private var downtimeSearch: (finder: DowntimeFinder, source: EventSource)?
     /// How long the search may hold back readiness, and how long each later step may take.
     static let downtimeSearchBudget: UInt64 = 500_000, downtimeStepBudget: UInt64 = 20_000
+    /// When this run of sensd started, for `stats`.
+    private let startedAt: EventTime
 
     public init(configuration: DaemonConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
         loop = try EventLoop()
+        startedAt = EventTime(microsecondsSinceEpoch: Int64(loop.now))
         bus = try Bus.system(description: "sensd-logind")
         try bus.attach(to: loop)
         try bus.exitLoopOnDisconnect()
@@ -90,6 +93,7 @@ public final class Daemon {
             limits: configuration.limits, logger: logger,
             daemonVersion: Self.version, lastSeq: { [unowned self] in self.pipeline.emittedSeq }, log: durability?.log)
         server.onSubscribersChanged = { [unowned self] in self.statusChanged() }
+        server.statsSource = self
         server.prepareFlush = { [unowned self] in self.pipeline.flush() }
         let host = pipeline.host
         server.openSessions = { [unowned self] in
@@ -210,6 +214,16 @@ public final class Daemon {
         if durability?.logHealth == .failing { parts.append("EVENT LOG NOT WRITTEN (disk full or failing): live only") }
         else if configuration.stateDirectory != nil && durability?.log == nil { parts.append("NO EVENT LOG: live only") }
         return parts.joined(separator: ", ")
+    }
+
+    /// What `systemctl status` shows, as numbers: the answer to a `{"stats": true}` request.
+    func stats() -> DaemonStats {
+        let logState: DaemonStats.LogState = durability?.log == nil ? .none : durability?.logHealth == .failing ? .failing : .written
+        return DaemonStats(
+            version: Self.version, startedAt: startedAt, sessions: logind.sessionCount, subscribers: server.subscriberCount,
+            eventsSinceStart: UInt64(pipeline.eventsSinceStart), lastSeq: pipeline.emittedSeq, oldestSeq: durability?.log?.oldestSeq,
+            overflowed: server.overflowed, refused: server.refused, forgedSignals: logind.ignoredSignals, log: logState,
+            stateDamaged: durability?.setAside.count ?? 0)
     }
 
     /// Sends STATUS= at most once a second, and only after a change: no wakeups while idle.

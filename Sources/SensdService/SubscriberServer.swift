@@ -101,6 +101,8 @@ public final class SubscriberServer {
     var openSessions: () -> (seq: UInt64, sessions: [OpenSession]) = { (0, []) }
 
     public var subscriberCount: Int { subscribers.count }
+    /// Answers `stats` requests: the daemon, which knows every part's counters.
+    weak var statsSource: (any StatsSource)?
     /// Called when a subscriber connects or goes.
     var onSubscribersChanged: () -> Void = {}
     /// Connections refused at a limit, and cut off for falling behind, since start.
@@ -314,6 +316,16 @@ public final class SubscriberServer {
     /// line) and to everything after, and confirms it with an `accepted` line.
     private func subscribe(_ subscriber: Subscriber, to request: SubscriptionRequest) {
         subscriber.input = .requestReceived
+        if request.stats {
+            subscriber.request = request
+            // Held events are not for this connection; the hello, if not yet written, still goes first.
+            subscriber.queue.removeUnstarted { $0.seq != nil }
+            var bytes = WireFormat.accepted(request, fromSeq: subscriber.helloSeq + 1)
+            if let stats = statsSource?.stats() { bytes += WireFormat.stats(stats) }
+            subscriber.queue.enqueueFinal(OutgoingLine(bytes: bytes, seq: nil))
+            finish(subscriber)
+            return
+        }
         if let since = request.since {
             resume(subscriber, request, since: since)
             return
@@ -530,4 +542,9 @@ public final class SubscriberServer {
         logger.debug("subscriber disconnected", metadata: ["subscribers": "\(subscribers.count)"])
         onSubscribersChanged()
     }
+}
+
+/// Who answers a `{"stats": true}` request with the whole daemon's counters.
+protocol StatsSource: AnyObject {
+    func stats() -> DaemonStats
 }
