@@ -150,6 +150,14 @@ public struct SessionTracker: Sendable {
         return drafts
     }
 
+    /// Details of a session not yet reported whose report waits on another answer (is its scope still
+    /// there?): kept, so that a removal meanwhile names its user. No event.
+    public mutating func detailsPending(_ details: LogindSession) {
+        guard var t = tracked[details.id], !t.isReported, !t.session.isDifferentSession(from: details) else { return }
+        t.session = t.session.updated(with: details)
+        track(t)
+    }
+
     /// logind changed properties of a session (`PropertiesChanged`); `changes` holds its id and the new values.
     public mutating func propertiesChanged(changes: LogindSession) -> [EventDraft] {
         guard var t = tracked[changes.id] else { return [] }

@@ -14,6 +14,9 @@ final class DetailFetcher {
         var id: String
         /// From the start-up listing (readiness waits for it), rather than a session that just began.
         var backlog: Bool
+        /// logind announced the session (`SessionNew`) to this run: it is new, not one a restarted logind
+        /// lists as closing for ever, and its `SessionRemoved` will come.
+        var announced: Bool = false
     }
 
     private let bus: Bus
@@ -41,8 +44,8 @@ final class DetailFetcher {
         self.objectPath = objectPath
     }
 
-    func request(_ id: String, backlog fromListing: Bool) {
-        let request = Request(id: id, backlog: fromListing)
+    func request(_ id: String, backlog fromListing: Bool, announced: Bool = false) {
+        let request = Request(id: id, backlog: fromListing, announced: announced)
         if fromListing { backlog.append(request) } else { live.append(request) }
         sendNext()
     }

@@ -217,7 +217,7 @@ public final class LogindSource {
             return
         }
         tracker.announced(id: id)
-        fetchDetails(id: id, counting: false)
+        details.request(id, backlog: false, announced: true)
     }
 
     private func sessionRemoved(_ m: BusMessage) {
@@ -346,8 +346,10 @@ public final class LogindSource {
         let details = LogindSession(id: request.id, properties: properties)
         if details.state == "closing", scopes.owner != nil {
             // Closing, perhaps for ever: make sure its processes are still there. At start-up the scope may
-            // have gone while sensd was down: then the end is late.
-            return checkScope(of: details, late: request.backlog, done: done)
+            // have gone while sensd was down: then the end is late. A removal while systemd answers has the
+            // user from these details.
+            tracker.detailsPending(details)
+            return checkScope(of: details, late: request.backlog, announced: request.announced, done: done)
         }
         emit(tracker.detailsArrived(details))
         done()
@@ -397,20 +399,24 @@ public final class LogindSource {
         case .notFromSystemd:
             ignore(m, notSentBy: "systemd")
         case .sessionScope(let id):
-            guard let startedAt = tracker.session(id).map({ $0.startedAt }) else { return }
-            // Gives logind its usual moment to remove the session, then ends it if logind did not.
-            scopes.afterGrace(of: id) { [unowned self] in
-                guard let session = self.tracker.session(id), session.startedAt == startedAt else { return }
-                self.logger.notice("systemd-logind did not remove a session whose processes have all exited (it loses track of sessions that were closing when it restarted); reporting its end", metadata: ["session": "\(id)", "user": "\(session.userName ?? "?")"])
-                self.emit(self.tracker.processesEnded(id: id), reason: self.shutdownReason ?? "logind-restart")
-            }
+            endAfterGrace(id)
         case .other:
             break
         }
     }
 
+    /// Gives logind its usual moment to remove a session whose processes are gone, then ends it if logind did not.
+    private func endAfterGrace(_ id: String) {
+        guard let startedAt = tracker.session(id).map({ $0.startedAt }) else { return }
+        scopes.afterGrace(of: id) { [unowned self] in
+            guard let session = self.tracker.session(id), session.startedAt == startedAt else { return }
+            self.logger.notice("systemd-logind did not remove a session whose processes have all exited (it loses track of sessions that were closing when it restarted); reporting its end", metadata: ["session": "\(id)", "user": "\(session.userName ?? "?")"])
+            self.emit(self.tracker.processesEnded(id: id), reason: self.shutdownReason ?? "logind-restart")
+        }
+    }
+
     /// A closing session's details arrived: if its scope is already gone, its processes ended unseen.
-    private func checkScope(of details: LogindSession, late: Bool, done: @escaping () -> Void) {
+    private func checkScope(of details: LogindSession, late: Bool, announced: Bool, done: @escaping () -> Void) {
         let id = details.id
         scopes.watch(id)
         scopes.scopeExists(of: id) { [weak self] exists in
@@ -420,6 +426,13 @@ public final class LogindSource {
             } else if self.tracker.isReported(id) {
                 self.logger.notice("a session sensd reported has ended, but systemd-logind still lists it as closing; reporting its end", metadata: ["session": "\(id)"])
                 self.emit(self.tracker.processesEnded(id: id, late: late), reason: late ? "sensd-down" : "logind-restart")
+            } else if announced {
+                // Announced to this run moments ago, it began and ended while its details were on their way
+                // (`su -c true`): a session like any other, whose SessionRemoved is coming. Forgotten as
+                // dead, its removal would have said nothing and the journal search, which ends at
+                // readiness, would not have found it either.
+                self.emit(self.tracker.detailsArrived(details))
+                self.endAfterGrace(id)
             } else {
                 self.logger.info("ignoring a session systemd-logind lists as closing although its processes are gone", metadata: ["session": "\(id)"])
                 self.tracker.forgetDead(id: id)

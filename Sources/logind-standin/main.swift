@@ -11,6 +11,7 @@
 //   close ID                     the session ends: SessionRemoved
 //   flash ID UID NAME            SessionNew and SessionRemoved back to back: gone before anyone can ask
 //   hold ID UID NAME             SessionNew, but detail requests wait unanswered until `close ID`
+//   release ID                   answers the held detail requests of ID with the session as it is now
 //   vanish ID                    the session disappears with no signal
 //   spoof-broadcast ID           another bus peer broadcasts a look-alike SessionRemoved
 //   spoof-unicast ID             another bus peer sends a look-alike SessionRemoved to every peer
@@ -292,6 +293,14 @@ final class StandIn {
             let s = add(try arg(1), try uid(2), try arg(3), leader: nil)
             held[s.id] = []
             try signal("SessionNew", s)
+        case "release":
+            let id = try arg(1)
+            guard let calls = held.removeValue(forKey: id) else { throw DaemonlessError("no held requests for \(id)") }
+            for call in calls {
+                if case .reply(let reply) = sessionCall(call) { try bus.send(reply) }
+            }
+            // Out before anything said after this command, as logind's own replies are.
+            bus.flush()
         case "vanish":
             guard remove(try arg(1)) != nil else { throw DaemonlessError("no session \(words[1])") }
         case "spoof-broadcast", "spoof-unicast":

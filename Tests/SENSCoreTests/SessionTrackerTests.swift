@@ -26,6 +26,18 @@ struct SessionTrackerTests {
         #expect(drafts[0].session == alice && drafts[0].unresolved == nil)
     }
 
+    @Test func aRemovalWhileTheDetailsWaitOnAnotherAnswerNamesTheUser() {
+        var t = SessionTracker()
+        t.announced(id: "c1")
+        var closing = alice
+        closing.state = "closing"
+        t.detailsPending(closing)
+        #expect(!t.isReported("c1"), "pending details report nothing")
+        let drafts = t.removed(id: "c1")
+        #expect(kinds(drafts) == [.logon, .logoffInitiated, .logoff])
+        #expect(drafts.allSatisfy { $0.session.userName == "alice" && $0.session.uid == 1000 && $0.unresolved == nil })
+    }
+
     @Test func aStateReadFromTheSessionFileIsKeptForTheSnapshotWithoutAnEvent() {
         var t = SessionTracker()
         t.announced(id: "c1")

@@ -229,6 +229,36 @@ struct ResumeScenarioTests {
         #expect(FileManager.default.fileExists(atPath: state + "/sessions.json.damaged"))
     }
 
+    @Test func aSessionThatEndsWhileItsDetailsAreOnTheirWayIsReportedOnceWithItsUser() throws {
+        // `su -c true` under load: announced, closing and its scope gone by the time sensd reads its details.
+        // A session logind announced to this run is not one a restarted logind lists for ever: its removal
+        // comes, and it must end the session (seen lost on a loaded host, issue 25).
+        let rig = try Rig(before: { try $0.run("systemd") })
+        let sub = try rig.sensd.subscribe(#"{"events":["Logon","LogoffInitiated","Logoff"]}"#)
+        try rig.logind.run("hold q1 1000 alice")
+        try rig.logind.run("set q1 State closing")
+        try rig.logind.run("scope-gone q1")
+        try rig.logind.run("release q1")
+        try rig.logind.run("close q1")
+        let events = try rig.barrier(sub)
+        #expect(events.map(\.event) == [.logon, .logoffInitiated, .logoff], "\(events.map { "\($0.event) \($0.sessionId)" })\n\(rig.sensdLog)")
+        #expect(events.allSatisfy { $0.sessionId == "q1" && $0.userName == "alice" && $0.uid == 1000 && $0.observedLate == nil }, "\(events)")
+    }
+
+    @Test func aQuickSessionWhoseRemovalNeverComesIsEndedAfterTheGrace() throws {
+        let rig = try Rig(before: { try $0.run("systemd") })
+        let sub = try rig.sensd.subscribe(#"{"events":["Logon","Logoff"]}"#)
+        try rig.logind.run("hold q2 1000 alice")
+        try rig.logind.run("set q2 State closing")
+        try rig.logind.run("scope-gone q2")
+        try rig.logind.run("release q2")
+        // logind says nothing more (as a logind restarted at that moment would): sensd ends it itself.
+        let logon = try sub.nextEvent()
+        let logoff = try sub.nextEvent()
+        #expect(logon.event == .logon && logon.sessionId == "q2")
+        #expect(logoff.event == .logoff && logoff.sessionId == "q2" && logoff.userName == "alice")
+    }
+
     @Test func theScopesOfSessionsAHealthyLogindTracksAreNotFollowed() throws {
         // systemd's UnitRemoved comes several times per ordinary session; sensd listens for it only while a
         // session that a restarted logind may lose (closing at a listing) is open.
