@@ -72,6 +72,7 @@ class Container:
         self.nspawn: subprocess.Popen | None = None
         self.init_pid: int | None = None
         self.background: list[subprocess.Popen] = []
+        self.spawned = 0
 
     # Life cycle
 
@@ -163,10 +164,30 @@ class Container:
         return result
 
     def spawn(self, command: str, **kwargs) -> subprocess.Popen:
-        """Starts a shell command inside the container without waiting; killed at stop()."""
-        p = subprocess.Popen(self._enter() + ["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, **kwargs)
+        """Starts a shell command inside the container without waiting; ended by kill() or at stop().
+
+        nsenter forks to enter the PID namespace, so killing the host's process leaves the command running in
+        the container (a resuming client left that way reconnects for ever, and starts sensd again through
+        its socket whenever a test stops it): the command's own PID is kept to end it there."""
+        self.spawned += 1
+        pidfile = f"{SHARE}/.spawned-{self.spawned}.pid"
+        wrapped = f"echo $$ > {pidfile}; exec /bin/sh -c {shlex.quote(command)}"
+        p = subprocess.Popen(self._enter() + ["/bin/sh", "-c", wrapped], stdin=subprocess.DEVNULL, **kwargs)
+        p.pidfile = pidfile
         self.background.append(p)
         return p
+
+    def kill(self, p: subprocess.Popen):
+        """Ends a spawned command inside the container (with its children), then its host side."""
+        try:
+            pid = int(self.path(p.pidfile).read_text())
+        except (OSError, ValueError):
+            pid = None
+        if pid:
+            self.run(f"pkill -KILL -P {pid}; kill -KILL {pid}", check=False)
+        if p.poll() is None:
+            p.kill()
+        p.wait()
 
     def path(self, inside: str) -> Path:
         """The host path of a file inside the container."""

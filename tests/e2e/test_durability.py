@@ -81,7 +81,16 @@ def assert_exactly_once(logoffs, expected, what):
 
 
 def journal(c, since_cursor=""):
-    return c.run(f"journalctl -u sensd.service --no-pager -q -o cat {since_cursor}", check=False).stdout
+    """What sensd said. Matched by the identifier sensd sets on its entries, not by unit: journald takes a
+    message's unit from a per-PID cache, and a sensd that starts with the PID of a process that just ended
+    (a busy host recycles them) has its first messages filed under that process's unit."""
+    return c.run(f"journalctl SYSLOG_IDENTIFIER=sensd --no-pager -q -o cat {since_cursor}", check=False).stdout
+
+
+def journal_cursor(c):
+    """The journal's newest entry, whatever wrote it: what comes after it is new."""
+    out = c.run("journalctl -n 1 -o json --no-pager | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"__CURSOR\"])'").stdout.strip()
+    return f"'--after-cursor={out}'"
 
 
 def test_kill_dash_nine_mid_burst_loses_no_logoff_and_repeats_none(container, record):
@@ -142,7 +151,7 @@ def test_kill_dash_nine_mid_burst_loses_no_logoff_and_repeats_none(container, re
     record["kill9_logoffs_observed_late"] = len(late)
     record["kill9_late_with_journal_time"] = len(timed)
     record["kill9_reconnects"] = sum(1 for _, o in received(out) if "hello" in o) - 1
-    proc.kill()
+    c.kill(proc)
     c.run("rm -f /etc/systemd/system/sensd.service.d/test-restart.conf && systemctl daemon-reload")
 
 
@@ -183,7 +192,7 @@ def test_logind_restart_mid_burst_with_closing_sessions_loses_and_repeats_nothin
     record["logind_restart_sessions"] = len(expected)
     record["logind_restart_lingering"] = len(lingering)
     record["logind_restart_logoffs_before_restart"] = restarted_at - start
-    proc.kill()
+    c.kill(proc)
 
 
 def latencies_ms(path, sessions, kind="Logoff"):
@@ -213,7 +222,7 @@ def test_stopped_subscriber_overflows_resumes_and_slows_no_one(container, record
             stopped, stopped_out = resuming_client(c, f"{name}-stopped", everything)
             # "[s]" keeps pgrep from matching the shell that runs it.
             c.run(f"kill -STOP $(pgrep -f '[s]{name[1:]}-stopped.out')")
-            cursor = c.run("journalctl -u sensd.service -n 1 -o json --no-pager | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"__CURSOR\"])'").stdout.strip()
+            cursor = journal_cursor(c)
         # Short logins, six at a time: three events each, well past the queue and the socket's buffer.
         rec, done = f"{SHARE}/{name}.sessions", f"{SHARE}/{name}.done"
         c.run(f"install -m 666 /dev/null {rec} && rm -f {done}")
@@ -221,7 +230,7 @@ def test_stopped_subscriber_overflows_resumes_and_slows_no_one(container, record
         if with_stopped:
             # Let it go as soon as sensd has cut it off, so that the overflow line is read within the
             # close grace period; it then resumes while the burst goes on.
-            wait_until(lambda: "disconnecting it" in journal(c, f"'--after-cursor={cursor}'"), "sensd to cut off the stopped subscriber", timeout=300)
+            wait_until(lambda: "disconnecting it" in journal(c, cursor), "sensd to cut off the stopped subscriber", timeout=300)
             c.run(f"kill -CONT $(pgrep -f '[s]{name[1:]}-stopped.out')")
         wait_until(lambda: c.path(done).exists(), f"{name}: the burst to finish", timeout=600)
         expected = sessions_in(c, rec)
@@ -255,7 +264,7 @@ def test_stopped_subscriber_overflows_resumes_and_slows_no_one(container, record
     record["sigstop_healthy_latency_ms_with_stopped"] = load
     record["sigstop_events_before_overflow"] = lines.index(overflow[0]) - 2
     for p in baseline["procs"] + loaded["procs"]:
-        p.kill()
+        c.kill(p)
     c.run("rm -f /etc/systemd/system/sensd.service.d/test-queue.conf && systemctl daemon-reload && systemctl restart sensd.service")
 
 
@@ -265,17 +274,18 @@ def test_torn_log_and_garbage_snapshot_at_start_are_reported_and_the_rest_served
     position = c.run("sensctl position").stdout
     last = int(position.split()[1])
     assert last > 0 and "oldestSeq 1" in position, position
-    c.run("systemctl stop sensd.service")
+    # The socket too: a client connecting meanwhile would start sensd on the state half changed.
+    c.run("systemctl stop sensd.socket sensd.service")
     segments = sorted(p for p in c.run(f"ls {STATE}/log").stdout.split() if p.endswith(".log"))
     newest = f"{STATE}/log/{segments[-1]}"
     size = int(c.run(f"stat -c %s {newest}").stdout)
     # Cut the last record in half, as a power loss mid-write would, and scribble over the snapshot.
     c.run(f"truncate -s {size - 40} {newest}")
     c.run(f"head -c 300 /dev/urandom > {STATE}/sessions.json")
-    cursor = "--after-cursor=" + c.run("journalctl -u sensd.service -n 1 -o json --no-pager | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"__CURSOR\"])'").stdout.strip()
-    c.run("systemctl start sensd.service")
+    cursor = journal_cursor(c)
+    c.run("systemctl start sensd.socket sensd.service")
     assert c.run("systemctl is-active sensd.service").stdout.strip() == "active"
-    said = journal(c, f"'{cursor}'")
+    said = journal(c, cursor)
     assert "the session snapshot is damaged" in said, said
     assert f"torn record after seq {last - 1}" in said and "dropped its last" in said, said
     # Everything intact is served: a client from 0 gets 1 ... last-1, in order.
@@ -289,7 +299,7 @@ def test_torn_log_and_garbage_snapshot_at_start_are_reported_and_the_rest_served
     gaps = [o for _, o in received(out) if "gap" in o]
     assert len(gaps) == 1 and (gaps[0]["firstMissing"], gaps[0]["lastMissing"]) == (last, last), gaps
     record["torn_log_intact_events_served"] = last - 1
-    proc.kill()
+    c.kill(proc)
 
 
 def journal_sessions(c, since_usec, until_usec):
@@ -380,7 +390,7 @@ def test_sessions_that_begin_and_end_while_sensd_is_down_are_reported_from_the_j
     assert "a session began and ended while sensd was down" in said
     record["downtime_sessions"] = len(expected)
     record["downtime_ms"] = (restarted_before - killed_at) // 1000
-    proc.kill()
+    c.kill(proc)
     c.run("rm -f /etc/systemd/system/sensd.service.d/test-restart.conf && systemctl daemon-reload")
 
 
@@ -416,7 +426,7 @@ def test_a_burst_of_logins_across_kill_dash_nine_loses_no_session_the_journal_re
     got = [e["sessionId"] for e in logoffs]
     missing = set(expected) - set(got)
     if missing:
-        entries = [json.loads(l) for l in c.run("journalctl -u sensd.service --no-pager -q -o json", check=False).stdout.splitlines()]
+        entries = [json.loads(l) for l in c.run("journalctl SYSLOG_IDENTIFIER=sensd --no-pager -q -o json", check=False).stdout.splitlines()]
         said = [e.get("__REALTIME_TIMESTAMP", "") + " " + str(e.get("MESSAGE")) + " " + " ".join(f"{k}={v}" for k, v in e.items() if k.startswith("SENSD_"))
                 for e in entries]
         said = [line for line in said if any(sid in line for sid in missing) or "recovered" in line or "searched the journal" in line or " ready" in line]
@@ -432,7 +442,7 @@ def test_a_burst_of_logins_across_kill_dash_nine_loses_no_session_the_journal_re
     assert seqs == sorted(set(seqs))
     record["across_kill_sessions"] = len(expected)
     record["across_kill_reported_from_journal"] = sum(1 for e in logoffs if e.get("reason") == "sensd-down" and "observedAt" in e)
-    proc.kill()
+    c.kill(proc)
     c.run("rm -f /etc/systemd/system/sensd.service.d/test-restart.conf && systemctl daemon-reload")
 
 
@@ -445,7 +455,7 @@ def test_a_state_directory_of_random_bytes_never_keeps_sensd_down(container, rec
     c.run("systemctl start sensd.service")
     c.run("su - alice -c true")
     last = int(c.run("sensctl position").stdout.split()[1])
-    c.run("systemctl stop sensd.service")
+    c.run("systemctl stop sensd.socket sensd.service")
     files = c.run(f"find {STATE} -type f -printf '%s %p\\n'").stdout.split("\n")
     sized = sorted((int(size), path) for size, path in (line.split(" ", 1) for line in files if line.strip()))
     assert {"format", "sequence.json", "sessions.json"} <= {p.rsplit("/", 1)[1] for _, p in sized}, sized
@@ -453,12 +463,12 @@ def test_a_state_directory_of_random_bytes_never_keeps_sensd_down(container, rec
     c.run(f"truncate -s {size // 2} {largest} && head -c 300 /dev/urandom >> {largest}")
     for _, path in sized[:-1]:
         c.run(f"head -c 64 /dev/urandom > {path}")
-    cursor = "--after-cursor=" + c.run("journalctl -u sensd.service -n 1 -o json --no-pager | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"__CURSOR\"])'").stdout.strip()
-    c.run("systemctl start sensd.service")
+    cursor = journal_cursor(c)
+    c.run("systemctl start sensd.socket sensd.service")
     assert c.run("systemctl is-active sensd.service").stdout.strip() == "active"
     status = c.run("systemctl show -P StatusText sensd.service").stdout
     assert "STATE DAMAGED AT START" in status, status
-    said = journal(c, f"'{cursor}'")
+    said = journal(c, cursor)
     assert "the state format file is damaged" in said and "the sequence reservation is missing or damaged" in said, said
     check = c.run("sensd --check-state", check=False)
     assert check.returncode == 1 and "ASIDE    format.damaged" in check.stdout and "ASIDE    sequence.json.damaged" in check.stdout, check.stdout
@@ -470,4 +480,4 @@ def test_a_state_directory_of_random_bytes_never_keeps_sensd_down(container, rec
     gaps = [o for _, o in received(out) if "gap" in o]
     assert gaps and gaps[0]["firstMissing"] == last + 1, gaps
     record["random_state_seq_jump"] = min(after) - last
-    proc.kill()
+    c.kill(proc)

@@ -130,7 +130,7 @@ def test_logind_restart_repeats_no_logon_and_loses_no_logoff(container):
     for s in held:
         wait_until(lambda: events_of(sub, s.id), "the Logon")
     c.run("systemctl restart systemd-logind.service")
-    wait_until(lambda: c.run("journalctl -u sensd.service -q -o cat | grep -c 'systemd-logind is on the bus'", check=False).stdout.strip() not in ("", "0"),
+    wait_until(lambda: c.run("journalctl SYSLOG_IDENTIFIER=sensd -q -o cat | grep -c 'systemd-logind is on the bus'", check=False).stdout.strip() not in ("", "0"),
                "sensd to resynchronise with the new logind")
     # Barrier: a session opened after the restart. logind answers in order, so once its Logoff is here, sensd
     # has already read the details of every re-announced session; a duplicate Logon would be here too.

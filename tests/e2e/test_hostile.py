@@ -93,7 +93,7 @@ def test_one_user_or_several_holding_every_slot_lock_out_neither_root_nor_an_adm
     bob = c.run(as_user("bob", f"timeout 5 socat -u UNIX-CONNECT:{SOCKET} -") + " | head -n 1", check=False).stdout
     assert '"too-many-subscribers"' in bob and '"limit":188' in bob, bob
     # One warning per 10 s, not one per refusal; counted in the status line; no restart.
-    said = c.run("journalctl -u sensd.service --no-pager -q -o cat", check=False).stdout
+    said = c.run("journalctl SYSLOG_IDENTIFIER=sensd --no-pager -q -o cat", check=False).stdout
     warnings = said.count("refused a subscriber")
     assert warnings <= 8, f"{warnings} refusal warnings"
     status = c.run("systemctl show -P StatusText sensd.service").stdout
@@ -105,7 +105,7 @@ def test_one_user_or_several_holding_every_slot_lock_out_neither_root_nor_an_adm
     # A descriptor limit lower than the subscriber limit: sensd lowers its own, so the kernel's is never hit.
     c.run("mkdir -p /etc/systemd/system/sensd.service.d && printf '[Service]\\nLimitNOFILE=200\\n' > /etc/systemd/system/sensd.service.d/test-nofile.conf")
     plain_options(c)
-    said = c.run("journalctl -u sensd.service --no-pager -q -o cat -n 50", check=False).stdout
+    said = c.run("journalctl SYSLOG_IDENTIFIER=sensd --no-pager -q -o cat -n 50", check=False).stdout
     assert "is more than the descriptor limit (200) allows; serving at most 68" in said, said[-2000:]
     c.run(f"rm -f {stop}")
     attack(c, "mallory", "hold", 64, stop, f"{SHARE}/hold-nofile.json")
@@ -113,7 +113,7 @@ def test_one_user_or_several_holding_every_slot_lock_out_neither_root_nor_an_adm
     got = counts(c, f"{SHARE}/hold-nofile.json")["hello"] + counts(c, f"{SHARE}/hold-nofile-eve.json")["hello"]
     assert got == 68 - 68 // 16, got
     assert root_hello(c)["hello"] == "sensd"
-    said = c.run("journalctl -u sensd.service --no-pager -q -o cat", check=False).stdout
+    said = c.run("journalctl SYSLOG_IDENTIFIER=sensd --no-pager -q -o cat", check=False).stdout
     assert "Too many open files" not in said
     c.run(f"touch {stop}")
     c.run("rm -f /etc/systemd/system/sensd.service.d/test-nofile.conf")
@@ -147,7 +147,7 @@ def test_connect_and_replay_floods_neither_delay_nor_strip_the_real_logoffs(cont
     assert c.main_pid("sensd.service") == pid
     record["hostile_flood_connections"] = sum(floods)
     record["hostile_flood_logoffs_with_user"] = f"{len(logoffs)} of {len(expected)}"
-    proc.kill()
+    c.kill(proc)
 
 
 def test_replaying_clients_that_never_read_cost_a_bounded_read_ahead_and_the_memory_comes_back(container, record):
@@ -239,13 +239,13 @@ def test_a_full_state_file_system_keeps_the_service_and_the_socket_up_and_seqs_u
         try:
             wait_until(lambda: any(e["seq"] > max(seen) for e in events(out)), "an event after the restart")
         except TimeoutError:
-            raise AssertionError("no event after the restart on the full disk; sensd said:\n" + c.run("journalctl -u sensd.service --no-pager -q -o cat -n 60", check=False).stdout
+            raise AssertionError("no event after the restart on the full disk; sensd said:\n" + c.run("journalctl SYSLOG_IDENTIFIER=sensd --no-pager -q -o cat -n 60", check=False).stdout
                                  + "\nthe client got:\n" + "\n".join(read_lines(out)[-10:]))
         seqs = [e["seq"] for e in events(out)]
         assert len(seqs) == len(set(seqs)), "a seq came twice"
         after = [e for e in events(out) if e["seq"] > max(seen)]
         assert after and all(e["seq"] > max(seen) for e in after)
-        said = c.run("journalctl -u sensd.service --no-pager -q -o cat", check=False).stdout
+        said = c.run("journalctl SYSLOG_IDENTIFIER=sensd --no-pager -q -o cat", check=False).stdout
         assert "handed out events it could not log" in said
         # Room again: logged and replayable.
         c.run("rm -f /var/lib/sensd/filler")
@@ -255,7 +255,7 @@ def test_a_full_state_file_system_keeps_the_service_and_the_socket_up_and_seqs_u
         replay = [json.loads(line) for line in c.run("sensctl last --json --user bob").stdout.splitlines()]
         assert any(h["sessionId"] == sid and h["logoffTime"] for h in replay), replay
         record["hostile_disk_full"] = {"live_logoffs": len(expected), "seq_jump": min(e["seq"] for e in after) - max(seen)}
-        proc.kill()
+        c.kill(proc)
     finally:
-        c.run("systemctl stop sensd.service; umount /var/lib/sensd; rm -rf /var/lib/sensd && mv /var/lib/sensd-saved /var/lib/sensd", check=False)
-        c.run("systemctl start sensd.service")
+        c.run("systemctl stop sensd.socket sensd.service; umount /var/lib/sensd; rm -rf /var/lib/sensd && mv /var/lib/sensd-saved /var/lib/sensd", check=False)
+        c.run("systemctl start sensd.socket sensd.service")

@@ -124,7 +124,7 @@ def test_every_logoff_reaches_every_plain_subscriber_exactly_once(container, rec
     record["sessions_in_burst"] = expected_total
     record["users"] = {u: uids[u] for u in USERS}
     # Nothing else was logged at warning level or above: no unresolved user, no ignored signal.
-    warnings = c.run("journalctl -u sensd.service -p warning --no-pager -q -o cat", check=False).stdout.strip()
+    warnings = c.run("journalctl SYSLOG_IDENTIFIER=sensd -p warning --no-pager -q -o cat", check=False).stdout.strip()
     assert warnings == "", warnings
 
 
@@ -150,7 +150,7 @@ def test_look_alike_signals_on_the_real_system_bus_produce_no_event(container):
     for name, p in subscribers.items():
         wait_until(lambda: len(logoffs(p)) > before[name], f"the barrier Logoff at {name}")
         assert logoffs(p)[before[name]]["sessionId"] != victim, f"{name}: spoofed Logoff delivered"
-    warnings = c.run("journalctl -u sensd.service --no-pager -q -o cat | grep 'not sent by systemd-logind'", check=False).stdout
+    warnings = c.run("journalctl SYSLOG_IDENTIFIER=sensd --no-pager -q -o cat | grep 'not sent by systemd-logind'", check=False).stdout
     assert "ignored a SessionRemoved signal not sent by systemd-logind" in warnings
     # The real end of the victim session is reported once, with its user.
     c.run(f"echo done > {SHARE}/victim.fifo")

@@ -79,7 +79,7 @@ def test_a_power_loss_gives_late_logoffs_no_later_than_the_loss(container, recor
     log = wait_until(lambda: (lambda l: l if all(any(e["sessionId"] == sid and e["event"] == "Logoff" for e in l) for sid in held) else None)(
                          [e for e in replay_everything(c) if e["seq"] > before]),
                      "the late Logoffs of the sessions the power loss ended")
-    said = c.run("journalctl -b -u sensd.service --no-pager -q -o cat", check=False).stdout
+    said = c.run("journalctl -b SYSLOG_IDENTIFIER=sensd --no-pager -q -o cat", check=False).stdout
     assert "it ended by that boot's last journal entry" in said, said[-2000:]
     for sid, user in held.items():
         ends = [e for e in log if e["sessionId"] == sid and e["event"] == "Logoff"]
