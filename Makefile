@@ -43,6 +43,7 @@ build:
 	$(SWIFT) build $(RELEASE_FLAGS) --product sensd
 	$(SWIFT) build $(RELEASE_FLAGS) --product sensctl
 	$(SWIFT) build $(RELEASE_FLAGS) --product sensd-hooks
+	$(SWIFT) build $(RELEASE_FLAGS) --product sensd-exporter
 
 # sensd(8) and sensctl(1) from the programs' own --help, by swift-argument-parser's generate-manual tool
 # (built with the same flags, so that the programs are not rebuilt without the static runtime, as its
@@ -53,11 +54,12 @@ man: build
 	$(RELEASE_DIR)/generate-manual $(RELEASE_DIR)/sensd --section 8 --date $(MANDATE) --output-directory .build/man
 	$(RELEASE_DIR)/generate-manual $(RELEASE_DIR)/sensctl --section 1 --date $(MANDATE) --output-directory .build/man
 	$(RELEASE_DIR)/generate-manual $(RELEASE_DIR)/sensd-hooks --section 8 --date $(MANDATE) --output-directory .build/man
+	$(RELEASE_DIR)/generate-manual $(RELEASE_DIR)/sensd-exporter --section 8 --date $(MANDATE) --output-directory .build/man
 	$(PYTHON) scripts/md2man.py docs/hooks.md sensd.hook 5 $(MANDATE) "rule files for sensd-hooks: what to run on which session events" > .build/man/sensd.hook.5
 	$(PYTHON) scripts/md2man.py docs/protocol.md sensd-protocol 7 $(MANDATE) "the sensd subscriber protocol: lines, events, requests, resuming, durability" > .build/man/sensd-protocol.7
 
 install: build man
-	@if ldd $(RELEASE_DIR)/sensd $(RELEASE_DIR)/sensctl $(RELEASE_DIR)/sensd-hooks | grep -q libswiftCore; then \
+	@if ldd $(RELEASE_DIR)/sensd $(RELEASE_DIR)/sensctl $(RELEASE_DIR)/sensd-hooks $(RELEASE_DIR)/sensd-exporter | grep -q libswiftCore; then \
 		echo "install: the programs are linked to a shared Swift runtime; refusing to install them" >&2; exit 1; fi
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CATALOGDIR) $(DESTDIR)$(SYSUSERSDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8 \
@@ -66,25 +68,34 @@ install: build man
 	install -m 0755 -s $(RELEASE_DIR)/sensd $(DESTDIR)$(SBINDIR)/sensd
 	install -m 0755 -s $(RELEASE_DIR)/sensctl $(DESTDIR)$(BINDIR)/sensctl
 	install -m 0755 -s $(RELEASE_DIR)/sensd-hooks $(DESTDIR)$(SBINDIR)/sensd-hooks
-	for unit in sensd.service sensd.socket sensd-hooks.service; do \
-		sed -e 's|/usr/sbin/sensd|$(SBINDIR)/sensd|g' -e 's|/usr/share/doc/sensd|$(DOCDIR)|g' packaging/$$unit > $(DESTDIR)$(UNITDIR)/$$unit && \
+	install -m 0755 -s $(RELEASE_DIR)/sensd-exporter $(DESTDIR)$(BINDIR)/sensd-exporter
+	for unit in sensd.service sensd.socket sensd-hooks.service sensd-exporter.service sensd-exporter.socket sensd-exporter-textfile.service; do \
+		sed -e 's|/usr/sbin/sensd|$(SBINDIR)/sensd|g' -e 's|/usr/bin/sensd-exporter|$(BINDIR)/sensd-exporter|g' \
+			-e 's|/usr/share/doc/sensd|$(DOCDIR)|g' packaging/$$unit > $(DESTDIR)$(UNITDIR)/$$unit && \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit; done
 	install -m 0644 packaging/sensd.catalog $(DESTDIR)$(CATALOGDIR)/sensd.catalog
 	install -m 0644 packaging/sensd.sysusers $(DESTDIR)$(SYSUSERSDIR)/sensd.conf
-	install -m 0644 README.md docs/protocol.md docs/upgrades.md docs/systemd-versions.md docs/hooks.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md docs/protocol.md docs/upgrades.md docs/systemd-versions.md docs/hooks.md docs/monitoring.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 docs/examples/*.hook $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0644 .build/man/sensd.8 $(DESTDIR)$(MANDIR)/man8/sensd.8
 	install -m 0644 .build/man/sensctl.1 $(DESTDIR)$(MANDIR)/man1/sensctl.1
 	install -m 0644 .build/man/sensd-protocol.7 $(DESTDIR)$(MANDIR)/man7/sensd-protocol.7
 	install -m 0644 .build/man/sensd-hooks.8 $(DESTDIR)$(MANDIR)/man8/sensd-hooks.8
 	install -m 0644 .build/man/sensd.hook.5 $(DESTDIR)$(MANDIR)/man5/sensd.hook.5
+	install -m 0644 .build/man/sensd-exporter.8 $(DESTDIR)$(MANDIR)/man8/sensd-exporter.8
 	$(RELEASE_DIR)/sensctl --generate-completion-script bash > $(DESTDIR)$(BASHCOMPDIR)/sensctl
 	$(RELEASE_DIR)/sensctl --generate-completion-script zsh > $(DESTDIR)$(ZSHCOMPDIR)/_sensctl
 	$(RELEASE_DIR)/sensctl --generate-completion-script fish > $(DESTDIR)$(FISHCOMPDIR)/sensctl.fish
+	$(RELEASE_DIR)/sensd-exporter --generate-completion-script bash > $(DESTDIR)$(BASHCOMPDIR)/sensd-exporter
+	$(RELEASE_DIR)/sensd-exporter --generate-completion-script zsh > $(DESTDIR)$(ZSHCOMPDIR)/_sensd-exporter
+	$(RELEASE_DIR)/sensd-exporter --generate-completion-script fish > $(DESTDIR)$(FISHCOMPDIR)/sensd-exporter.fish
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/sensd $(DESTDIR)$(BINDIR)/sensctl $(DESTDIR)$(UNITDIR)/sensd.service $(DESTDIR)$(UNITDIR)/sensd.socket
 	rm -f $(DESTDIR)$(SBINDIR)/sensd-hooks $(DESTDIR)$(UNITDIR)/sensd-hooks.service $(DESTDIR)$(MANDIR)/man8/sensd-hooks.8 $(DESTDIR)$(MANDIR)/man5/sensd.hook.5
+	rm -f $(DESTDIR)$(BINDIR)/sensd-exporter $(DESTDIR)$(UNITDIR)/sensd-exporter.service $(DESTDIR)$(UNITDIR)/sensd-exporter.socket \
+		$(DESTDIR)$(UNITDIR)/sensd-exporter-textfile.service $(DESTDIR)$(MANDIR)/man8/sensd-exporter.8 \
+		$(DESTDIR)$(BASHCOMPDIR)/sensd-exporter $(DESTDIR)$(ZSHCOMPDIR)/_sensd-exporter $(DESTDIR)$(FISHCOMPDIR)/sensd-exporter.fish
 	-rmdir $(DESTDIR)$(HOOKSDIR) $(DESTDIR)$(SYSCONFDIR)/sensd/hooks.d
 	rm -f $(DESTDIR)$(CATALOGDIR)/sensd.catalog $(DESTDIR)$(SYSUSERSDIR)/sensd.conf $(DESTDIR)$(MANDIR)/man8/sensd.8 $(DESTDIR)$(MANDIR)/man1/sensctl.1 $(DESTDIR)$(MANDIR)/man7/sensd-protocol.7
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/sensctl $(DESTDIR)$(ZSHCOMPDIR)/_sensctl $(DESTDIR)$(FISHCOMPDIR)/sensctl.fish

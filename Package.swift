@@ -10,6 +10,7 @@ let package = Package(
         // For programs that react to sessions: `.product(name: "SENSClient", package: "sensd")`.
         .library(name: "SENSClient", targets: ["SENSClient"]),
         .executable(name: "sensd-hooks", targets: ["sensd-hooks"]),
+        .executable(name: "sensd-exporter", targets: ["sensd-exporter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -19,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         // sensd-hooks runs commands: as other users, with a time limit, in a session of their own.
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
+        // The Prometheus text format for sensd-exporter, rather than an encoder of our own.
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // libsystemd's headers; the only C the project links against.
@@ -65,10 +68,23 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Who is logged in, for monitoring: threshold ranges and the users check, the Prometheus metrics.
+        .target(
+            name: "SENSMonitoring",
+            dependencies: ["SENSClient", .product(name: "Prometheus", package: "swift-prometheus")]
+        ),
+        // A client of sensd's socket that serves the metrics over HTTP or writes them for node_exporter.
+        .executableTarget(
+            name: "sensd-exporter",
+            dependencies: [
+                "SENSClient", "SENSMonitoring", "CLinux",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .executableTarget(
             name: "sensctl",
             dependencies: [
-                "SENSClient",
+                "SENSClient", "SENSMonitoring",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -79,13 +95,14 @@ let package = Package(
         .testTarget(name: "SENSCoreTests", dependencies: ["SENSCore", "UnixSocket"]),
         .testTarget(name: "SENSClientTests", dependencies: ["SENSClient"]),
         .testTarget(name: "SENSHooksTests", dependencies: ["SENSHooks", "SENSClient"]),
+        .testTarget(name: "SENSMonitoringTests", dependencies: ["SENSMonitoring", "SENSClient"]),
         .testTarget(
             name: "SensdServiceTests",
             dependencies: ["SensdService", "SENSCore", "UnixSocket", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SensdIntegrationTests",
-            dependencies: ["SENSCore", "SENSClient", "Systemd", "UnixSocket", "CLinux", "sensd", "sensctl", "sensd-hooks", "logind-standin"]
+            dependencies: ["SENSCore", "SENSClient", "Systemd", "UnixSocket", "CLinux", "sensd", "sensctl", "sensd-hooks", "sensd-exporter", "logind-standin"]
         ),
     ]
 )

@@ -11,7 +11,7 @@ struct Sensctl: AsyncParsableCommand {
         commandName: "sensctl",
         abstract: "Watches the SENS logon events sensd publishes.",
         version: SENSClient.version,
-        subcommands: [Monitor.self, Who.self, Last.self, Position.self],
+        subcommands: [Monitor.self, Who.self, Users.self, Last.self, Position.self, Check.self],
         defaultSubcommand: Monitor.self
     )
 }

@@ -30,6 +30,8 @@ PACKAGES = sorted([
     "libstdc++6", "libsystemd0", "socat", "python3", "procps", "iproute2", "jq", "systemd-journal-remote",
     # The benchmark's python3-dbus subscriber, run beside sensd on the real logind.
     "python3-dbus", "python3-gi",
+    # The monitoring tests: a real Prometheus server scraping sensd-exporter, and node_exporter's textfile collector.
+    "prometheus", "prometheus-node-exporter",
 ])
 CACHE = Path(os.environ.get("SENSD_E2E_CACHE", "/var/cache/sensd-e2e"))
 # Files the host and the container exchange (nspawn gives the container a fresh /tmp).
@@ -83,6 +85,9 @@ class Container:
             # What a distribution package would put there: exactly the output of `make install`.
             subprocess.run(["cp", "-a", f"{self.stage}/.", str(self.root)], check=True)
             shutil.rmtree(self.root / "DEBIAN", ignore_errors=True)
+        # Prometheus and node_exporter are for the monitoring tests, which start them: not at every boot.
+        for wanted in self.root.glob("etc/systemd/system/*.wants/prometheus*"):
+            wanted.unlink()
         share = self.root / SHARE.lstrip("/")
         share.mkdir(parents=True, exist_ok=True)
         share.chmod(0o1777)  # the logged-in users write here too
