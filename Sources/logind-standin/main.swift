@@ -11,6 +11,7 @@
 //   close ID                     the session ends: SessionRemoved
 //   flash ID UID NAME            SessionNew and SessionRemoved back to back: gone before anyone can ask
 //   hold ID UID NAME             SessionNew, but detail requests wait unanswered until `close ID`
+//   wait-held ID                 answers once a detail request of ID is held
 //   release ID                   answers the held detail requests of ID with the session as it is now
 //   vanish ID                    the session disappears with no signal
 //   spoof-broadcast ID           another bus peer broadcasts a look-alike SessionRemoved
@@ -102,6 +103,8 @@ final class StandIn {
     /// Sessions whose details have been read, and the acknowledgements waiting for that.
     var asked: Set<String> = []
     var waitingForAsk: [String: Int] = [:]
+    /// `wait-held` commands waiting for a detail request of the session to be held.
+    var waitingForHeld: [String: Int] = [:]
     /// The storm in progress.
     var storm: Storm?
 
@@ -158,6 +161,9 @@ final class StandIn {
         }
         if held[session.id] != nil {
             held[session.id]!.append(m)
+            if let n = waitingForHeld.removeValue(forKey: session.id) {
+                DispatchLater.pending.append { for _ in 0..<n { say("ok") } }
+            }
             return .later
         }
         guard let reply = try? m.methodReturn() else { return .notHandled }
@@ -335,6 +341,12 @@ final class StandIn {
                 try signal("SessionNew", s)
                 _ = remove(s.id)
                 try signal("SessionRemoved", s)
+            }
+        case "wait-held":
+            let id = try arg(1)
+            if held[id]?.isEmpty ?? true {
+                waitingForHeld[id, default: 0] += 1
+                return ""
             }
         case "wait-asked":
             let id = try arg(1)
