@@ -172,10 +172,10 @@ bench-smoke: bench-programs
 	$(PYTHON) bench/run.py --smoke --out $(CURDIR)/.build/bench-smoke
 
 # The installed daemon under systemd, against a real logind, with real PAM logins, on each Debian release
-# in E2E_SUITES: 12 (systemd 252) and 13 (systemd 257).
+# in E2E_SUITES: 12 (systemd 252), 13 (systemd 257) and testing (forky; systemd 262 in the archive snapshot).
 # The package's own tree is the stage: the tier tests exactly what `make deb` ships, once laid over the
 # container's root (as `make install` would) and once installed with apt.
-E2E_SUITES ?= bookworm trixie
+E2E_SUITES ?= bookworm trixie forky
 e2e: bench-programs examples
 	$(MAKE) --no-print-directory deb
 	@for suite in $(E2E_SUITES); do \

@@ -1,4 +1,4 @@
-"""A throwaway Debian container (12 or 13, by SENSD_E2E_SUITE) with systemd as init: a real systemd-logind, a real system bus and real
+"""A throwaway Debian container (12, 13 or testing, by SENSD_E2E_SUITE) with systemd as init: a real systemd-logind, a real system bus and real
 PAM logins, on a machine that runs no systemd itself (see ../../README.md, "Testing").
 
 The root file system is built once by mmdebstrap and cached as a tarball keyed by its package list; each
@@ -19,9 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-# bookworm (Debian 12, systemd 252) or trixie (Debian 13, systemd 257); `make e2e` runs the tier on both.
+# bookworm (Debian 12, systemd 252), trixie (Debian 13, systemd 257) or forky (Debian testing, the future 14:
+# systemd 262 in the archive's snapshot); `make e2e` runs the tier on all three.
 SUITE = os.environ.get("SENSD_E2E_SUITE", "bookworm")
-SUITES = {"bookworm": 12, "trixie": 13}
+SUITES = {"bookworm": 12, "trixie": 13, "forky": 14}
+# Testing's Release file carries a Valid-Until date that the archive's snapshot has passed.
+TESTING = SUITE == "forky"
 if SUITE not in SUITES:
     raise SystemExit(f"SENSD_E2E_SUITE={SUITE}: the end-to-end tier boots {', '.join(SUITES)}")
 DEBIAN = SUITES[SUITE]
@@ -48,7 +51,8 @@ def rootfs_tarball() -> Path:
     partial = tarball.with_suffix(".partial.tar")
     print(f"building the container root file system ({SUITE}) into {tarball}", flush=True)
     subprocess.run(
-        ["mmdebstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), SUITE, str(partial)],
+        ["mmdebstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES)]
+        + (['--aptopt=Acquire::Check-Valid-Until "false"'] if TESTING else []) + [SUITE, str(partial)],
         check=True, stdout=subprocess.DEVNULL)
     partial.rename(tarball)
     return tarball
@@ -100,17 +104,21 @@ class Container:
     def boot(self):
         """Boots the tree as it is (the first boot, or the next one after a reboot or a power loss)."""
         log = open(self.workdir / "console.log", "ab")
+        # systemd 258 and later boot only on the unified cgroup hierarchy (v2), and exit at once, silently, on
+        # the legacy one. This host mounts the hybrid layout, on which nspawn 252 gives a container the legacy
+        # hierarchy unless told otherwise; the older releases keep the layout they were always tested on.
+        env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1") if DEBIAN >= 14 else None
         self.nspawn = subprocess.Popen(
             ["systemd-nspawn", "-D", str(self.root), "--register=no", "--keep-unit", "--private-network",
              "-b", "--console=pipe"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.init_pid = wait_until(self._find_init, "the container's init", timeout=30)
         wait_until(lambda: self.run("true", check=False).returncode == 0, "entering the container", timeout=30)
         # "offline" means systemd is not answering yet; --wait then blocks until boot has finished.
         state = wait_until(
             lambda: (lambda s: s if s not in ("", "offline") else None)(
                 self.run("systemctl is-system-running --wait", check=False).stdout.strip()),
-            "systemd to answer in the container", timeout=60, interval=0.1)
+            "systemd to answer in the container", timeout=180, interval=0.1)
         if state not in ("running", "degraded"):
             raise RuntimeError(f"container did not boot: {state}\n{self.run('systemctl --failed', check=False).stdout}")
 
