@@ -71,7 +71,22 @@ public struct LogindSession: Codable, Equatable, Sendable {
     }
 
     /// The Windows logon type this session corresponds to (docs/protocol.md, "Logon types", has the table).
-    public var logonType: LogonType? { sessionClass.flatMap { LogonType(sessionClass: $0, remote: remote == true) } }
+    public var logonType: LogonType? {
+        sessionClass.flatMap { LogonType(sessionClass: $0, remote: remote == true, service: service) }
+    }
+
+    /// The terminal the user sits at, as sensd reports it: logind's `TTY` without a `/dev/` prefix (pam_systemd
+    /// passes both forms on), and nothing where logind's value is not a terminal of the user's. systemd 258.0
+    /// and 258.1 set a TTY in the PAM context of services that never asked for one (systemd#39334, fixed in
+    /// 258.2): the user's service manager got `tty1` or `console`. A service manager's session never has a
+    /// terminal of its own, and the console is a user's terminal only in a session of `login` (getty).
+    public var terminal: String? {
+        guard var t = tty, !t.isEmpty else { return tty }
+        if t.hasPrefix("/dev/") { t.removeFirst(5) }
+        if let c = sessionClass, c == "manager" || c == "manager-early" { return nil }
+        if t == "console" && service != "login" { return nil }
+        return t
+    }
 }
 
 /// Windows' LogonType, as security events 4624/4634 carry it.
@@ -81,19 +96,33 @@ public enum LogonType: String, Codable, Sendable {
     case service = "Service"
     case remoteInteractive = "RemoteInteractive"
 
-    /// Every class systemd 258 knows, and what it is in Windows' terms. `none` (v257) creates no session;
-    /// a class this table does not know gets no logon type rather than a guess.
-    public init?(sessionClass: String, remote: Bool) {
+    /// PAM services that only ever open a session for someone who came over the network, whatever class they
+    /// ask for (Teleport's ssh sessions are class `background`, teleport#69773) and even from localhost
+    /// (logind's `Remote` is false for a host of 127.0.0.1 or ::1).
+    public static let remoteServices: Set<String> = ["sshd", "teleport", "xrdp-sesman", "cockpit", "dropbear"]
+
+    /// The logon type of a session: remoteness and the PAM service first, then the class. A service manager
+    /// is a service wherever it came from; a session opened over the network is `RemoteInteractive` whatever
+    /// class it asked for (a remote `background` session is someone at work from afar, not a scheduled
+    /// task); everything else by its class. Every class systemd 262 knows is here; `none` (v257) creates no
+    /// session; a class this table does not know gets no logon type rather than a guess.
+    public init?(sessionClass: String, remote: Bool, service: String? = nil) {
         switch sessionClass {
-        case "user", "user-early", "user-incomplete", "user-light", "greeter", "lock-screen":
-            // A person at a seat or terminal (user-light: run0's elevated sessions, like RunAs).
-            self = remote ? .remoteInteractive : .interactive
-        case "background", "background-light":
-            // Work started on the user's behalf with no person at it: su -c, cron, systemd-run.
-            self = .batch
         case "manager", "manager-early":
             // The user's service manager, user@UID.service.
             self = .service
+        case "user", "user-early", "user-incomplete", "user-light", "greeter", "lock-screen",
+             "background", "background-light":
+            if remote || service.map(Self.remoteServices.contains) == true {
+                self = .remoteInteractive
+            } else if sessionClass.hasPrefix("background") {
+                // Work started on the user's behalf with no person at it: su -c, cron, systemd-run, run0
+                // without a terminal.
+                self = .batch
+            } else {
+                // A person at a seat or terminal (user-light: run0's elevated sessions, like RunAs).
+                self = .interactive
+            }
         default:
             return nil
         }

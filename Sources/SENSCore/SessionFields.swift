@@ -22,7 +22,7 @@ public enum SessionFields {
         Field("class", journal: "SENS_CLASS", event: Access({ $0.sessionClass }, { $0.sessionClass = $1 }), session: Access({ $0.sessionClass }, { $0.sessionClass = $1 }), logind: ("Class", text)),
         Field("type", journal: "SENS_TYPE", event: Access({ $0.type }, { $0.type = $1 }), session: Access({ $0.type }, { $0.type = $1 }), logind: ("Type", text)),
         Field("service", journal: "SENS_SERVICE", event: Access({ $0.service }, { $0.service = $1 }), session: Access({ $0.service }, { $0.service = $1 }), logind: ("Service", text), omit: .ifBlank),
-        Field("tty", journal: "SENS_TTY", event: Access({ $0.tty }, { $0.tty = $1 }), session: Access({ $0.tty }, { $0.tty = $1 }), logind: ("TTY", text), omit: .ifBlank),
+        Field("tty", journal: "SENS_TTY", event: Access({ $0.tty }, { $0.tty = $1 }), session: Access({ $0.terminal }, { $0.tty = $1 }), logind: ("TTY", text), omit: .ifBlank),
         Field("seat", journal: "SENS_SEAT", event: Access({ $0.seat }, { $0.seat = $1 }), session: Access({ $0.seat }, { $0.seat = $1 }), logind: ("Seat", firstOfStruct(text)), omit: .ifBlank),
         Field("display", journal: "SENS_DISPLAY", event: Access({ $0.display }, { $0.display = $1 }), session: Access({ $0.display }, { $0.display = $1 }), logind: ("Display", text), omit: .ifBlank),
         Field("remote", journal: "SENS_REMOTE", event: Access({ $0.remote }, { $0.remote = $1 }), session: Access({ $0.remote }, { $0.remote = $1 }), logind: ("Remote", flag)),
@@ -156,11 +156,13 @@ public enum SessionFields {
 
     // MARK: Reading logind's properties
 
+    // Closures typed @Sendable rather than static functions: Swift 6.0's compiler (Debian 13's swiftlang
+    // 6.0.3) crashes converting a function reference to the @Sendable type inside the table's tuples.
     /// Text; empty means logind does not know.
-    static func text(_ v: any LogindPropertyValue) -> String? { v.stringValue.flatMap { $0.isEmpty ? nil : $0 } }
-    static func flag(_ v: any LogindPropertyValue) -> Bool? { v.boolValue }
-    static func number(_ v: any LogindPropertyValue) -> UInt32? { v.uint32Value }
-    static func number64(_ v: any LogindPropertyValue) -> UInt64? { v.uint64Value }
+    static let text: @Sendable (any LogindPropertyValue) -> String? = { v in v.stringValue.flatMap { $0.isEmpty ? nil : $0 } }
+    static let flag: @Sendable (any LogindPropertyValue) -> Bool? = { v in v.boolValue }
+    static let number: @Sendable (any LogindPropertyValue) -> UInt32? = { v in v.uint32Value }
+    static let number64: @Sendable (any LogindPropertyValue) -> UInt64? = { v in v.uint64Value }
     /// The first member of a structure: `User` is (uid, object path), `Seat` is (id, object path).
     static func firstOfStruct<T>(_ read: @escaping @Sendable (any LogindPropertyValue) -> T?) -> @Sendable (any LogindPropertyValue) -> T? {
         { v in v.firstField.flatMap(read) }
@@ -261,6 +263,11 @@ extension LogonType: FieldValue {
     func write(_ key: String, into w: inout JSONLineWriter) { w.field(key, string: rawValue) }
     var journalText: String { rawValue }
     var isBlank: Bool { false }
+    /// A logon type this version does not know is read as unknown, never as a broken line: Windows has more
+    /// (Network, Unlock, NewCredentials, ...) than logind's sessions map to today (docs/protocol.md).
+    static func decode(_ c: KeyedDecodingContainer<FieldKey>, _ key: FieldKey) throws -> LogonType? {
+        try c.decodeIfPresent(String.self, forKey: key).flatMap(LogonType.init(rawValue:))
+    }
 }
 
 extension SENSEvent {

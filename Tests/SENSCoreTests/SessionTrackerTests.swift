@@ -248,7 +248,8 @@ struct SessionTrackerTests {
 
     @Test(arguments: [
         ("user", false, LogonType.interactive), ("user", true, .remoteInteractive), ("greeter", false, .interactive),
-        ("lock-screen", false, .interactive), ("background", false, .batch), ("background", true, .batch), ("manager", false, .service),
+        ("lock-screen", false, .interactive), ("background", false, .batch), ("background", true, .remoteInteractive), ("manager", false, .service),
+        ("manager", true, .service),
     ])
     func logonTypeFollowsClassAndRemote(_ c: String, _ remote: Bool, _ expected: LogonType) {
         #expect(LogindSession(id: "x", sessionClass: c, remote: remote).logonType == expected)
