@@ -5,6 +5,7 @@
 #   make deb                  a Debian package of exactly what `make install PREFIX=/usr` installs
 #   make check                every test tier: unit, integration (private bus), end-to-end (real logind);
 #                             the client library's documentation and example build on the way
+#   make distro-build         the libraries built and tested with Debian 13's own Swift 6.0.3, offline
 #   make docs                 the SENSClient library's DocC documentation
 #   make soak                 the end-to-end fault scenarios SOAK_RUNS times (20), a fresh container each
 #   make demo                 sensd in a throwaway container with a real logind, printing live events
@@ -35,7 +36,7 @@ RELEASE_FLAGS = -c release --static-swift-stdlib
 RELEASE_DIR   = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path 2>/dev/null)
 E2E_STAGE  ?= $(CURDIR)/.build-e2e/stage
 
-.PHONY: all build man install uninstall deb deps test-deps check unit-and-integration examples docs e2e soak bench bench-programs bench-smoke demo clean
+.PHONY: all build man install uninstall deb deps test-deps check unit-and-integration distro-build examples docs e2e soak bench bench-programs bench-smoke demo clean
 
 all: build
 
@@ -126,6 +127,7 @@ check: test-deps
 	scripts/install-deps.sh bench
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory unit-and-integration && \
+	$(MAKE) --no-print-directory distro-build && \
 	$(MAKE) --no-print-directory docs && \
 	$(MAKE) --no-print-directory bench-smoke && \
 	$(MAKE) --no-print-directory e2e && \
@@ -134,6 +136,11 @@ check: test-deps
 unit-and-integration:
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+
+# What builds with Swift 6.0 (the libraries and their tests, Package.swift) built and tested with Debian 13's
+# own swiftlang 6.0.3 in a Debian 13 container with no network, as a distribution's offline build would.
+distro-build: test-deps
+	scripts/distro-build.sh
 
 # The SENSClient example, a package outside sensd's that depends on it by path, as a program elsewhere
 # would; built as it would be shipped (static runtime), and run by the end-to-end tier.

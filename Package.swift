@@ -1,108 +1,125 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+// Two floors. The libraries (SENSClient, the rule files of SENSHooks) and their tests build with Swift 6.0
+// and need nothing but libsystemd: Debian 13's own swiftlang 6.0.3 builds and tests them (`make distro-build`).
+// The programs need Swift 6.2: their dependencies swift-log (1.11 and later, for log(event:)),
+// swift-subprocess and swift-prometheus declare swift-tools-version 6.2 (README, "Swift versions").
+
+var products: [Product] = [
+    // For programs that react to sessions: `.product(name: "SENSClient", package: "sensd")`.
+    .library(name: "SENSClient", targets: ["SENSClient"]),
+]
+var dependencies: [Package.Dependency] = []
+var targets: [Target] = [
+    // libsystemd's headers; the only C the project links against.
+    .systemLibrary(
+        name: "CSystemd",
+        pkgConfig: "libsystemd",
+        providers: [.apt(["libsystemd-dev"])]
+    ),
+    // The thin Swift layer that owns every libsystemd handle. Nothing above it imports CSystemd.
+    .target(name: "Systemd", dependencies: ["CSystemd"]),
+    // Linux calls Swift's Glibc module leaves out (epoll, pipe2, accept4, malloc_trim).
+    .target(name: "CLinux"),
+    // POSIX sockets for the daemon and the client; every socket system call lives here.
+    .target(name: "UnixSocket", dependencies: ["CLinux"]),
+    // The SENS event model, the logind session tracker, the wire format. No I/O.
+    .target(name: "SENSCore"),
+    // The client library: typed events over the public protocol, reconnecting and resuming.
+    .target(name: "SENSClient", dependencies: ["SENSCore", "UnixSocket"]),
+    // Rule files for the hook runner (sensd.hook(5)): parsing, matching, specifiers. No I/O but reading them.
+    .target(name: "SENSHooks", dependencies: ["SENSClient", "UnixSocket"]),
+    .testTarget(name: "SENSCoreTests", dependencies: ["SENSCore", "UnixSocket"]),
+    .testTarget(name: "SENSClientTests", dependencies: ["SENSClient"]),
+    .testTarget(name: "SENSHooksTests", dependencies: ["SENSHooks", "SENSClient"]),
+]
+
+#if compiler(>=6.2)
+products += [
+    .executable(name: "sensd", targets: ["sensd"]),
+    .executable(name: "sensctl", targets: ["sensctl"]),
+    .executable(name: "sensd-hooks", targets: ["sensd-hooks"]),
+    .executable(name: "sensd-exporter", targets: ["sensd-exporter"]),
+]
+dependencies += [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    // 1.11: the log handlers implement log(event:).
+    .package(url: "https://github.com/apple/swift-log", from: "1.11.0"),
+    // Deque: the queue of session detail requests waiting for a free slot on the bus.
+    .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+    // sensd-hooks runs commands: as other users, with a time limit, in a session of their own.
+    .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
+    // The Prometheus text format for sensd-exporter, rather than an encoder of our own.
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+]
+targets += [
+    // The daemon's parts: logind source, subscriber server, logging.
+    .target(
+        name: "SensdService",
+        dependencies: [
+            "Systemd", "SENSCore", "UnixSocket",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "DequeModule", package: "swift-collections"),
+        ]
+    ),
+    .executableTarget(
+        name: "sensd",
+        dependencies: [
+            "SensdService", "UnixSocket",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]
+    ),
+    // The hook runner: a client of sensd's socket through SENSClient, never of sensd's internals.
+    .executableTarget(
+        name: "sensd-hooks",
+        dependencies: [
+            "SENSHooks", "SENSClient", "Systemd", "UnixSocket",
+            .product(name: "Subprocess", package: "swift-subprocess"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]
+    ),
+    // Who is logged in, for monitoring: threshold ranges and the users check, the Prometheus metrics.
+    .target(
+        name: "SENSMonitoring",
+        dependencies: ["SENSClient", .product(name: "Prometheus", package: "swift-prometheus")]
+    ),
+    // A client of sensd's socket that serves the metrics over HTTP or writes them for node_exporter.
+    .executableTarget(
+        name: "sensd-exporter",
+        dependencies: [
+            "SENSClient", "SENSMonitoring", "CLinux",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]
+    ),
+    .executableTarget(
+        name: "sensctl",
+        dependencies: [
+            "SENSClient", "SENSMonitoring",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]
+    ),
+    // A scripted systemd-logind stand-in for a private dbus-daemon: tests and benchmarks only.
+    .executableTarget(name: "logind-standin", dependencies: ["Systemd", "UnixSocket"]),
+    // The benchmark's measuring clients (bench/run.py): a bare sd-bus floor and many sensd subscribers.
+    .executableTarget(name: "sensd-bench", dependencies: ["CLinux", "Systemd", "UnixSocket", "SENSCore"]),
+    .testTarget(name: "SENSMonitoringTests", dependencies: ["SENSMonitoring", "SENSClient"]),
+    .testTarget(
+        name: "SensdServiceTests",
+        dependencies: ["SensdService", "SENSCore", "UnixSocket", .product(name: "Logging", package: "swift-log")]
+    ),
+    .testTarget(
+        name: "SensdIntegrationTests",
+        dependencies: ["SENSCore", "SENSClient", "Systemd", "UnixSocket", "CLinux", "sensd", "sensctl", "sensd-hooks", "sensd-exporter", "logind-standin"]
+    ),
+]
+#endif
+
 let package = Package(
     name: "sensd",
     platforms: [.macOS(.v13)],
-    products: [
-        .executable(name: "sensd", targets: ["sensd"]),
-        .executable(name: "sensctl", targets: ["sensctl"]),
-        // For programs that react to sessions: `.product(name: "SENSClient", package: "sensd")`.
-        .library(name: "SENSClient", targets: ["SENSClient"]),
-        .executable(name: "sensd-hooks", targets: ["sensd-hooks"]),
-        .executable(name: "sensd-exporter", targets: ["sensd-exporter"]),
-    ],
-    dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        // 1.11: the log handlers implement log(event:).
-        .package(url: "https://github.com/apple/swift-log", from: "1.11.0"),
-        // Deque: the queue of session detail requests waiting for a free slot on the bus.
-        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
-        // sensd-hooks runs commands: as other users, with a time limit, in a session of their own.
-        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
-        // The Prometheus text format for sensd-exporter, rather than an encoder of our own.
-        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
-    ],
-    targets: [
-        // libsystemd's headers; the only C the project links against.
-        .systemLibrary(
-            name: "CSystemd",
-            pkgConfig: "libsystemd",
-            providers: [.apt(["libsystemd-dev"])]
-        ),
-        // The thin Swift layer that owns every libsystemd handle. Nothing above it imports CSystemd.
-        .target(name: "Systemd", dependencies: ["CSystemd"]),
-        // Linux calls Swift's Glibc module leaves out (epoll, pipe2, accept4, malloc_trim).
-        .target(name: "CLinux"),
-        // POSIX sockets for the daemon and the client; every socket system call lives here.
-        .target(name: "UnixSocket", dependencies: ["CLinux"]),
-        // The SENS event model, the logind session tracker, the wire format. No I/O.
-        .target(name: "SENSCore"),
-        // The daemon's parts: logind source, subscriber server, logging.
-        .target(
-            name: "SensdService",
-            dependencies: [
-                "Systemd", "SENSCore", "UnixSocket",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "DequeModule", package: "swift-collections"),
-            ]
-        ),
-        .executableTarget(
-            name: "sensd",
-            dependencies: [
-                "SensdService", "UnixSocket",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
-        ),
-        // The client library: typed events over the public protocol, reconnecting and resuming.
-        .target(name: "SENSClient", dependencies: ["SENSCore", "UnixSocket"]),
-        // Rule files for the hook runner (sensd.hook(5)): parsing, matching, specifiers. No I/O but reading them.
-        .target(name: "SENSHooks", dependencies: ["SENSClient", "UnixSocket"]),
-        // The hook runner: a client of sensd's socket through SENSClient, never of sensd's internals.
-        .executableTarget(
-            name: "sensd-hooks",
-            dependencies: [
-                "SENSHooks", "SENSClient", "Systemd", "UnixSocket",
-                .product(name: "Subprocess", package: "swift-subprocess"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
-        ),
-        // Who is logged in, for monitoring: threshold ranges and the users check, the Prometheus metrics.
-        .target(
-            name: "SENSMonitoring",
-            dependencies: ["SENSClient", .product(name: "Prometheus", package: "swift-prometheus")]
-        ),
-        // A client of sensd's socket that serves the metrics over HTTP or writes them for node_exporter.
-        .executableTarget(
-            name: "sensd-exporter",
-            dependencies: [
-                "SENSClient", "SENSMonitoring", "CLinux",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
-        ),
-        .executableTarget(
-            name: "sensctl",
-            dependencies: [
-                "SENSClient", "SENSMonitoring",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
-        ),
-        // A scripted systemd-logind stand-in for a private dbus-daemon: tests and benchmarks only.
-        .executableTarget(name: "logind-standin", dependencies: ["Systemd", "UnixSocket"]),
-        // The benchmark's measuring clients (bench/run.py): a bare sd-bus floor and many sensd subscribers.
-        .executableTarget(name: "sensd-bench", dependencies: ["CLinux", "Systemd", "UnixSocket", "SENSCore"]),
-        .testTarget(name: "SENSCoreTests", dependencies: ["SENSCore", "UnixSocket"]),
-        .testTarget(name: "SENSClientTests", dependencies: ["SENSClient"]),
-        .testTarget(name: "SENSHooksTests", dependencies: ["SENSHooks", "SENSClient"]),
-        .testTarget(name: "SENSMonitoringTests", dependencies: ["SENSMonitoring", "SENSClient"]),
-        .testTarget(
-            name: "SensdServiceTests",
-            dependencies: ["SensdService", "SENSCore", "UnixSocket", .product(name: "Logging", package: "swift-log")]
-        ),
-        .testTarget(
-            name: "SensdIntegrationTests",
-            dependencies: ["SENSCore", "SENSClient", "Systemd", "UnixSocket", "CLinux", "sensd", "sensctl", "sensd-hooks", "sensd-exporter", "logind-standin"]
-        ),
-    ]
+    products: products,
+    dependencies: dependencies,
+    targets: targets
 )
