@@ -24,13 +24,15 @@ struct Account: Sendable, Equatable {
             guard getpwnam_r(user, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
         }
         let name = String(cString: entry.pw_name)
+        // getgrouplist(3) says how many there are when the buffer is too small: ask again with that many
+        // (a user in more than 256 groups ran with the primary group alone before).
         var groups = [gid_t](repeating: 0, count: 256)
         var count = Int32(groups.count)
-        if getgrouplist(entry.pw_name, entry.pw_gid, &groups, &count) < 0 {
-            groups = [entry.pw_gid]
-        } else {
-            groups = Array(groups.prefix(Int(count)))
+        while getgrouplist(entry.pw_name, entry.pw_gid, &groups, &count) < 0 {
+            guard Int(count) > groups.count else { count = 1; groups = [entry.pw_gid]; break }
+            groups = [gid_t](repeating: 0, count: Int(count))
         }
+        groups = Array(groups.prefix(Int(count)))
         return Account(name: name, uid: entry.pw_uid, gid: entry.pw_gid, groups: groups,
                        home: String(cString: entry.pw_dir), shell: String(cString: entry.pw_shell))
     }

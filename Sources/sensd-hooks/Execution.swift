@@ -1,17 +1,11 @@
 import SENSClient
 import SENSHooks
-import Subprocess
+import Dispatch
 import Systemd
 import UnixSocket
 
 #if canImport(Glibc)
 import Glibc
-#endif
-
-#if canImport(System)
-import System
-#else
-import SystemPackage
 #endif
 
 /// Bounds how many commands run at once across every rule.
@@ -131,7 +125,7 @@ struct Executor: Sendable {
     }
 
     /// The read end of a pipe that holds `bytes` and whose write end is closed; nil if pipe(2) failed.
-    static func pipe(holding bytes: [UInt8]) -> FileDescriptor? {
+    static func pipe(holding bytes: [UInt8]) -> Descriptor? {
         // Close-on-exec from the start: rules run commands from several tasks at once, and a write end leaked
         // into another rule's command would keep this one's standard input from ever ending.
         guard let pipe = try? Syscall.pipe() else { return nil }
@@ -140,78 +134,89 @@ struct Executor: Sendable {
         _ = fcntl(pipe.write.rawValue, F_SETFL, O_NONBLOCK)
         try? Syscall.writeAll(pipe.write.rawValue, bytes)
         try? pipe.write.close()
-        // Subprocess closes it once the command has it.
-        return FileDescriptor(rawValue: pipe.read.release())
+        return Descriptor(taking: pipe.read.release())
     }
+
+    /// How long a command stopped for its time-out (or for the runner's own stop) has between SIGTERM and
+    /// SIGKILL to its whole session.
+    static let stopGrace: Duration = .seconds(5)
 
     private func runOnce(_ rule: HookRule, _ event: SENSEvent, line: String, account: Account) async -> RunOutcome {
         let argv = Self.commandLine(rule, event)
-        var environment: [Environment.Key: String] = [
+        var environment: [String: String] = [
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME": account.home, "USER": account.name, "LOGNAME": account.name, "SHELL": account.shell,
             "LANG": "C.UTF-8", "SENSD_HOOK": rule.name,
         ]
-        for (name, value) in HookEnvironment.variables(forLine: line) { environment[Environment.Key(stringLiteral: name)] = value }
-        var options = PlatformOptions()
-        if account.uid != 0 || account.gid != 0 {
-            options.userID = account.uid
-            options.groupID = account.gid
-            options.supplementaryGroups = account.groups
-        }
-        // Its own session and process group, so that a time-out stops everything it started.
-        options.createSession = true
-        options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(5))]
+        for (name, value) in HookEnvironment.variables(forLine: line) { environment[name] = value }
+        let identity = account.uid != 0 || account.gid != 0
+            ? ChildProcess.Identity(uid: account.uid, gid: account.gid, groups: account.groups) : nil
 
         // Its output goes to the journal as the rule's (identifier sensd-hook/NAME); outside journald, to ours.
         // Held (and closed) here for the whole run: the command gets its own copies when it starts.
         let stream = JournalWriter.streamDescriptor(identifier: "sensd-hook/\(rule.name)")
-        let journal = stream.map { Descriptor(taking: $0) }
-        let output = FileDescriptor(rawValue: stream ?? 2)
+        defer { if let stream { close(stream) } }
+        let output = stream ?? 2
         // Standard input: the line in a pipe, written in full and closed before the command starts (a line is
         // far smaller than a pipe's buffer), so that nothing waits on the command reading it.
         guard let input = Self.pipe(holding: Array((line + "\n").utf8)) else {
             return .couldNotStart("pipe: \(String(cString: strerror(errno)))")
         }
-        let timeout = rule.timeout
-        let settings = (environment: environment, options: options)
-
-        let outcome = await withTaskGroup(of: RunOutcome?.self) { group in
-            group.addTask {
-                do {
-                    let result = try await Subprocess.run(
-                        .path(FilePath(argv[0])), arguments: Arguments(Array(argv.dropFirst())),
-                        environment: .custom(settings.environment), workingDirectory: FilePath("/"),
-                        platformOptions: settings.options, input: .fileDescriptor(input, closeAfterSpawningProcess: true),
-                        output: .fileDescriptor(output, closeAfterSpawningProcess: false),
-                        error: .fileDescriptor(output, closeAfterSpawningProcess: false))
-                    switch result.terminationStatus {
-                    case .exited(let code): return .exited(code)
-                    case .signaled(let signal): return .signaled(signal)
-                    }
-                } catch is CancellationError {
-                    return nil
-                } catch {
-                    return .couldNotStart("\(error)")
-                }
-            }
-            if let timeout {
-                group.addTask {
-                    do { try await Task.sleep(for: timeout) } catch { return nil }
-                    return .timedOut(timeout)
-                }
-            }
-            var first: RunOutcome?
-            while let next = await group.next() {
-                guard let outcome = next else { continue }
-                if first == nil {
-                    first = outcome
-                    // The time-out won: cancelling the run tears the process group down (SIGTERM, then SIGKILL).
-                    group.cancelAll()
-                }
-            }
-            return first ?? .couldNotStart("cancelled")
+        let child: ChildProcess
+        do {
+            // Its own session and process group, so that a time-out stops everything it started.
+            child = try ChildProcess.spawn(argv, environment: environment, input: input.rawValue, output: output, error: output,
+                                           identity: identity, newSession: true)
+        } catch {
+            try? input.close()
+            return .couldNotStart("\(error)")
         }
-        if let journal { try? journal.close() }
-        return outcome
+        try? input.close()
+        return await Self.wait(for: child, timeout: rule.timeout)
+    }
+
+    /// Waits for `child`, stopping its session at `timeout` (SIGTERM, then SIGKILL after ``stopGrace``), or
+    /// when the waiting task is cancelled (the runner stopping).
+    static func wait(for child: ChildProcess, timeout: Duration?) async -> RunOutcome {
+        enum Step: Sendable { case ended(ChildProcess.Termination), timedOut, graceOver }
+        let stop = { @Sendable in
+            child.signalGroup(SIGTERM)
+            DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(Int(Self.stopGrace.components.seconds))) {
+                child.signalGroup(SIGKILL)
+            }
+        }
+        return await withTaskCancellationHandler {
+            await withTaskGroup(of: Step.self) { group in
+                group.addTask { .ended(await child.exit()) }
+                if let timeout {
+                    group.addTask {
+                        // Cancelled once the child has ended: then the time-out never fires.
+                        do { try await Task.sleep(for: timeout) } catch { return .graceOver }
+                        return .timedOut
+                    }
+                }
+                var outcome: RunOutcome?
+                while let step = await group.next() {
+                    switch step {
+                    case .ended(let termination):
+                        group.cancelAll()
+                        if outcome == nil {
+                            switch termination {
+                            case .exited(let code): outcome = .exited(code)
+                            case .signaled(let signal): outcome = .signaled(signal)
+                            }
+                        }
+                    case .timedOut:
+                        outcome = .timedOut(timeout ?? .zero)
+                        stop()
+                    case .graceOver:
+                        break
+                    }
+                }
+                return outcome ?? .couldNotStart("not run")
+            }
+        } onCancel: {
+            stop()
+        }
     }
 }

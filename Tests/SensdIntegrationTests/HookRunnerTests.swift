@@ -79,7 +79,8 @@ struct HookRunnerTests {
         try session(rig, "a2", 1000, "alice")
         // Seqs: a1 3 events (1-3), b1 (4-6), a2 (7-9): Logoffs at 3, 6, 9. Runs are in seq order, so once 9's is
         // done, 6's would have been too.
-        try runner.waitFor("a2's run") { runner.file("args-9") != nil }
+        // The run is over when the runner says so: a file the command is still writing may exist, empty.
+        try runner.waitFor("a2's run") { runner.log.contains("rule alice: seq 9 Logoff alice session a2: exited") }
         #expect(runner.file("args-3") == "alice a1 Logoff\n" && runner.file("args-9") == "alice a2 Logoff\n")
         #expect(runner.file("args-6") == nil, "bob's Logoff does not match UID=1000")
         let env = try #require(runner.file("env-3"))
@@ -123,6 +124,47 @@ struct HookRunnerTests {
         #expect(runner.log.contains("rule hang: seq 3 Logoff alice session t1: was stopped after TimeoutSec=1s"), "\(runner.log)")
         let left = try Child("/usr/bin/pgrep", ["-f", "sleep 1234.5"])
         #expect(try left.waitForExit() == 1, "no command left running")
+    }
+
+    /// What a command starts with, read from /proc by the command itself: the rule's user and that user's
+    /// groups, a session of its own, only standard input, output and error open, no signal ignored or blocked
+    /// (the runner's own dispositions stay behind), / as its directory. And a command that cannot start is
+    /// reported with the step that failed.
+    @Test func aCommandStartsCleanAsItsUserInItsOwnSession() throws {
+        let rig = try Rig()
+        let runner = try Runner(rig)
+        // nobody must reach the script and write its report: the rig's directory is private (mkdtemp).
+        chmod(rig.dir.path, 0o711)
+        chmod(runner.out, 0o1777)
+        let script = runner.out + "/probe.sh"
+        try """
+            o=\(runner.out)/probe
+            { id -u; id -g; ls /proc/self/fd | sort -n | tr "\\n" " "; echo
+              grep -E "^(SigIgn|SigBlk)" /proc/self/status; ps -o sid= -o pid= -p $$; pwd; } > $o.tmp
+            mv $o.tmp $o
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        try runner.rule("probe", "[Match]\nEvent=Logoff\n[Run]\nUser=nobody\nExec=/bin/sh \(script)\n")
+        try runner.rule("missing", "[Match]\nEvent=Logoff\n[Run]\nExec=/no/such/program\n")
+        try runner.start(["probe", "missing"])
+        try session(rig, "p1", 1000, "alice")
+        try runner.waitFor("the probe's report") { runner.file("probe") != nil }
+        let report = try #require(runner.file("probe")).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let nobody = try #require(getpwnam("nobody")).pointee
+        #expect(report[0] == String(nobody.pw_uid) && report[1] == String(nobody.pw_gid), "\(report)")
+        // ls itself has its directory open as 3 while it lists: nothing else beyond 0, 1 and 2.
+        #expect(report[2] == "0 1 2 3 ", "only the standard descriptors reach the command: \(report[2])")
+        var masks: [String: UInt64] = [:]
+        for line in report[3...4] {
+            masks[String(line.prefix { $0 != ":" })] = UInt64(line.split(separator: "\t").last ?? "", radix: 16)
+        }
+        #expect(masks["SigBlk"] == 0, "no signal blocked: \(report)")
+        // Signals 32 and 33 are glibc's own (thread cancellation, setxid), which no program may set.
+        #expect(masks["SigIgn"].map { $0 & ~0x1_8000_0000 } == 0, "no signal ignored: \(report)")
+        let ids = report[5].split(separator: " ")
+        #expect(ids.count == 2 && ids[0] == ids[1], "the shell leads a session of its own: \(report[5])")
+        #expect(report[6] == "/")
+        try runner.waitFor("the missing program's failure") { runner.log.contains("rule missing: seq 3") }
+        #expect(runner.log.contains("rule missing: seq 3 Logoff alice session p1: could not be started: execve: No such file or directory"), "\(runner.log)")
     }
 
     @Test func checkPointsToEachMistakeAndTheServiceRunsTheGoodRulesOnly() throws {

@@ -18,4 +18,31 @@ int clinux_accept4(int fd, int flags);
 /* glibc's malloc_trim(3): gives freed heap memory back to the system. */
 int clinux_malloc_trim(size_t pad);
 
+#include <sys/types.h>
+
+/* How a child is started by clinux_spawn. */
+struct clinux_spawn_options {
+    /* Standard input, output and error: descriptors the child gets as 0, 1 and 2. */
+    int stdin_fd, stdout_fd, stderr_fd;
+    /* Whether to become uid/gid with exactly these supplementary groups (root keeps its own). */
+    int change_identity;
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    size_t group_count;
+    /* A session (and process group) of its own: setsid(2). */
+    int new_session;
+    /* The working directory; NULL keeps ours. */
+    const char *directory;
+};
+
+/* Starts `path` with `argv` and `envp` (both NULL-terminated) as `options` say, in a forked child that makes
+   only async-signal-safe calls before execve: it resets every signal's disposition and mask, takes the three
+   descriptors, closes every other one, sets groups, gid and uid (in that order), makes its session and
+   changes directory. Returns the child's pid and, in *pidfd, a pidfd(2) for it (close-on-exec), which becomes
+   readable when the child exits; -1 with errno set if it could not be started, where `*failed_step` names
+   the step that failed in the child ("execve", "setuid", ...) or is NULL for a failure in the parent. */
+pid_t clinux_spawn(const char *path, char *const argv[], char *const envp[],
+                   const struct clinux_spawn_options *options, int *pidfd, const char **failed_step);
+
 #endif
