@@ -1,16 +1,27 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// Two floors. The libraries (SENSClient, the rule files of SENSHooks) and their tests build with Swift 6.0
-// and need nothing but libsystemd: Debian 13's own swiftlang 6.0.3 builds and tests them (`make distro-build`).
-// The programs need Swift 6.2: their dependencies swift-log (1.11 and later, for log(event:)),
-// swift-subprocess and swift-prometheus declare swift-tools-version 6.2 (README, "Swift versions").
+// Two floors. With Swift 6.0 (Debian 13's own swiftlang 6.0.3) build: the libraries SENSClient, SENSHooks and
+// SENSMonitoring with SENSCore, the programs sensctl and sensd-hooks, and their tests; they need
+// swift-argument-parser and libsystemd. sensd and sensd-exporter need Swift 6.2: their dependencies swift-log
+// (1.11 and later, for log(event:)) and swift-prometheus declare swift-tools-version 6.2 (README, "Swift
+// versions"). `make distro-build` builds and tests the 6.0 set with Debian's compiler, offline.
+
+// SENSMonitoring's Prometheus metrics (SessionMetrics) come with swift-prometheus, from 6.2 on.
+var monitoringDependencies: [Target.Dependency] = ["SENSClient"]
+#if compiler(>=6.2)
+monitoringDependencies.append(.product(name: "Prometheus", package: "swift-prometheus"))
+#endif
 
 var products: [Product] = [
+    .executable(name: "sensctl", targets: ["sensctl"]),
+    .executable(name: "sensd-hooks", targets: ["sensd-hooks"]),
     // For programs that react to sessions: `.product(name: "SENSClient", package: "sensd")`.
     .library(name: "SENSClient", targets: ["SENSClient"]),
 ]
-var dependencies: [Package.Dependency] = []
+var dependencies: [Package.Dependency] = [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+]
 var targets: [Target] = [
     // libsystemd's headers; the only C the project links against.
     .systemLibrary(
@@ -20,7 +31,7 @@ var targets: [Target] = [
     ),
     // The thin Swift layer that owns every libsystemd handle. Nothing above it imports CSystemd.
     .target(name: "Systemd", dependencies: ["CSystemd"]),
-    // Linux calls Swift's Glibc module leaves out (epoll, pipe2, accept4, malloc_trim).
+    // Linux calls Swift's Glibc module leaves out (epoll, pipe2, accept4, malloc_trim, spawning a command).
     .target(name: "CLinux"),
     // POSIX sockets for the daemon and the client; every socket system call lives here.
     .target(name: "UnixSocket", dependencies: ["CLinux"]),
@@ -30,26 +41,39 @@ var targets: [Target] = [
     .target(name: "SENSClient", dependencies: ["SENSCore", "UnixSocket"]),
     // Rule files for the hook runner (sensd.hook(5)): parsing, matching, specifiers. No I/O but reading them.
     .target(name: "SENSHooks", dependencies: ["SENSClient", "UnixSocket"]),
+    // The hook runner: a client of sensd's socket through SENSClient, never of sensd's internals.
+    .executableTarget(
+        name: "sensd-hooks",
+        dependencies: [
+            "SENSHooks", "SENSClient", "Systemd", "UnixSocket", "CLinux",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]
+    ),
+    // Who is logged in, for monitoring: threshold ranges and the users check, the Prometheus metrics.
+    .target(name: "SENSMonitoring", dependencies: monitoringDependencies),
+    .executableTarget(
+        name: "sensctl",
+        dependencies: [
+            "SENSClient", "SENSMonitoring",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]
+    ),
     .testTarget(name: "SENSCoreTests", dependencies: ["SENSCore", "UnixSocket"]),
     .testTarget(name: "SENSClientTests", dependencies: ["SENSClient"]),
     .testTarget(name: "SENSHooksTests", dependencies: ["SENSHooks", "SENSClient"]),
+    .testTarget(name: "SENSMonitoringTests", dependencies: ["SENSMonitoring", "SENSClient"]),
 ]
 
 #if compiler(>=6.2)
 products += [
     .executable(name: "sensd", targets: ["sensd"]),
-    .executable(name: "sensctl", targets: ["sensctl"]),
-    .executable(name: "sensd-hooks", targets: ["sensd-hooks"]),
     .executable(name: "sensd-exporter", targets: ["sensd-exporter"]),
 ]
 dependencies += [
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     // 1.11: the log handlers implement log(event:).
     .package(url: "https://github.com/apple/swift-log", from: "1.11.0"),
     // Deque: the queue of session detail requests waiting for a free slot on the bus.
     .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
-    // sensd-hooks runs commands: as other users, with a time limit, in a session of their own.
-    .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
     // The Prometheus text format for sensd-exporter, rather than an encoder of our own.
     .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
 ]
@@ -71,20 +95,6 @@ targets += [
             .product(name: "Logging", package: "swift-log"),
         ]
     ),
-    // The hook runner: a client of sensd's socket through SENSClient, never of sensd's internals.
-    .executableTarget(
-        name: "sensd-hooks",
-        dependencies: [
-            "SENSHooks", "SENSClient", "Systemd", "UnixSocket",
-            .product(name: "Subprocess", package: "swift-subprocess"),
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]
-    ),
-    // Who is logged in, for monitoring: threshold ranges and the users check, the Prometheus metrics.
-    .target(
-        name: "SENSMonitoring",
-        dependencies: ["SENSClient", .product(name: "Prometheus", package: "swift-prometheus")]
-    ),
     // A client of sensd's socket that serves the metrics over HTTP or writes them for node_exporter.
     .executableTarget(
         name: "sensd-exporter",
@@ -93,18 +103,10 @@ targets += [
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]
     ),
-    .executableTarget(
-        name: "sensctl",
-        dependencies: [
-            "SENSClient", "SENSMonitoring",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]
-    ),
     // A scripted systemd-logind stand-in for a private dbus-daemon: tests and benchmarks only.
     .executableTarget(name: "logind-standin", dependencies: ["Systemd", "UnixSocket"]),
     // The benchmark's measuring clients (bench/run.py): a bare sd-bus floor and many sensd subscribers.
     .executableTarget(name: "sensd-bench", dependencies: ["CLinux", "Systemd", "UnixSocket", "SENSCore"]),
-    .testTarget(name: "SENSMonitoringTests", dependencies: ["SENSMonitoring", "SENSClient"]),
     .testTarget(
         name: "SensdServiceTests",
         dependencies: ["SensdService", "SENSCore", "UnixSocket", .product(name: "Logging", package: "swift-log")]

@@ -1,3 +1,6 @@
+// swift-prometheus declares swift-tools-version 6.2: with Swift 6.0 or 6.1 the package leaves it out, and
+// this file with it (sensd-exporter, its only user, needs 6.2 as well).
+#if canImport(Prometheus)
 import Prometheus
 import SENSClient
 
@@ -82,13 +85,8 @@ public final class SessionMetrics: Sendable {
         ]
     }
 
-    /// The sessions that are logons: every class but the service managers'.
-    public static func logons(_ sessions: [Snapshot.Session]) -> [Snapshot.Session] {
-        sessions.filter { !["manager", "manager-early"].contains($0.sessionClass ?? "") }
-    }
-
     private static func sessionGauges(_ snapshot: Snapshot, into registry: PrometheusCollectorRegistry) {
-        let sessions = logons(snapshot.sessions)
+        let sessions = Snapshot.logons(snapshot.sessions)
         var counts: [[String]: (labels: [(String, String)], count: Int)] = [:]
         for session in sessions {
             let labels = labels(session)
@@ -121,3 +119,4 @@ public final class SessionMetrics: Sendable {
         registry.makeGauge(descriptor: name("tracked_sessions", "Sessions sensd tracks now, service managers' included.")).set(Int64(s.sessions))
     }
 }
+#endif

@@ -59,3 +59,10 @@ public struct UsersCheck: Sendable {
         names.count <= limit ? names.joined(separator: ", ") : names.prefix(limit).joined(separator: ", ") + " and \(names.count - limit) more"
     }
 }
+
+extension Snapshot {
+    /// The sessions that are logons: every class but the service managers'.
+    public static func logons(_ sessions: [Snapshot.Session]) -> [Snapshot.Session] {
+        sessions.filter { !["manager", "manager-early"].contains($0.sessionClass ?? "") }
+    }
+}

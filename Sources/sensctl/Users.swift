@@ -103,7 +103,7 @@ struct CheckUsers: AsyncParsableCommand {
             if local { return session.remote != true }
             return true
         }
-        report(check.evaluate(SessionMetrics.logons(sessions)))
+        report(check.evaluate(Snapshot.logons(sessions)))
     }
 
     private func report(_ result: (status: UsersCheck.Status, line: String)) {

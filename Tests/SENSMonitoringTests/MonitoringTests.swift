@@ -66,6 +66,8 @@ struct UsersCheckTests {
     }
 }
 
+// SessionMetrics is there only where swift-prometheus is (Swift 6.2 and later, Package.swift).
+#if canImport(Prometheus)
 @Suite("Prometheus metrics from a snapshot, sensd's counters and the event stream")
 struct SessionMetricsTests {
     func stats() throws -> SensdStats {
@@ -120,3 +122,4 @@ struct SessionMetricsTests {
         #expect(sample(metrics.render(snapshot: nil, stats: nil), "sensd_exporter_events_missed_total") == 5)
     }
 }
+#endif
