@@ -20,6 +20,11 @@ public struct LogindSession: Codable, Equatable, Sendable {
     public var remote: Bool?
     public var remoteHost: String?
     public var remoteUser: String?
+    /// Who ran run0 for a run0 session, and whether it was `--empower`: from systemd, not logind (the
+    /// session's service unit), learned with the session's details.
+    public var invokedBy: String?
+    public var invokedByUid: UInt32?
+    public var elevated: Bool?
     /// The kernel audit session id; nil when unset.
     public var audit: UInt32?
 

@@ -50,6 +50,12 @@ public struct SENSEvent: Codable, Equatable, Sendable {
     public var remote: Bool?
     public var remoteHost: String?
     public var remoteUser: String?
+    /// For a run0 session (service `systemd-run0`): the user who ran run0, as systemd recorded it on the
+    /// session's service (`ELEVATED_USER`, `ELEVATED_UID`).
+    public var invokedBy: String?
+    public var invokedByUid: UInt32?
+    /// A run0 session with privileges added to the user's own (`run0 --empower`, v259).
+    public var elevated: Bool?
     public var leader: UInt32?
     public var audit: UInt32?
     public var sessionStart: EventTime?

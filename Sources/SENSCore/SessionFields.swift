@@ -28,6 +28,10 @@ public enum SessionFields {
         Field("remote", journal: "SENS_REMOTE", event: Access({ $0.remote }, { $0.remote = $1 }), session: Access({ $0.remote }, { $0.remote = $1 }), logind: ("Remote", flag)),
         Field("remoteHost", journal: "SENS_REMOTE_HOST", event: Access({ $0.remoteHost }, { $0.remoteHost = $1 }), session: Access({ $0.remoteHost }, { $0.remoteHost = $1 }), logind: ("RemoteHost", text), omit: .ifBlank),
         Field("remoteUser", journal: "SENS_REMOTE_USER", event: Access({ $0.remoteUser }, { $0.remoteUser = $1 }), session: Access({ $0.remoteUser }, { $0.remoteUser = $1 }), logind: ("RemoteUser", text), omit: .ifBlank),
+        // Who ran run0, and whether with --empower: from the session's service unit (systemd), not from logind.
+        Field("invokedBy", journal: "SENS_INVOKED_BY", event: Access({ $0.invokedBy }, { $0.invokedBy = $1 }), session: Access({ $0.invokedBy }, { $0.invokedBy = $1 }), omit: .ifBlank),
+        Field("invokedByUid", journal: "SENS_INVOKED_BY_UID", event: Access({ $0.invokedByUid }, { $0.invokedByUid = $1 }), session: Access({ $0.invokedByUid }, { $0.invokedByUid = $1 })),
+        Field("elevated", journal: "SENS_ELEVATED", event: Access({ $0.elevated }, { $0.elevated = $1 }), session: Access({ $0.elevated }, { $0.elevated = $1 }), omit: .ifBlank),
         // Pid 0 is no leader.
         Field("leader", journal: "SENS_LEADER", event: Access({ $0.leader }, { $0.leader = $1 }), session: Access({ $0.leader }, { $0.leader = $1 }), logind: ("Leader", nonZero(number)), omit: .ifBlank),
         // 0 and 4294967295 mean "no audit session".

@@ -344,6 +344,25 @@ public final class LogindSource {
     private func detailsArrived(_ request: DetailFetcher.Request, _ properties: [String: BusValue], _ done: @escaping () -> Void) {
         // A state read from logind's session file since this reply was made is newer: the tracker keeps it.
         let details = LogindSession(id: request.id, properties: properties)
+        if details.service == "systemd-run0", let leader = details.leader, scopes.owner != nil {
+            // run0 (v256 and later): who ran it, and whether it empowered, are on the service holding the
+            // leader. A removal while systemd answers has the user from these details.
+            tracker.detailsPending(details)
+            return scopes.elevation(ofLeader: leader) { [weak self] elevation in
+                guard let self else { return }
+                var details = details
+                if let elevation {
+                    details.invokedBy = elevation.user
+                    details.invokedByUid = elevation.uid
+                    details.elevated = elevation.empowered ? true : nil
+                }
+                self.sessionKnown(request, details, done)
+            }
+        }
+        sessionKnown(request, details, done)
+    }
+
+    private func sessionKnown(_ request: DetailFetcher.Request, _ details: LogindSession, _ done: @escaping () -> Void) {
         if details.state == "closing", scopes.owner != nil {
             // Closing, perhaps for ever: make sure its processes are still there. At start-up the scope may
             // have gone while sensd was down: then the end is late. A removal while systemd answers has the

@@ -140,3 +140,55 @@ final class ScopeWatcher {
         }
     }
 }
+
+// MARK: run0's sessions
+
+/// What systemd recorded about who ran run0 (v256 and later) on the transient service holding a run0
+/// session's leader: `LogExtraFields` `ELEVATED_USER=`, `ELEVATED_UID=` (the invoking user), and, for
+/// `run0 --empower` (v259), the capabilities the user's own uid was given (`AmbientCapabilities`).
+struct Elevation: Equatable {
+    var user: String?
+    var uid: UInt32?
+    var empowered: Bool
+
+    /// Read from the service's properties (`org.freedesktop.systemd1.Service`); nil when run0 left no mark.
+    init?(serviceProperties p: [String: BusValue]) {
+        var fields: [String: String] = [:]
+        for element in p["LogExtraFields"]?.arrayElements ?? [] {
+            guard let bytes = element.arrayElements?.compactMap({ v -> UInt8? in if case .byte(let b) = v { b } else { nil } }) else { continue }
+            let text = String(decoding: bytes, as: UTF8.self)
+            guard let equals = text.firstIndex(of: "=") else { continue }
+            fields[String(text[..<equals])] = String(text[text.index(after: equals)...])
+        }
+        user = fields["ELEVATED_USER"].flatMap { $0.isEmpty ? nil : $0 }
+        uid = fields["ELEVATED_UID"].flatMap { UInt32($0) }
+        empowered = (p["AmbientCapabilities"]?.uint64Value ?? 0) != 0
+        if user == nil && uid == nil && !empowered { return nil }
+    }
+}
+
+extension ScopeWatcher {
+    /// Asks systemd which unit holds `leader` and what run0 recorded on it. Answers nil when systemd does not
+    /// know (the leader already exited, systemd is away): the session is reported without it.
+    func elevation(ofLeader leader: UInt32, _ answer: @escaping (Elevation?) -> Void) {
+        do {
+            let call = try bus.methodCall(destination: Self.service, path: Self.path, interface: Self.manager, member: "GetUnitByPID")
+            try call.append(.uint32(leader))
+            try bus.callAsync(call) { [weak self] result in
+                guard let self, case .success(let reply) = result, let path = (try? reply.readValue())?.stringValue else { return answer(nil) }
+                do {
+                    let get = try self.bus.methodCall(destination: Self.service, path: path, interface: "org.freedesktop.DBus.Properties", member: "GetAll")
+                    try get.append(.string("org.freedesktop.systemd1.Service"))
+                    try self.bus.callAsync(get) { result in
+                        guard case .success(let reply) = result, let properties = (try? reply.readValue())?.propertyDictionary else { return answer(nil) }
+                        answer(Elevation(serviceProperties: properties))
+                    }
+                } catch {
+                    answer(nil)
+                }
+            }
+        } catch {
+            answer(nil)
+        }
+    }
+}

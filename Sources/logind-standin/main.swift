@@ -37,6 +37,10 @@
 //   job UNIT                     (as systemd) a job for UNIT is queued: JobNew(id, path, UNIT); answers once the
 //                                bus daemon has routed it, so that anything sent after it arrives after it
 //   spoof-job UNIT               the same JobNew from another peer, broadcast and sent to every other peer
+//   run0 ID UID NAME BY_UID BY [empower]
+//                                a run0 session (service systemd-run0, class background) that BY (BY_UID) ran, with
+//                                --empower if said: as systemd, GetUnitByPID of its leader names its service,
+//                                whose LogExtraFields and AmbientCapabilities say so
 //   scope-gone ID                the session's processes have all exited: UnitRemoved for its scope, but
 //                                logind keeps listing the session (as v252 does after its own restart)
 import Systemd
@@ -50,6 +54,7 @@ let service = "org.freedesktop.login1"
 let managerPath = "/org/freedesktop/login1"
 let manager = "org.freedesktop.login1.Manager"
 let sessionPrefix = "/org/freedesktop/login1/session"
+let run0UnitPrefix = "/org/freedesktop/systemd1/unit"
 
 struct Session {
     var id: String
@@ -64,6 +69,8 @@ struct Session {
     var idle = false
     var locked = false
     var state = "online"
+    /// For a run0 session: who ran it, and whether with --empower.
+    var run0: (byUid: UInt32, by: String, empowered: Bool)?
     var path: String { sessionPrefix + "/" + escape(id) }
 }
 
@@ -111,6 +118,7 @@ final class StandIn {
     /// The connection playing systemd, once `systemd` was given.
     var systemd: Bus?
     var systemdSlot: BusSlot?
+    var unitSlot: BusSlot?
     /// The last job id given out by `job` and `spoof-job`.
     var jobs: UInt32 = 0
 
@@ -180,7 +188,7 @@ final class StandIn {
             ("State", .string(session.state)),
             ("Remote", .bool(session.remote)),
             ("RemoteHost", .string(session.remote ? "192.0.2.7" : "")),
-            ("Service", .string(session.remote ? "sshd" : "login")),
+            ("Service", .string(session.run0 != nil ? "systemd-run0" : session.remote ? "sshd" : "login")),
             ("TTY", .string("pts/\(session.leader % 100)")),
             ("Seat", .structure([.string(session.remote ? "" : "seat0"), .objectPath(session.remote ? "/" : "/org/freedesktop/login1/seat/seat0")])),
             ("Active", .bool(session.active)),
@@ -210,6 +218,13 @@ final class StandIn {
         switch m.member {
         case "Subscribe":
             return .reply(reply)
+        case "GetUnitByPID":
+            let pid = (try? m.readValue())?.uint32Value ?? 0
+            guard let session = sessions.values.first(where: { $0.leader == pid && $0.run0 != nil }) else {
+                return .error(name: "org.freedesktop.systemd1.NoUnitForPID", message: "PID \(pid) does not belong to any loaded unit.")
+            }
+            guard (try? reply.append(.objectPath(run0UnitPrefix + "/run_2dp\(session.leader)_2eservice"))) != nil else { return .notHandled }
+            return .reply(reply)
         case "GetUnit":
             let unit = (try? m.readValue())?.stringValue ?? ""
             guard let session = sessions.values.first(where: { "session-\($0.id).scope" == unit }), !session.scopeGone else {
@@ -220,6 +235,24 @@ final class StandIn {
         default:
             return .notHandled
         }
+    }
+
+    /// Properties.GetAll on a run0 session's service: what run0 records there (v256, --empower v259).
+    func unitCall(_ m: BusMessage) -> BusMethodOutcome {
+        guard m.interface == "org.freedesktop.DBus.Properties", m.member == "GetAll", let reply = try? m.methodReturn() else { return .notHandled }
+        guard let session = sessions.values.first(where: { m.path == run0UnitPrefix + "/run_2dp\($0.leader)_2eservice" }), let run0 = session.run0 else {
+            return .error(name: "org.freedesktop.DBus.Error.UnknownObject", message: "Unknown object '\(m.path ?? "")'.")
+        }
+        let fields = ["ELEVATED_UID=\(run0.byUid)", "ELEVATED_GID=\(run0.byUid)", "ELEVATED_USER=\(run0.by)"].map { field in
+            BusValue.array(elementSignature: "y", field.utf8.map { .byte($0) })
+        }
+        let properties: [(String, BusValue)] = [
+            ("LogExtraFields", .array(elementSignature: "ay", fields)),
+            ("AmbientCapabilities", .uint64(run0.empowered ? 0x1ff_ffff_ffff : 0)),
+            ("PAMName", .string("systemd-run0")),
+        ]
+        guard (try? reply.append(.propertyMap(properties))) != nil else { return .notHandled }
+        return .reply(reply)
     }
 
     func scopePath(_ s: Session) -> String { "/org/freedesktop/systemd1/unit/session_2d" + escape(s.id) + "_2escope" }
@@ -280,6 +313,12 @@ final class StandIn {
         case "open-class":
             var s = add(try arg(1), try uid(2), try arg(3), leader: nil)
             s.sessionClass = try arg(4)
+            sessions[s.id] = s
+            try signal("SessionNew", s)
+        case "run0":
+            var s = add(try arg(1), try uid(2), try arg(3), leader: nil)
+            s.sessionClass = "background"
+            s.run0 = (byUid: try uid(4), by: try arg(5), empowered: words.count > 6 && words[6] == "empower")
             sessions[s.id] = s
             try signal("SessionNew", s)
         case "close":
@@ -401,6 +440,7 @@ final class StandIn {
             let systemd = try Bus.system(description: "systemd-standin")
             try systemd.attach(to: loop)
             systemdSlot = try systemd.addObject(path: "/org/freedesktop/systemd1", fallback: false) { [unowned self] in self.systemdCall($0) }
+            unitSlot = try systemd.addObject(path: run0UnitPrefix, fallback: true) { [unowned self] in self.unitCall($0) }
             try systemd.requestName("org.freedesktop.systemd1")
             self.systemd = systemd
         case "job", "spoof-job":

@@ -102,6 +102,8 @@ struct Monitor: AsyncParsableCommand {
             if let s = e.service { details.append("via \(s)") }
             if let h = e.remoteHost { details.append("from \(h)") }
             if let t = e.tty { details.append("on \(t)") }
+            if let by = e.invokedBy ?? e.invokedByUid.map({ "uid \($0)" }) { details.append("run by \(by)") }
+            if e.elevated == true { details.append("elevated") }
         }
         if e.observedLate == true { details.append("observed late") }
         if let why = e.unresolved { details.append(why) }

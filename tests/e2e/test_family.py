@@ -5,7 +5,9 @@ tier drives it through the logind stand-in."""
 
 import json
 
-from container import SHARE, SSH, wait_until
+import pytest
+
+from container import DEBIAN, SHARE, SSH, wait_until
 
 SOCKET = "/run/sensd/events.sock"
 
@@ -162,3 +164,34 @@ def test_subscriber_filtering_on_one_user_receives_only_that_users_events(contai
     assert got and all(e["userName"] == "bob" for e in got)
     assert [e["event"] for e in got] == ["Logon", "LogoffInitiated", "Logoff"] * 2
     assert sum(e.get("userName") == "alice" for e in lines(everyone)) == 6
+
+
+def test_run0_sessions_carry_who_ran_run0_and_empower_says_elevated(container, record):
+    """run0 (systemd 256 and later) opens a session for its target user; who ran it is on the transient service
+    that holds the session's leader, where systemd keeps it for the journal. Debian 12 has no run0."""
+    if DEBIAN < 13:
+        pytest.skip("run0 came with systemd 256; Debian 12 has 252")
+    c = container
+    c.add_users("alice")
+    c.run("systemctl start sensd.service")
+    sub = subscribe(c, "run0", '{"events":["Logon","Logoff"]}')
+
+    def held_run0(name, options):
+        fifo, idfile = f"{SHARE}/{name}.fifo", f"{SHARE}/{name}.id"
+        c.run(f"rm -f {fifo} {idfile} && mkfifo {fifo} && chmod 666 {fifo} && install -m 666 /dev/null {idfile}")
+        # Held open until its Logon is out: sensd asks systemd about the leader, which must still be running.
+        c.spawn(f"run0 {options} sh -c 'echo $XDG_SESSION_ID > {idfile}; read x < {fifo}'")
+        sid = wait_until(lambda: c.path(idfile).read_text().strip(), f"{name}'s session")
+        wait_until(lambda: any(e["event"] == "Logon" for e in events_of(sub, sid)), f"{name}'s Logon")
+        c.run(f"echo bye > {fifo}")
+        wait_until(lambda: any(e["event"] == "Logoff" for e in events_of(sub, sid)), f"{name}'s Logoff")
+        return events_of(sub, sid)
+
+    logon, logoff = held_run0("run0-alice", "-u alice")
+    assert logon["userName"] == "alice" and logon["service"] == "systemd-run0", logon
+    assert logon["invokedBy"] == "root" and logon["invokedByUid"] == 0 and "elevated" not in logon, logon
+    assert logoff["invokedBy"] == "root", "remembered from the Logon"
+    record[f"debian{DEBIAN}_run0_logon"] = {k: logon.get(k) for k in ("userName", "class", "service", "logonType", "invokedBy", "invokedByUid")}
+    if DEBIAN >= 14:
+        logon, _ = held_run0("run0-empower", "--empower")
+        assert logon["userName"] == "root" and logon["invokedBy"] == "root" and logon["elevated"] is True, logon
