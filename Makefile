@@ -5,7 +5,7 @@
 #   make deb                  a Debian package of exactly what `make install PREFIX=/usr` installs
 #   make check                every test tier: unit, integration (private bus), end-to-end (real logind);
 #                             the client library's documentation and example build on the way
-#   make distro-build         sensctl, sensd-hooks and the libraries built and tested with Debian 13's own Swift 6.0.3, offline
+#   make distro-build         what Swift 6.0 builds, built and tested with Debian 13's own swiftlang 6.0.3, offline
 #   make docs                 the SENSClient library's DocC documentation
 #   make soak                 the end-to-end fault scenarios SOAK_RUNS times (20), a fresh container each
 #   make demo                 sensd in a throwaway container with a real logind, printing live events
@@ -137,7 +137,7 @@ unit-and-integration:
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 
-# What builds with Swift 6.0 (sensctl, sensd-hooks, the libraries, their tests: Package.swift) built and tested with Debian 13's
+# What builds with Swift 6.0 (Package.swift; sensd where a swift-log before 1.11 is at hand) built and tested with Debian 13's
 # own swiftlang 6.0.3 in a Debian 13 container with no network, as a distribution's offline build would.
 distro-build: test-deps
 	scripts/distro-build.sh

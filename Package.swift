@@ -1,11 +1,13 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// Two floors. With Swift 6.0 (Debian 13's own swiftlang 6.0.3) build: the libraries SENSClient, SENSHooks and
-// SENSMonitoring with SENSCore, the programs sensctl and sensd-hooks, and their tests; they need
-// swift-argument-parser and libsystemd. sensd and sensd-exporter need Swift 6.2: their dependencies swift-log
-// (1.11 and later, for log(event:)) and swift-prometheus declare swift-tools-version 6.2 (README, "Swift
+// Two floors. With Swift 6.0 (Debian 13's own swiftlang 6.0.3) build: sensd, sensctl, sensd-hooks, the
+// libraries SENSClient, SENSHooks and SENSMonitoring, and their tests. sensd-exporter needs Swift 6.2: its
+// dependency swift-prometheus declares swift-tools-version 6.2; so do swift-log's releases from 1.10.1 on,
+// so Swift 6.0 and 6.1 get swift-log before 1.11, whose log handlers take the older call (README, "Swift
 // versions"). `make distro-build` builds and tests the 6.0 set with Debian's compiler, offline.
+// SENSD_WITHOUT_DAEMON=1 leaves sensd out, for a Swift 6.0 build where no swift-log release before 1.11 is
+// at hand (distro-build says when it does so).
 
 // SENSMonitoring's Prometheus metrics (SessionMetrics) come with swift-prometheus, from 6.2 on.
 var monitoringDependencies: [Target.Dependency] = ["SENSClient"]
@@ -64,20 +66,8 @@ var targets: [Target] = [
     .testTarget(name: "SENSMonitoringTests", dependencies: ["SENSMonitoring", "SENSClient"]),
 ]
 
-#if compiler(>=6.2)
-products += [
-    .executable(name: "sensd", targets: ["sensd"]),
-    .executable(name: "sensd-exporter", targets: ["sensd-exporter"]),
-]
-dependencies += [
-    // 1.11: the log handlers implement log(event:).
-    .package(url: "https://github.com/apple/swift-log", from: "1.11.0"),
-    // Deque: the queue of session detail requests waiting for a free slot on the bus.
-    .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
-    // The Prometheus text format for sensd-exporter, rather than an encoder of our own.
-    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
-]
-targets += [
+// The daemon: with 6.2 and later on swift-log's log(event:) (1.11 on); before, on swift-log before 1.11.
+let daemonTargets: [Target] = [
     // The daemon's parts: logind source, subscriber server, logging.
     .target(
         name: "SensdService",
@@ -95,6 +85,26 @@ targets += [
             .product(name: "Logging", package: "swift-log"),
         ]
     ),
+    .testTarget(
+        name: "SensdServiceTests",
+        dependencies: ["SensdService", "SENSCore", "UnixSocket", .product(name: "Logging", package: "swift-log")]
+    ),
+]
+// Deque: the queue of session detail requests waiting for a free slot on the bus.
+let collections = Package.Dependency.package(url: "https://github.com/apple/swift-collections", from: "1.1.0")
+
+#if compiler(>=6.2)
+products += [.executable(name: "sensd", targets: ["sensd"])]
+dependencies += [.package(url: "https://github.com/apple/swift-log", from: "1.11.0"), collections]
+targets += daemonTargets
+products += [
+    .executable(name: "sensd-exporter", targets: ["sensd-exporter"]),
+]
+dependencies += [
+    // The Prometheus text format for sensd-exporter, rather than an encoder of our own.
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+]
+targets += [
     // A client of sensd's socket that serves the metrics over HTTP or writes them for node_exporter.
     .executableTarget(
         name: "sensd-exporter",
@@ -108,14 +118,17 @@ targets += [
     // The benchmark's measuring clients (bench/run.py): a bare sd-bus floor and many sensd subscribers.
     .executableTarget(name: "sensd-bench", dependencies: ["CLinux", "Systemd", "UnixSocket", "SENSCore"]),
     .testTarget(
-        name: "SensdServiceTests",
-        dependencies: ["SensdService", "SENSCore", "UnixSocket", .product(name: "Logging", package: "swift-log")]
-    ),
-    .testTarget(
         name: "SensdIntegrationTests",
         dependencies: ["SENSCore", "SENSClient", "Systemd", "UnixSocket", "CLinux", "sensd", "sensctl", "sensd-hooks", "sensd-exporter", "logind-standin"]
     ),
 ]
+#else
+if Context.environment["SENSD_WITHOUT_DAEMON"] == nil {
+    products += [.executable(name: "sensd", targets: ["sensd"])]
+    // 1.10.1 and later declare swift-tools-version 6.2; 1.5 brought what the daemon calls.
+    dependencies += [.package(url: "https://github.com/apple/swift-log", "1.5.0"..<"1.11.0"), collections]
+    targets += daemonTargets
+}
 #endif
 
 let package = Package(

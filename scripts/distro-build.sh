@@ -49,7 +49,19 @@ for url in $urls; do
     git clone --quiet --mirror "$url" "$work/root/vendor/$path"
 done
 
-inside '
+# sensd needs a swift-log release before 1.11 with Swift 6.0 (later ones declare tools 6.2). Where the only
+# copy at hand has none (this machine's offline package set holds 1.16.2 alone), the daemon is left out of
+# the build, and this says so; everything else is still built and tested.
+daemon=yes
+if [ -d "$work/root/vendor/apple/swift-log" ] && \
+    ! git -C "$work/root/vendor/apple/swift-log" tag | awk -F. '$1 == 1 && $2 < 11 { found = 1 } END { exit !found }'; then
+    daemon=no
+    echo "distro-build: NOT BUILDING sensd: the swift-log at hand has only $(git -C "$work/root/vendor/apple/swift-log" tag | tr '\n' ' ')and Swift 6.0 needs one before 1.11 (SENSD_WITHOUT_DAEMON=1)"
+fi
+
+inside "
+    set -eu
+    $([ "$daemon" = no ] && echo "export SENSD_WITHOUT_DAEMON=1")"'
     set -eu
     git config --global url.file:///vendor/.insteadOf https://github.com/
     swift --version 2>&1 | head -n 1
@@ -58,6 +70,11 @@ inside '
     grep -E "Test run with|Executed [0-9]+ tests" /build/test.log | tail -n 2
     # The programs run: the hook runner checks the shipped example rules.
     .build/debug/sensctl --version
+    if [ -x .build/debug/sensd ]; then .build/debug/sensd --version; fi
     .build/debug/sensd-hooks --check --rules-directory docs/examples
 '
-echo "distro-build: sensctl, sensd-hooks, the libraries and their tests build and pass with Debian 13's swiftlang, offline"
+if [ "$daemon" = yes ]; then
+    echo "distro-build: sensd, sensctl, sensd-hooks, the libraries and their tests build and pass with Debian 13's swiftlang, offline"
+else
+    echo "distro-build: sensctl, sensd-hooks, the libraries and their tests build and pass with Debian 13's swiftlang, offline; sensd was not built (above)"
+fi

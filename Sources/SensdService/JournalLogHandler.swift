@@ -17,19 +17,30 @@ public struct JournalLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    #if compiler(>=6.2)
     public func log(event: LogEvent) {
-        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        var message = event.message.description
-        var fields: [(String, String)] = [("PRIORITY", String(StderrLogHandler.priority(event.level))), ("SYSLOG_IDENTIFIER", "sensd")]
+        write(event.level, event.message, event.metadata, file: event.file, function: event.function, line: event.line)
+    }
+    #else
+    // Swift 6.0 and 6.1 resolve swift-log before 1.11 (Package.swift), which has no LogEvent.
+    public func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+        write(level, message, metadata, file: file, function: function, line: line)
+    }
+    #endif
+
+    private func write(_ level: Logger.Level, _ logged: Logger.Message, _ eventMetadata: Logger.Metadata?, file: String, function: String, line: UInt) {
+        let merged = metadata.merging(eventMetadata ?? [:]) { $1 }
+        var message = logged.description
+        var fields: [(String, String)] = [("PRIORITY", String(StderrLogHandler.priority(level))), ("SYSLOG_IDENTIFIER", "sensd")]
         for key in merged.keys.sorted() {
             // The text keeps the metadata too, for `journalctl -o cat` and `systemctl status`.
             message += " \(key)=\(merged[key]!)"
             fields.append(("SENSD_" + Self.fieldName(key), "\(merged[key]!)"))
         }
         fields.insert(("MESSAGE", message), at: 0)
-        fields.append(("CODE_FILE", event.file))
-        fields.append(("CODE_LINE", String(event.line)))
-        fields.append(("CODE_FUNC", event.function))
+        fields.append(("CODE_FILE", file))
+        fields.append(("CODE_LINE", String(line)))
+        fields.append(("CODE_FUNC", function))
         JournalWriter.send(fields)
     }
 

@@ -23,18 +23,29 @@ public struct StderrLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    #if compiler(>=6.2)
     public func log(event: LogEvent) {
+        emit(event.level, event.message, event.metadata)
+    }
+    #else
+    // Swift 6.0 and 6.1 resolve swift-log before 1.11 (Package.swift), which has no LogEvent.
+    public func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+        emit(level, message, metadata)
+    }
+    #endif
+
+    private func emit(_ level: Logger.Level, _ message: Logger.Message, _ eventMetadata: Logger.Metadata?) {
         var line = ""
         if journal {
-            line = "<\(Self.priority(event.level))>"
+            line = "<\(Self.priority(level))>"
         } else {
             var ts = timespec()
             clock_gettime(CLOCK_REALTIME, &ts)
             let t = SENSCoreTime.format(seconds: Int64(ts.tv_sec), nanoseconds: Int64(ts.tv_nsec))
-            line = "\(t) \(label)[\(getpid())] \(event.level): "
+            line = "\(t) \(label)[\(getpid())] \(level): "
         }
-        line += event.message.description
-        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        line += message.description
+        let merged = metadata.merging(eventMetadata ?? [:]) { $1 }
         for key in merged.keys.sorted() {
             line += " \(key)=\(merged[key]!)"
         }

@@ -122,7 +122,7 @@ public final class SubscriberServer {
         self.loop = loop
         self.limits = limits
         self.logger = logger
-        admission = try Admission(loop: loop, listener: listener, limits: limits, logger: logger) { [unowned self] fd, peer in
+        admission = try Admission(loop: loop, listener: listener, limits: limits, logger: logger) { [unowned self] (fd: consuming Descriptor, peer: Peer) in
             self.admit(fd, peer)
         }
         idleFlush = try loop.addDefer { [unowned self] in self.flush() }
