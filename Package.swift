@@ -1,18 +1,20 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// Two floors. With Swift 6.0 (Debian 13's own swiftlang 6.0.3) build: sensd, sensctl, sensd-hooks, the
-// libraries SENSClient, SENSHooks and SENSMonitoring, and their tests. sensd-exporter needs Swift 6.2: its
-// dependency swift-prometheus declares swift-tools-version 6.2; so do swift-log's releases from 1.10.1 on,
-// so Swift 6.0 and 6.1 get swift-log before 1.11, whose log handlers take the older call (README, "Swift
-// versions"). `make distro-build` builds and tests the 6.0 set with Debian's compiler, offline.
-// SENSD_WITHOUT_DAEMON=1 leaves sensd out, for a Swift 6.0 build where no swift-log release before 1.11 is
-// at hand (distro-build says when it does so).
-
-// SENSMonitoring's Prometheus metrics (SessionMetrics) come with swift-prometheus, from 6.2 on.
-var monitoringDependencies: [Target.Dependency] = ["SENSClient"]
+// Swift 6.0 and 6.1 (Debian 13's own swiftlang is 6.0.3) build everything but the integration tests, which
+// need every program. Several dependencies' newest releases declare swift-tools-version 6.2 (swift-log from
+// 1.10.1, swift-prometheus 2.4, swift-metrics 2.9); SwiftPM passes over releases a compiler cannot read, so
+// older ones are taken, and sensd's log handlers use swift-log's older call before 1.11 (README, "Swift
+// versions"). `make distro-build` builds and tests all this with Debian's compiler, offline. Where no release
+// of swift-log (for sensd) or of swift-prometheus and swift-metrics (for sensd-exporter) that Swift 6.0 reads
+// is at hand, SENSD_WITHOUT_DAEMON=1 or SENSD_WITHOUT_EXPORTER=1 leaves that program out (distro-build says
+// when it does).
 #if compiler(>=6.2)
-monitoringDependencies.append(.product(name: "Prometheus", package: "swift-prometheus"))
+let withDaemon = true, withExporter = true, withIntegrationTests = true
+#else
+let withDaemon = Context.environment["SENSD_WITHOUT_DAEMON"] == nil
+let withExporter = Context.environment["SENSD_WITHOUT_EXPORTER"] == nil
+let withIntegrationTests = false
 #endif
 
 var products: [Product] = [
@@ -24,6 +26,8 @@ var products: [Product] = [
 var dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
 ]
+// SENSMonitoring's Prometheus metrics (SessionMetrics) come with swift-prometheus; the users check without.
+var monitoringDependencies: [Target.Dependency] = ["SENSClient"]
 var targets: [Target] = [
     // libsystemd's headers; the only C the project links against.
     .systemLibrary(
@@ -51,8 +55,6 @@ var targets: [Target] = [
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]
     ),
-    // Who is logged in, for monitoring: threshold ranges and the users check, the Prometheus metrics.
-    .target(name: "SENSMonitoring", dependencies: monitoringDependencies),
     .executableTarget(
         name: "sensctl",
         dependencies: [
@@ -60,76 +62,76 @@ var targets: [Target] = [
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]
     ),
+    // A scripted systemd-logind stand-in for a private dbus-daemon: tests and benchmarks only.
+    .executableTarget(name: "logind-standin", dependencies: ["Systemd", "UnixSocket"]),
+    // The benchmark's measuring clients (bench/run.py): a bare sd-bus floor and many sensd subscribers.
+    .executableTarget(name: "sensd-bench", dependencies: ["CLinux", "Systemd", "UnixSocket", "SENSCore"]),
     .testTarget(name: "SENSCoreTests", dependencies: ["SENSCore", "UnixSocket"]),
     .testTarget(name: "SENSClientTests", dependencies: ["SENSClient"]),
     .testTarget(name: "SENSHooksTests", dependencies: ["SENSHooks", "SENSClient"]),
     .testTarget(name: "SENSMonitoringTests", dependencies: ["SENSMonitoring", "SENSClient"]),
 ]
 
-// The daemon: with 6.2 and later on swift-log's log(event:) (1.11 on); before, on swift-log before 1.11.
-let daemonTargets: [Target] = [
-    // The daemon's parts: logind source, subscriber server, logging.
-    .target(
-        name: "SensdService",
-        dependencies: [
-            "Systemd", "SENSCore", "UnixSocket",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "DequeModule", package: "swift-collections"),
-        ]
-    ),
-    .executableTarget(
-        name: "sensd",
-        dependencies: [
-            "SensdService", "UnixSocket",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-        ]
-    ),
-    .testTarget(
-        name: "SensdServiceTests",
-        dependencies: ["SensdService", "SENSCore", "UnixSocket", .product(name: "Logging", package: "swift-log")]
-    ),
-]
-// Deque: the queue of session detail requests waiting for a free slot on the bus.
-let collections = Package.Dependency.package(url: "https://github.com/apple/swift-collections", from: "1.1.0")
+if withDaemon {
+    products.append(.executable(name: "sensd", targets: ["sensd"]))
+    #if compiler(>=6.2)
+    // 1.11: the log handlers implement log(event:).
+    dependencies.append(.package(url: "https://github.com/apple/swift-log", from: "1.11.0"))
+    #else
+    // Before 1.11 the log handlers implement the older call; 1.5 brought what the daemon uses.
+    dependencies.append(.package(url: "https://github.com/apple/swift-log", "1.5.0"..<"1.11.0"))
+    #endif
+    // Deque: the queue of session detail requests waiting for a free slot on the bus.
+    dependencies.append(.package(url: "https://github.com/apple/swift-collections", from: "1.1.0"))
+    targets += [
+        // The daemon's parts: logind source, subscriber server, logging.
+        .target(
+            name: "SensdService",
+            dependencies: [
+                "Systemd", "SENSCore", "UnixSocket",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        .executableTarget(
+            name: "sensd",
+            dependencies: [
+                "SensdService", "UnixSocket",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "SensdServiceTests",
+            dependencies: ["SensdService", "SENSCore", "UnixSocket", .product(name: "Logging", package: "swift-log")]
+        ),
+    ]
+}
 
-#if compiler(>=6.2)
-products += [.executable(name: "sensd", targets: ["sensd"])]
-dependencies += [.package(url: "https://github.com/apple/swift-log", from: "1.11.0"), collections]
-targets += daemonTargets
-products += [
-    .executable(name: "sensd-exporter", targets: ["sensd-exporter"]),
-]
-dependencies += [
+if withExporter {
+    products.append(.executable(name: "sensd-exporter", targets: ["sensd-exporter"]))
     // The Prometheus text format for sensd-exporter, rather than an encoder of our own.
-    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
-]
-targets += [
+    dependencies.append(.package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"))
+    monitoringDependencies.append(.product(name: "Prometheus", package: "swift-prometheus"))
     // A client of sensd's socket that serves the metrics over HTTP or writes them for node_exporter.
-    .executableTarget(
+    targets.append(.executableTarget(
         name: "sensd-exporter",
         dependencies: [
             "SENSClient", "SENSMonitoring", "CLinux",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]
-    ),
-    // A scripted systemd-logind stand-in for a private dbus-daemon: tests and benchmarks only.
-    .executableTarget(name: "logind-standin", dependencies: ["Systemd", "UnixSocket"]),
-    // The benchmark's measuring clients (bench/run.py): a bare sd-bus floor and many sensd subscribers.
-    .executableTarget(name: "sensd-bench", dependencies: ["CLinux", "Systemd", "UnixSocket", "SENSCore"]),
-    .testTarget(
+    ))
+}
+
+// Who is logged in, for monitoring: threshold ranges and the users check, the Prometheus metrics.
+targets.append(.target(name: "SENSMonitoring", dependencies: monitoringDependencies))
+
+if withIntegrationTests {
+    targets.append(.testTarget(
         name: "SensdIntegrationTests",
         dependencies: ["SENSCore", "SENSClient", "Systemd", "UnixSocket", "CLinux", "sensd", "sensctl", "sensd-hooks", "sensd-exporter", "logind-standin"]
-    ),
-]
-#else
-if Context.environment["SENSD_WITHOUT_DAEMON"] == nil {
-    products += [.executable(name: "sensd", targets: ["sensd"])]
-    // 1.10.1 and later declare swift-tools-version 6.2; 1.5 brought what the daemon calls.
-    dependencies += [.package(url: "https://github.com/apple/swift-log", "1.5.0"..<"1.11.0"), collections]
-    targets += daemonTargets
+    ))
 }
-#endif
 
 let package = Package(
     name: "sensd",

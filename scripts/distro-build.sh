@@ -1,6 +1,6 @@
 #!/bin/sh
-# Builds and unit-tests what Swift 6.0 builds of sensd (Package.swift: sensctl, sensd-hooks, the libraries,
-# their tests) with Debian 13's own compiler, swiftlang 6.0.3, inside a Debian 13 container with no network:
+# Builds and unit-tests what Swift 6.0 builds of sensd (Package.swift: the programs, the libraries, their
+# unit tests) with Debian 13's own compiler, swiftlang 6.0.3, inside a Debian 13 container with no network:
 # what a distribution's offline build sees. The dependencies are vendored the way README.md ("Swift
 # versions") tells a packager to: the manifest, as Swift 6.0 reads it, names them; each is cloned here, where
 # the network (or this machine's package mirror) is, into the container's /vendor; the build inside reads
@@ -37,31 +37,43 @@ inside() {
         --chdir=/build/sensd -E HOME=/root -E LD_LIBRARY_PATH=/usr/libexec/swift/lib/swift/linux -- /bin/bash -c "$1"
 }
 
-# The dependencies Swift 6.0 sees in Package.swift, cloned whole (tags and all) into /vendor/OWNER/NAME.
-urls=$(inside 'swift package dump-package' | python3 -c '
+# Every package of the dependency graph (transitive ones included), as this machine's Swift resolves it,
+# cloned whole (tags and all) into /vendor/OWNER/NAME: the build inside picks the releases Swift 6.0 reads.
+urls=$(swift package show-dependencies --format json 2>/dev/null | python3 -c '
 import json, sys
-for d in json.load(sys.stdin)["dependencies"]:
-    for kind in d.get("sourceControl", []):
-        print(kind["location"]["remote"][0]["urlString"])')
+def walk(node):
+    for d in node.get("dependencies", []):
+        print(d["url"])
+        walk(d)
+walk(json.load(sys.stdin))' | sort -u)
 for url in $urls; do
     path=${url#https://github.com/}
     echo "distro-build: vendoring $url"
     git clone --quiet --mirror "$url" "$work/root/vendor/$path"
 done
 
-# sensd needs a swift-log release before 1.11 with Swift 6.0 (later ones declare tools 6.2). Where the only
-# copy at hand has none (this machine's offline package set holds 1.16.2 alone), the daemon is left out of
-# the build, and this says so; everything else is still built and tested.
-daemon=yes
-if [ -d "$work/root/vendor/apple/swift-log" ] && \
-    ! git -C "$work/root/vendor/apple/swift-log" tag | awk -F. '$1 == 1 && $2 < 11 { found = 1 } END { exit !found }'; then
-    daemon=no
-    echo "distro-build: NOT BUILDING sensd: the swift-log at hand has only $(git -C "$work/root/vendor/apple/swift-log" tag | tr '\n' ' ')and Swift 6.0 needs one before 1.11 (SENSD_WITHOUT_DAEMON=1)"
-fi
+# Whether a vendored package has a release Swift 6.0 can read: a Package.swift of tools 6.0 or lower, or a
+# Package@swift-6.0.swift. This machine's offline package copies hold one release of each, and swift-log
+# 1.16.2, swift-prometheus 2.4.1 and swift-metrics 2.13.0 all declare tools 6.2: then the program that needs
+# it is left out of the build, and this says so; everything else is still built and tested.
+readable() {
+    repo="$work/root/vendor/$1"
+    [ -d "$repo" ] || repo="$repo.git"
+    for tag in $(git -C "$repo" tag); do
+        if git -C "$repo" cat-file -e "$tag:Package@swift-6.0.swift" 2>/dev/null; then return 0; fi
+        version=$(git -C "$repo" show "$tag:Package.swift" | sed -n '1s/.*swift-tools-version: *\([0-9.]*\).*/\1/p')
+        case "$version" in 5.*|6.0|6.0.*) return 0 ;; esac
+    done
+    echo "distro-build: NOT BUILDING $2: no release of $1 here is one Swift 6.0 reads (tags: $(git -C "$repo" tag | tr '\n' ' '))"
+    return 1
+}
+leave_out=""
+readable apple/swift-log sensd || leave_out="$leave_out SENSD_WITHOUT_DAEMON=1"
+{ readable swift-server/swift-prometheus sensd-exporter && readable apple/swift-metrics sensd-exporter; } || leave_out="$leave_out SENSD_WITHOUT_EXPORTER=1"
 
 inside "
     set -eu
-    $([ "$daemon" = no ] && echo "export SENSD_WITHOUT_DAEMON=1")"'
+    export HOME=/root $leave_out"'
     set -eu
     git config --global url.file:///vendor/.insteadOf https://github.com/
     swift --version 2>&1 | head -n 1
@@ -71,10 +83,11 @@ inside "
     # The programs run: the hook runner checks the shipped example rules.
     .build/debug/sensctl --version
     if [ -x .build/debug/sensd ]; then .build/debug/sensd --version; fi
+    if [ -x .build/debug/sensd-exporter ]; then .build/debug/sensd-exporter --help | head -n 1; fi
     .build/debug/sensd-hooks --check --rules-directory docs/examples
 '
-if [ "$daemon" = yes ]; then
-    echo "distro-build: sensd, sensctl, sensd-hooks, the libraries and their tests build and pass with Debian 13's swiftlang, offline"
+if [ -z "$leave_out" ]; then
+    echo "distro-build: every program, the libraries and their unit tests build and pass with Debian 13's swiftlang, offline"
 else
-    echo "distro-build: sensctl, sensd-hooks, the libraries and their tests build and pass with Debian 13's swiftlang, offline; sensd was not built (above)"
+    echo "distro-build: what is not left out above builds and passes with Debian 13's swiftlang, offline; left out:$leave_out"
 fi

@@ -1,5 +1,5 @@
-// swift-prometheus declares swift-tools-version 6.2: with Swift 6.0 or 6.1 the package leaves it out, and
-// this file with it (sensd-exporter, its only user, needs 6.2 as well).
+// Where the package leaves swift-prometheus out (SENSD_WITHOUT_EXPORTER=1 with Swift 6.0, Package.swift),
+// this file goes with it; sensd-exporter, its only user, is left out too.
 #if canImport(Prometheus)
 import Prometheus
 import SENSClient

@@ -66,7 +66,7 @@ struct UsersCheckTests {
     }
 }
 
-// SessionMetrics is there only where swift-prometheus is (Swift 6.2 and later, Package.swift).
+// SessionMetrics is there only where swift-prometheus is (Package.swift).
 #if canImport(Prometheus)
 @Suite("Prometheus metrics from a snapshot, sensd's counters and the event stream")
 struct SessionMetricsTests {
