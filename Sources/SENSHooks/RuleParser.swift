@@ -15,15 +15,28 @@ public struct RuleError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { line > 0 ? "\(path):\(line): \(message)" : "\(path): \(message)" }
 }
 
-/// Reads the systemd-style INI of a rule file (sensd.hook(5)).
+/// Reads a rule file (sensd.hook(5)) in the grammar of systemd's unit files (systemd.syntax(7)).
 ///
-/// Lines are `[Section]` or `Key=value`. Blank lines and lines starting with `#` or `;` are ignored; outside
-/// quotes, whitespace followed by `#` starts a comment. A key given twice adds to a list (`Event=`,
-/// `UserName=`, ...) or replaces a single value; an empty value (`UserName=`) empties the list.
+/// Lines are `[Section]` or `Key=value`. Blank lines and lines starting with `#` or `;` are comments; there
+/// are no comments after a value (`Exec=/bin/echo a #b` passes `#b` on, as systemd does). A line ending in a
+/// backslash goes on on the next line (the backslash becomes a space; comment lines in between are skipped).
+/// Keys and sections starting with `X-` are for the administrator's own use and ignored. A key given twice
+/// adds to a list (`Event=`, `UserName=`, ...) or replaces a single value; an empty value (`UserName=`)
+/// empties the list. Booleans are systemd's (`yes`/`no`, `y`/`n`, `true`/`false`, `t`/`f`, `on`/`off`,
+/// `1`/`0`), times its time spans (`90`, `1min 30s`, `2.5s`, `500ms`, `infinity`).
+///
+/// Unlike systemd, a key this version does not know is a mistake rather than a warning: a mistyped `User=`
+/// would otherwise run the command as root.
 public enum RuleParser {
     public static func parse(_ text: String, name: String, path: String) throws(RuleErrors) -> HookRule {
         var errors: [RuleError] = []
-        func fail(_ line: Int, _ message: String) { errors.append(RuleError(path: path, line: line, message: message)) }
+        // A value holding what looks like a comment (rule files of sensd 0.2 allowed one there): its mistakes
+        // say why.
+        var commentLine = -1
+        func fail(_ line: Int, _ message: String) {
+            let hint = line == commentLine ? " (a comment goes on a line of its own, as in systemd's unit files)" : ""
+            errors.append(RuleError(path: path, line: line, message: message + hint))
+        }
 
         var match = HookRule.Match()
         var exec: [String]?
@@ -36,13 +49,14 @@ public enum RuleParser {
         var section: String?
         var sawEvent = false
 
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let number = index + 1
-            let line = stripComment(String(raw)).trimmed
-            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
+        for (number, line) in logicalLines(text) {
             if line.hasPrefix("[") {
                 guard line.hasSuffix("]") else { fail(number, "a section header must end with ']'"); continue }
                 let name = String(line.dropFirst().dropLast())
+                if name.hasPrefix("X-") {
+                    section = name
+                    continue
+                }
                 guard name == "Match" || name == "Run" else {
                     fail(number, "unknown section [\(name)]; a rule has [Match] and [Run]")
                     section = nil
@@ -58,6 +72,8 @@ public enum RuleParser {
             let key = String(line[..<equals]).trimmed
             let value = String(line[line.index(after: equals)...]).trimmed
             let words = value.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            if words.contains(where: { $0.hasPrefix("#") }) { commentLine = number }
+            if key.hasPrefix("X-") || section?.hasPrefix("X-") == true { continue }
             switch (section, key) {
             case (nil, _):
                 fail(number, "\(key)= outside a section; put it under [Match] or [Run]")
@@ -84,7 +100,7 @@ public enum RuleParser {
             case ("Match", "Service"):
                 match.services = words.isEmpty ? nil : (match.services ?? []).union(words)
             case ("Match", "Remote"):
-                guard let flag = boolean(value) else { fail(number, "Remote= takes yes or no, got '\(value)'"); continue }
+                guard let flag = boolean(value) else { fail(number, "Remote= takes a boolean (yes or no), got '\(value)'"); continue }
                 match.remote = flag
             case ("Run", "Exec"):
                 switch splitCommandLine(value) {
@@ -120,18 +136,20 @@ public enum RuleParser {
                 }
                 user = words.first
             case ("Run", "TimeoutSec"):
-                if value == "infinity" || value == "0" {
-                    timeout = nil
-                } else if let duration = seconds(value) {
-                    timeout = duration
+                if let duration = timeSpan(value) {
+                    // 0 and infinity: no limit, as for systemd's TimeoutSec=.
+                    timeout = duration == .zero || duration == .seconds(Int64.max) ? nil : duration
                 } else {
-                    fail(number, "TimeoutSec= takes seconds (such as 60 or 2.5) or infinity, got '\(value)'")
+                    fail(number, "TimeoutSec= takes a time span (60, 2.5s, 5min, 1h 30s) or infinity, got '\(value)'")
                 }
             case ("Run", "Retry"):
                 guard let n = Int(value), n >= 0, n <= 100 else { fail(number, "Retry= takes a count from 0 to 100, got '\(value)'"); continue }
                 retries = n
             case ("Run", "RetrySec"):
-                guard let duration = seconds(value) else { fail(number, "RetrySec= takes seconds, got '\(value)'"); continue }
+                guard let duration = timeSpan(value), duration != .seconds(Int64.max) else {
+                    fail(number, "RetrySec= takes a time span (10, 500ms, 1min), got '\(value)'")
+                    continue
+                }
                 retryDelay = duration
             case ("Match", _):
                 fail(number, "unknown key \(key)= in [Match]; known: Event= UserName= UID= Class= Service= Remote=")
@@ -148,40 +166,79 @@ public enum RuleParser {
         return (HookRule(name: name, path: path, match: match, action: action, user: user, timeout: timeout, retries: retries, retryDelay: retryDelay))
     }
 
+    /// systemd's booleans (parse_boolean).
     static func boolean(_ text: String) -> Bool? {
         switch text.lowercased() {
-        case "yes", "true", "1", "on": return true
-        case "no", "false", "0", "off": return false
+        case "1", "yes", "y", "true", "t", "on": return true
+        case "0", "no", "n", "false", "f", "off": return false
         default: return nil
         }
     }
 
-    static func seconds(_ text: String) -> Duration? {
-        var t = text
-        if t.hasSuffix("s") { t.removeLast() }
-        guard let value = Double(t), value >= 0, value.isFinite, value < 1e9 else { return nil }
-        return .milliseconds(Int64((value * 1000).rounded()))
+    /// The units of systemd's time spans (systemd.time(7)), in microseconds.
+    static let timeUnits: [(String, Int64)] = [
+        ("usec", 1), ("us", 1), ("µs", 1), ("μs", 1),
+        ("msec", 1_000), ("ms", 1_000),
+        ("seconds", 1_000_000), ("second", 1_000_000), ("sec", 1_000_000), ("s", 1_000_000),
+        ("minutes", 60_000_000), ("minute", 60_000_000), ("min", 60_000_000), ("m", 60_000_000),
+        ("hours", 3_600_000_000), ("hour", 3_600_000_000), ("hr", 3_600_000_000), ("h", 3_600_000_000),
+        ("days", 86_400_000_000), ("day", 86_400_000_000), ("d", 86_400_000_000),
+        ("weeks", 604_800_000_000), ("week", 604_800_000_000), ("w", 604_800_000_000),
+        ("months", 2_629_800_000_000), ("month", 2_629_800_000_000), ("M", 2_629_800_000_000),
+        ("years", 31_557_600_000_000), ("year", 31_557_600_000_000), ("y", 31_557_600_000_000),
+    ]
+
+    /// A time span as systemd reads one (parse_sec): numbers, each with an optional unit (seconds without
+    /// one), summed: `90`, `2.5`, `1min 30s`, `1h30m`, `500 ms`. `infinity` is `.seconds(Int64.max)`. Nil for
+    /// anything else, or for more than ten years.
+    public static func timeSpan(_ text: String) -> Duration? {
+        let t = text.trimmed
+        if t == "infinity" { return .seconds(Int64.max) }
+        var rest = Substring(t)
+        var total: Double = 0
+        guard !rest.isEmpty else { return nil }
+        while !rest.isEmpty {
+            rest = rest.drop(while: { $0 == " " || $0 == "\t" })
+            let number = rest.prefix(while: { $0.isASCII && ($0.isNumber || $0 == ".") })
+            guard !number.isEmpty, let value = Double(number) else { return nil }
+            rest = rest.dropFirst(number.count).drop(while: { $0 == " " || $0 == "\t" })
+            let word = rest.prefix(while: { $0.isLetter || $0 == "µ" || $0 == "μ" })
+            var scale: Int64 = 1_000_000
+            if !word.isEmpty {
+                guard let unit = timeUnits.first(where: { $0.0 == String(word) }) else { return nil }
+                scale = unit.1
+                rest = rest.dropFirst(word.count)
+            }
+            total += value * Double(scale)
+        }
+        guard total.isFinite, total <= 10 * 31_557_600_000_000 else { return nil }
+        return .microseconds(Int64(total.rounded()))
     }
 
-    /// The line up to a comment: outside quotes, `#` after whitespace (or at the start).
-    static func stripComment(_ line: String) -> String {
-        var quote: Character?
-        var previous: Character = " "
-        var escaped = false
-        for (offset, c) in line.enumerated() {
-            defer { previous = c }
-            if escaped { escaped = false; continue }
-            if c == "\\" && quote != "'" { escaped = true; continue }
-            if let q = quote {
-                if c == q { quote = nil }
-                continue
+    /// The file's logical lines with the number of the line each starts on: comment lines and blank lines
+    /// left out, continuation lines (ending in a backslash) joined with a space, each trimmed.
+    static func logicalLines(_ text: String) -> [(Int, String)] {
+        var result: [(Int, String)] = []
+        var pending: (start: Int, text: String)?
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = String(raw).trimmed
+            if line.hasPrefix("#") || line.hasPrefix(";") { continue }
+            if pending == nil && line.isEmpty { continue }
+            let continues = line.hasSuffix("\\")
+            let piece = continues ? String(line.dropLast()) : line
+            if var p = pending {
+                p.text += " " + piece
+                pending = p
+            } else {
+                pending = (index + 1, piece)
             }
-            if c == "\"" || c == "'" { quote = c; continue }
-            if c == "#" && (previous == " " || previous == "\t") || (c == "#" && offset == 0) {
-                return String(line.prefix(offset))
+            if !continues, let p = pending {
+                result.append((p.start, p.text.trimmed))
+                pending = nil
             }
         }
-        return line
+        if let p = pending, !p.text.trimmed.isEmpty { result.append((p.start, p.text.trimmed)) }
+        return result
     }
 
     /// Splits a command line as systemd's `ExecStart=` does: words separated by whitespace; "double" and

@@ -33,19 +33,54 @@ func event(_ kind: EventKind = .logoff, user: String? = "alice", uid: UInt32? = 
 
 @Suite("rule files")
 struct RuleParserTests {
-    @Test func theIssuesExampleParsesWithItsInlineComments() throws {
+    @Test func theGrammarIsSystemdsCommentsOnTheirOwnLinesContinuationsAndXKeys() throws {
         let rule = try parse("""
+            # one or more event types
             [Match]
-            Event=Logoff                 # one or more event types
-            UserName=alice bob           # optional; also UID=, Class=, Service=, Remote=yes|no
+            Event=Logoff
+              ; optional; also UID=, Class=, Service=, Remote=yes|no
+            UserName=alice \\
+            # a comment line inside a continuation is skipped
+                     bob
+            X-Owner=the storage team
+            [X-Inventory]
+            Anything=goes here
             [Run]
-            Exec=/usr/local/sbin/cleanup %u %s # a command line, no shell
-            User=carol                   # optional: run as this user (default: root)
-            TimeoutSec=60                # killed after this; default set and documented
+            Exec=/usr/local/sbin/cleanup %u %s #2
+            User=carol
+            TimeoutSec=1min 30s
             """)
         #expect(rule.match.events == [.logoff] && rule.match.userNames == ["alice", "bob"])
-        #expect(rule.action == .exec(["/usr/local/sbin/cleanup", "%u", "%s"]))
-        #expect(rule.user == "carol" && rule.timeout == .seconds(60) && rule.retries == 0)
+        #expect(rule.action == .exec(["/usr/local/sbin/cleanup", "%u", "%s", "#2"]), "no comments after a value: #2 is an argument")
+        #expect(rule.user == "carol" && rule.timeout == .seconds(90) && rule.retries == 0)
+    }
+
+    @Test func aCommentAfterAValueIsAMistakeThatSaysWhere() {
+        let found = errors("[Match]\nEvent=Logoff   # when it ends\n[Run]\nExec=/bin/true\n")
+        #expect(found.contains { $0.contains(":2: unknown event '#'") && $0.contains("a comment goes on a line of its own") }, "\(found)")
+    }
+
+    @Test(arguments: [
+        ("90", Duration.seconds(90)), ("2.5", .milliseconds(2500)), ("2.5s", .milliseconds(2500)), ("5min", .seconds(300)),
+        ("1h 30s", .seconds(3630)), ("1h30m", .seconds(5400)), ("500ms", .milliseconds(500)), ("500 ms", .milliseconds(500)),
+        ("1d", .seconds(86400)), ("2 weeks", .seconds(1_209_600)), ("100us", .microseconds(100)), ("0", .zero),
+        ("infinity", .seconds(Int64.max)),
+    ])
+    func timeSpansReadAsSystemdReadsThem(_ text: String, _ expected: Duration) {
+        #expect(RuleParser.timeSpan(text) == expected)
+    }
+
+    @Test(arguments: ["", "soon", "5 lightyears", "1h -5s", "min", "1e3", "11y"])
+    func whatIsNoTimeSpanIsRefused(_ text: String) {
+        #expect(RuleParser.timeSpan(text) == nil)
+    }
+
+    @Test func booleansAreSystemds() throws {
+        for (text, value) in [("y", true), ("t", true), ("on", true), ("1", true), ("YES", true), ("n", false), ("f", false), ("off", false), ("0", false), ("False", false)] {
+            let rule = try parse("[Match]\nEvent=Logoff\nRemote=\(text)\n[Run]\nExec=/bin/true\n")
+            #expect(rule.match.remote == value, "Remote=\(text)")
+        }
+        #expect(errors("[Match]\nEvent=Logoff\nRemote=maybe\n[Run]\nExec=/bin/true\n").first?.contains(":3: Remote= takes a boolean") == true)
     }
 
     @Test func defaultsAreAMinuteAndNoRetry() throws {
@@ -71,14 +106,14 @@ struct RuleParserTests {
         ("[Match]\nEvent=Logoff\n[Run]\nExec=true\n", ":4: Exec= must start with the program's absolute path"),
         ("[Match]\nEvent=Logoff\n[Run]\nExec=/bin/echo %x\n", ":4: Exec=: unknown specifier '%x'"),
         ("[Match]\nEvent=Logoff\n[Run]\nExec=/bin/echo \"open\n", ":4: Exec=: an unclosed \" quote"),
-        ("[Match]\nEvent=Logoff\n[Run]\nExec=/bin/true\nTimeoutSec=soon\n", ":5: TimeoutSec= takes seconds"),
+        ("[Match]\nEvent=Logoff\n[Run]\nExec=/bin/true\nTimeoutSec=soon\n", ":5: TimeoutSec= takes a time span"),
         ("[Match]\nEvent=Logoff\nColour=blue\n[Run]\nExec=/bin/true\n", ":3: unknown key Colour= in [Match]"),
         ("Event=Logoff\n", ":1: Event= outside a section"),
         ("[Matches]\n", ":1: unknown section [Matches]"),
         ("[Match]\nEvent=Logoff\n[Run]\nExec=/bin/true\nUnit=x.service\n", ":5: a rule has Exec= or Unit=, not both"),
         ("[Match]\nEvent=Logoff\n[Run]\nUnit=x@%u.service\nUser=bob\n", ": User= is for Exec="),
         ("[Match]\nEvent=Logoff\nUID=alice\n[Run]\nExec=/bin/true\n", ":3: UID= takes numbers"),
-        ("[Match]\nEvent=Logoff\nRemote=maybe\n[Run]\nExec=/bin/true\n", ":3: Remote= takes yes or no"),
+        ("[Match]\nEvent=Logoff\nRemote=maybe\n[Run]\nExec=/bin/true\n", ":3: Remote= takes a boolean"),
         ("[Match]\nEvent=Logoff\n", ": no Exec= or Unit= in [Run]"),
         ("[Run]\nExec=/bin/true\n", ": no Event= in [Match]"),
     ])

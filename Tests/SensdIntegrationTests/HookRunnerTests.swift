@@ -178,7 +178,7 @@ struct HookRunnerTests {
         while let line = try check.output.next() { lines.append(line) }
         #expect(try check.waitForExit() == 1)
         #expect(lines.contains("\(runner.rules)/broken.hook:5: Exec= must start with the program's absolute path (no shell, no PATH search), got 'cleanup'"), "\(lines)")
-        #expect(lines.contains { $0.hasPrefix("\(runner.rules)/broken.hook:6: TimeoutSec= takes seconds") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("\(runner.rules)/broken.hook:6: TimeoutSec= takes a time span") }, "\(lines)")
         #expect(lines.contains("\(runner.rules)/nobody.hook: User=no-such-user-here: no such user"), "\(lines)")
         #expect(lines.contains { $0.hasPrefix("\(runner.rules)/good.hook: ok: on Logoff, run /bin/sh") }, "\(lines)")
         #expect(lines.last == "1 rule ok, 3 mistakes")
