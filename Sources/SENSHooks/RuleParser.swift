@@ -29,13 +29,22 @@ public struct RuleError: Error, Sendable, Equatable, CustomStringConvertible {
 /// would otherwise run the command as root.
 public enum RuleParser {
     public static func parse(_ text: String, name: String, path: String) throws(RuleErrors) -> HookRule {
+        try parse([(path, text)], name: name)
+    }
+
+    /// A rule from its file and its drop-ins (`NAME.hook.d/*.conf`), read in that order as one: a drop-in
+    /// adds to list keys and replaces single values, as a unit's drop-ins do. Each mistake names its own file.
+    public static func parse(_ pieces: [(path: String, text: String)], name: String) throws(RuleErrors) -> HookRule {
+        let path = pieces.first?.path ?? name
         var errors: [RuleError] = []
         // A value holding what looks like a comment (rule files of sensd 0.2 allowed one there): its mistakes
         // say why.
         var commentLine = -1
-        func fail(_ line: Int, _ message: String) {
+        var currentPath = path
+        var actionPath = path
+        func fail(_ line: Int, _ message: String, in file: String? = nil) {
             let hint = line == commentLine ? " (a comment goes on a line of its own, as in systemd's unit files)" : ""
-            errors.append(RuleError(path: path, line: line, message: message + hint))
+            errors.append(RuleError(path: file ?? (line == 0 ? path : currentPath), line: line, message: message + hint))
         }
 
         var match = HookRule.Match()
@@ -49,116 +58,124 @@ public enum RuleParser {
         var section: String?
         var sawEvent = false
 
-        for (number, line) in logicalLines(text) {
-            if line.hasPrefix("[") {
-                guard line.hasSuffix("]") else { fail(number, "a section header must end with ']'"); continue }
-                let name = String(line.dropFirst().dropLast())
-                if name.hasPrefix("X-") {
+        for piece in pieces {
+            currentPath = piece.path
+            section = nil
+            commentLine = -1
+            for (number, line) in logicalLines(piece.text) {
+                if line.hasPrefix("[") {
+                    guard line.hasSuffix("]") else { fail(number, "a section header must end with ']'"); continue }
+                    let name = String(line.dropFirst().dropLast())
+                    if name.hasPrefix("X-") {
+                        section = name
+                        continue
+                    }
+                    guard name == "Match" || name == "Run" else {
+                        fail(number, "unknown section [\(name)]; a rule has [Match] and [Run]")
+                        section = nil
+                        continue
+                    }
                     section = name
                     continue
                 }
-                guard name == "Match" || name == "Run" else {
-                    fail(number, "unknown section [\(name)]; a rule has [Match] and [Run]")
-                    section = nil
+                guard let equals = line.firstIndex(of: "=") else {
+                    fail(number, "expected Key=value or [Section], got \"\(line.prefix(60))\"")
                     continue
                 }
-                section = name
-                continue
-            }
-            guard let equals = line.firstIndex(of: "=") else {
-                fail(number, "expected Key=value or [Section], got \"\(line.prefix(60))\"")
-                continue
-            }
-            let key = String(line[..<equals]).trimmed
-            let value = String(line[line.index(after: equals)...]).trimmed
-            let words = value.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
-            if words.contains(where: { $0.hasPrefix("#") }) { commentLine = number }
-            if key.hasPrefix("X-") || section?.hasPrefix("X-") == true { continue }
-            switch (section, key) {
-            case (nil, _):
-                fail(number, "\(key)= outside a section; put it under [Match] or [Run]")
-            case ("Match", "Event"):
-                sawEvent = true
-                if words.isEmpty { match.events = [] }
-                for word in words {
-                    guard let kind = EventKind(rawValue: word) else {
-                        fail(number, "unknown event '\(word)'; known: " + EventKind.allCases.map(\.rawValue).joined(separator: " "))
+                let key = String(line[..<equals]).trimmed
+                let value = String(line[line.index(after: equals)...]).trimmed
+                let words = value.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+                if words.contains(where: { $0.hasPrefix("#") }) { commentLine = number }
+                if key.hasPrefix("X-") || section?.hasPrefix("X-") == true { continue }
+                switch (section, key) {
+                case (nil, _):
+                    fail(number, "\(key)= outside a section; put it under [Match] or [Run]")
+                case ("Match", "Event"):
+                    sawEvent = true
+                    if words.isEmpty { match.events = [] }
+                    for word in words {
+                        guard let kind = EventKind(rawValue: word) else {
+                            fail(number, "unknown event '\(word)'; known: " + EventKind.allCases.map(\.rawValue).joined(separator: " "))
+                            continue
+                        }
+                        match.events.insert(kind)
+                    }
+                case ("Match", "UserName"):
+                    match.userNames = words.isEmpty ? nil : (match.userNames ?? []).union(words)
+                case ("Match", "UID"):
+                    if words.isEmpty { match.uids = nil }
+                    for word in words {
+                        guard let uid = UInt32(word) else { fail(number, "UID= takes numbers, got '\(word)'"); continue }
+                        match.uids = (match.uids ?? []).union([uid])
+                    }
+                case ("Match", "Class"):
+                    match.classes = words.isEmpty ? nil : (match.classes ?? []).union(words)
+                case ("Match", "Service"):
+                    match.services = words.isEmpty ? nil : (match.services ?? []).union(words)
+                case ("Match", "Remote"):
+                    guard let flag = boolean(value) else { fail(number, "Remote= takes a boolean (yes or no), got '\(value)'"); continue }
+                    match.remote = flag
+                case ("Run", "Exec"):
+                    switch splitCommandLine(value) {
+                    case .failure(let problem):
+                        fail(number, "Exec=: \(problem)")
+                    case .success(let argv):
+                        guard let program = argv.first else { fail(number, "Exec= is empty"); continue }
+                        guard program.hasPrefix("/") else {
+                            fail(number, "Exec= must start with the program's absolute path (no shell, no PATH search), got '\(program)'")
+                            continue
+                        }
+                        if let problem = argv.lazy.compactMap(Specifiers.check).first { fail(number, "Exec=: \(problem)"); continue }
+                        exec = argv
+                        actionLine = number
+                        actionPath = currentPath
+                    }
+                case ("Run", "Unit"):
+                    guard !value.isEmpty, !value.contains(where: { $0 == " " || $0 == "\t" }) else {
+                        fail(number, "Unit= takes one unit name, such as cleanup@%u.service")
                         continue
                     }
-                    match.events.insert(kind)
-                }
-            case ("Match", "UserName"):
-                match.userNames = words.isEmpty ? nil : (match.userNames ?? []).union(words)
-            case ("Match", "UID"):
-                if words.isEmpty { match.uids = nil }
-                for word in words {
-                    guard let uid = UInt32(word) else { fail(number, "UID= takes numbers, got '\(word)'"); continue }
-                    match.uids = (match.uids ?? []).union([uid])
-                }
-            case ("Match", "Class"):
-                match.classes = words.isEmpty ? nil : (match.classes ?? []).union(words)
-            case ("Match", "Service"):
-                match.services = words.isEmpty ? nil : (match.services ?? []).union(words)
-            case ("Match", "Remote"):
-                guard let flag = boolean(value) else { fail(number, "Remote= takes a boolean (yes or no), got '\(value)'"); continue }
-                match.remote = flag
-            case ("Run", "Exec"):
-                switch splitCommandLine(value) {
-                case .failure(let problem):
-                    fail(number, "Exec=: \(problem)")
-                case .success(let argv):
-                    guard let program = argv.first else { fail(number, "Exec= is empty"); continue }
-                    guard program.hasPrefix("/") else {
-                        fail(number, "Exec= must start with the program's absolute path (no shell, no PATH search), got '\(program)'")
+                    if let problem = Specifiers.check(value) { fail(number, "Unit=: \(problem)"); continue }
+                    guard let dot = value.lastIndex(of: "."), value[value.index(after: dot)...].count > 0 else {
+                        fail(number, "Unit= needs the unit's type suffix, such as .service: '\(value)'")
                         continue
                     }
-                    if let problem = argv.lazy.compactMap(Specifiers.check).first { fail(number, "Exec=: \(problem)"); continue }
-                    exec = argv
+                    unit = value
                     actionLine = number
+                    actionPath = currentPath
+                case ("Run", "User"):
+                    guard words.count <= 1 else { fail(number, "User= takes one user name or uid"); continue }
+                    if let word = words.first, word.contains("%"), word != HookRule.sessionUser {
+                        fail(number, "User= takes a user name, a uid, or %u (the session's user), got '\(word)'")
+                        continue
+                    }
+                    user = words.first
+                case ("Run", "TimeoutSec"):
+                    if let duration = timeSpan(value) {
+                        // 0 and infinity: no limit, as for systemd's TimeoutSec=.
+                        timeout = duration == .zero || duration == .seconds(Int64.max) ? nil : duration
+                    } else {
+                        fail(number, "TimeoutSec= takes a time span (60, 2.5s, 5min, 1h 30s) or infinity, got '\(value)'")
+                    }
+                case ("Run", "Retry"):
+                    guard let n = Int(value), n >= 0, n <= 100 else { fail(number, "Retry= takes a count from 0 to 100, got '\(value)'"); continue }
+                    retries = n
+                case ("Run", "RetrySec"):
+                    guard let duration = timeSpan(value), duration != .seconds(Int64.max) else {
+                        fail(number, "RetrySec= takes a time span (10, 500ms, 1min), got '\(value)'")
+                        continue
+                    }
+                    retryDelay = duration
+                case ("Match", _):
+                    fail(number, "unknown key \(key)= in [Match]; known: Event= UserName= UID= Class= Service= Remote=")
+                default:
+                    fail(number, "unknown key \(key)= in [Run]; known: Exec= Unit= User= TimeoutSec= Retry= RetrySec=")
                 }
-            case ("Run", "Unit"):
-                guard !value.isEmpty, !value.contains(where: { $0 == " " || $0 == "\t" }) else {
-                    fail(number, "Unit= takes one unit name, such as cleanup@%u.service")
-                    continue
-                }
-                if let problem = Specifiers.check(value) { fail(number, "Unit=: \(problem)"); continue }
-                guard let dot = value.lastIndex(of: "."), value[value.index(after: dot)...].count > 0 else {
-                    fail(number, "Unit= needs the unit's type suffix, such as .service: '\(value)'")
-                    continue
-                }
-                unit = value
-                actionLine = number
-            case ("Run", "User"):
-                guard words.count <= 1 else { fail(number, "User= takes one user name or uid"); continue }
-                if let word = words.first, word.contains("%"), word != HookRule.sessionUser {
-                    fail(number, "User= takes a user name, a uid, or %u (the session's user), got '\(word)'")
-                    continue
-                }
-                user = words.first
-            case ("Run", "TimeoutSec"):
-                if let duration = timeSpan(value) {
-                    // 0 and infinity: no limit, as for systemd's TimeoutSec=.
-                    timeout = duration == .zero || duration == .seconds(Int64.max) ? nil : duration
-                } else {
-                    fail(number, "TimeoutSec= takes a time span (60, 2.5s, 5min, 1h 30s) or infinity, got '\(value)'")
-                }
-            case ("Run", "Retry"):
-                guard let n = Int(value), n >= 0, n <= 100 else { fail(number, "Retry= takes a count from 0 to 100, got '\(value)'"); continue }
-                retries = n
-            case ("Run", "RetrySec"):
-                guard let duration = timeSpan(value), duration != .seconds(Int64.max) else {
-                    fail(number, "RetrySec= takes a time span (10, 500ms, 1min), got '\(value)'")
-                    continue
-                }
-                retryDelay = duration
-            case ("Match", _):
-                fail(number, "unknown key \(key)= in [Match]; known: Event= UserName= UID= Class= Service= Remote=")
-            default:
-                fail(number, "unknown key \(key)= in [Run]; known: Exec= Unit= User= TimeoutSec= Retry= RetrySec=")
             }
         }
-        if exec != nil && unit != nil { fail(actionLine, "a rule has Exec= or Unit=, not both") }
-        if unit != nil && user != nil { fail(actionLine, "User= is for Exec=; a unit says its own User= in its unit file") }
+        commentLine = -1
+        if exec != nil && unit != nil { fail(actionLine, "a rule has Exec= or Unit=, not both", in: actionPath) }
+        if unit != nil && user != nil { fail(actionLine, "User= is for Exec=; a unit says its own User= in its unit file", in: actionPath) }
         if exec == nil && unit == nil && errors.isEmpty { fail(0, "no Exec= or Unit= in [Run]: the rule would do nothing") }
         if (!sawEvent || match.events.isEmpty) && errors.isEmpty { fail(0, "no Event= in [Match]: name the events the rule is for, such as Event=Logoff") }
         guard errors.isEmpty else { throw RuleErrors(errors: errors) }

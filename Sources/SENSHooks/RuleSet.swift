@@ -53,13 +53,38 @@ public struct RuleSet: Sendable {
                 errors.append(RuleError(path: path, line: 0, message: "is not UTF-8 text"))
                 continue
             }
+            var pieces = [(path: path, text: text)]
+            var unreadable = false
+            for dropIn in dropIns(of: name, in: directories) {
+                guard let bytes = try? Syscall.readFile(dropIn, limit: 1 << 20), let text = String(validating: bytes, as: UTF8.self) else {
+                    errors.append(RuleError(path: dropIn, line: 0, message: "cannot be read as UTF-8 text"))
+                    unreadable = true
+                    continue
+                }
+                pieces.append((dropIn, text))
+            }
+            if unreadable { continue }
             do {
-                rules.append(try RuleParser.parse(text, name: name, path: path))
+                rules.append(try RuleParser.parse(pieces, name: name))
             } catch {
                 errors += error.errors
             }
         }
         return RuleSet(rules: rules, errors: errors, masked: masked)
+    }
+
+    /// A rule's drop-ins, `NAME.hook.d/*.conf` in any of the directories, in the order they apply: by file
+    /// name; of two with the same name, the one in the earlier directory (as for systemd's units, where
+    /// `/etc` wins over `/usr/lib`).
+    static func dropIns(of name: String, in directories: [String]) -> [String] {
+        var chosen: [String: String] = [:]
+        for directory in directories.reversed() {
+            let folder = "\(directory)/\(name).hook.d"
+            for file in (try? Syscall.listDirectory(folder)) ?? [] where file.hasSuffix(".conf") && !file.hasPrefix(".") {
+                chosen[file] = folder + "/" + file
+            }
+        }
+        return chosen.sorted { $0.key < $1.key }.map(\.value)
     }
 
     static func isValidName(_ name: String) -> Bool {

@@ -225,6 +225,31 @@ struct RuleSetTests {
     }
 }
 
+
+extension RuleSetTests {
+    /// An administrator changes a vendor's rule without copying it: /etc/sensd/hooks.d/NAME.hook.d/*.conf,
+    /// read after the rule in file-name order, the /etc one of two with the same name.
+    @Test func dropInsAddToAndOverrideARuleAndTheirMistakesNameThemselves() {
+        let root = scratch()
+        let etc = root + "/etc", vendor = root + "/usr"
+        for dir in [etc, vendor, etc + "/cleanup.hook.d", vendor + "/cleanup.hook.d", etc + "/broken.hook.d"] { mkdir(dir, 0o755) }
+        write(vendor + "/cleanup.hook", "[Match]\nEvent=Logoff\nUserName=alice\n[Run]\nExec=/bin/true\nTimeoutSec=60\n")
+        write(vendor + "/cleanup.hook.d/10-users.conf", "[Match]\nUserName=bob\n")
+        write(vendor + "/cleanup.hook.d/20-time.conf", "[Run]\nTimeoutSec=5min\n")
+        // Same name in /etc: replaces the vendor's 20-time.conf.
+        write(etc + "/cleanup.hook.d/20-time.conf", "[Run]\nTimeoutSec=2min\n")
+        write(etc + "/cleanup.hook.d/30-run-as.conf", "[Run]\nUser=carol\n")
+        write(etc + "/cleanup.hook.d/notes.txt", "not a drop-in")
+        write(vendor + "/broken.hook", "[Match]\nEvent=Logoff\n[Run]\nExec=/bin/true\n")
+        write(etc + "/broken.hook.d/typo.conf", "[Run]\nUsr=carol\n")
+        let set = RuleSet.load(from: [etc, vendor])
+        let rule = set.rules.first { $0.name == "cleanup" }
+        #expect(rule?.match.userNames == ["alice", "bob"] && rule?.timeout == .seconds(120) && rule?.user == "carol", "\(String(describing: rule))")
+        #expect(!set.rules.contains { $0.name == "broken" }, "a mistake in a drop-in leaves the rule out, like one in the rule")
+        #expect(set.errors.map(\.description) == ["\(etc)/broken.hook.d/typo.conf:2: unknown key Usr= in [Run]; known: Exec= Unit= User= TimeoutSec= Retry= RetrySec="])
+    }
+}
+
 @Suite("the shipped examples")
 struct ExampleRuleTests {
     @Test func theExampleRulesInDocsAreValid() {
