@@ -105,8 +105,10 @@ def test_prometheus_and_node_exporter_count_three_ssh_and_two_su_sessions_one_lo
     assert scalar(c, 'sum(sensd_sessions{job="node",locked="true"})') == 1
     record["prometheus_scrape"] = [l for l in http_get(c, "http://127.0.0.1:9848/metrics").splitlines()
                                    if l.startswith(("sensd_sessions", "sensd_users", "sensd_up"))]
-    exporter_started = scalar(c, 'sensd_exporter_stream_connected{job="sensd"}')
-    assert exporter_started == 1
+    # The exporter's event stream subscribes beside its first scrape; the scrape Prometheus keeps may be
+    # from before it is accepted.
+    wait_until(lambda: scalar(c, 'sensd_exporter_stream_connected{job="sensd"}') == 1,
+               "the exporter's event stream to be subscribed", timeout=60)
 
     release()
     # The exporter started with the first scrape, after the logons: their Logoffs and durations are its own.
