@@ -168,24 +168,47 @@ struct Elevation: Equatable {
 }
 
 extension ScopeWatcher {
-    /// Asks systemd which unit holds `leader` and what run0 recorded on it. Answers nil when systemd does not
-    /// know (the leader already exited, systemd is away): the session is reported without it.
+    /// Finds run0's transient service (`run-*.service`, the names run0 gives) whose main process is `leader`,
+    /// and reads what run0 recorded on it. Not `GetUnitByPID`: logind moves the leader into the session's
+    /// scope as it registers the session, so systemd names the scope by the time sensd asks (systemd 257 and
+    /// 262 both, all but a lucky few times); the service keeps the leader as its `MainPID`. Answers nil when
+    /// no such service is found (the leader already exited, `run0 --unit=` gave it another name, systemd is
+    /// away): the session is then reported without it.
     func elevation(ofLeader leader: UInt32, _ answer: @escaping (Elevation?) -> Void) {
         do {
-            let call = try bus.methodCall(destination: Self.service, path: Self.path, interface: Self.manager, member: "GetUnitByPID")
-            try call.append(.uint32(leader))
-            try bus.callAsync(call) { [weak self] result in
-                guard let self, case .success(let reply) = result, let path = (try? reply.readValue())?.stringValue else { return answer(nil) }
-                do {
-                    let get = try self.bus.methodCall(destination: Self.service, path: path, interface: "org.freedesktop.DBus.Properties", member: "GetAll")
-                    try get.append(.string("org.freedesktop.systemd1.Service"))
-                    try self.bus.callAsync(get) { result in
-                        guard case .success(let reply) = result, let properties = (try? reply.readValue())?.propertyDictionary else { return answer(nil) }
-                        answer(Elevation(serviceProperties: properties))
-                    }
-                } catch {
-                    answer(nil)
+            let list = try bus.methodCall(destination: Self.service, path: Self.path, interface: Self.manager, member: "ListUnitsByPatterns")
+            try list.append(.array(elementSignature: "s", []))
+            try list.append(.array(elementSignature: "s", [.string("run-*.service")]))
+            try bus.callAsync(list) { [weak self] result in
+                guard let self else { return answer(nil) }
+                guard case .success(let reply) = result, let units = (try? reply.readValue())?.arrayElements else {
+                    self.logger.debug("cannot list run0's services", metadata: ["leader": "\(leader)", "error": "\(result)"])
+                    return answer(nil)
                 }
+                let paths = units.compactMap { $0.structFields.flatMap { $0.count > 6 ? $0[6].stringValue : nil } }
+                self.serviceWithMainPID(leader, among: paths[...], answer)
+            }
+        } catch {
+            answer(nil)
+        }
+    }
+
+    /// Asks each service in turn for its properties until one's `MainPID` is `leader`.
+    private func serviceWithMainPID(_ leader: UInt32, among paths: ArraySlice<String>, _ answer: @escaping (Elevation?) -> Void) {
+        guard let path = paths.first else {
+            logger.debug("no run0 service has the session's leader as its main process", metadata: ["leader": "\(leader)"])
+            return answer(nil)
+        }
+        do {
+            let get = try bus.methodCall(destination: Self.service, path: path, interface: "org.freedesktop.DBus.Properties", member: "GetAll")
+            try get.append(.string("org.freedesktop.systemd1.Service"))
+            try bus.callAsync(get) { [weak self] result in
+                guard let self else { return answer(nil) }
+                if case .success(let reply) = result, let properties = (try? reply.readValue())?.propertyDictionary,
+                   properties["MainPID"]?.uint32Value == leader {
+                    return answer(Elevation(serviceProperties: properties))
+                }
+                self.serviceWithMainPID(leader, among: paths.dropFirst(), answer)
             }
         } catch {
             answer(nil)

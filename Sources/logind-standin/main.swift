@@ -39,8 +39,9 @@
 //   spoof-job UNIT               the same JobNew from another peer, broadcast and sent to every other peer
 //   run0 ID UID NAME BY_UID BY [empower]
 //                                a run0 session (service systemd-run0, class background) that BY (BY_UID) ran, with
-//                                --empower if said: as systemd, GetUnitByPID of its leader names its service,
-//                                whose LogExtraFields and AmbientCapabilities say so
+//                                --empower if said: as systemd, ListUnitsByPatterns names its service (the
+//                                leader is its MainPID; GetUnitByPID names the session's scope, as once logind
+//                                has moved the leader), whose LogExtraFields and AmbientCapabilities say so
 //   scope-gone ID                the session's processes have all exited: UnitRemoved for its scope, but
 //                                logind keeps listing the session (as v252 does after its own restart)
 import Systemd
@@ -219,11 +220,20 @@ final class StandIn {
         case "Subscribe":
             return .reply(reply)
         case "GetUnitByPID":
+            // As systemd answers once logind has moved a session's leader into the session's scope.
             let pid = (try? m.readValue())?.uint32Value ?? 0
-            guard let session = sessions.values.first(where: { $0.leader == pid && $0.run0 != nil }) else {
+            guard let session = sessions.values.first(where: { $0.leader == pid }), !session.scopeGone else {
                 return .error(name: "org.freedesktop.systemd1.NoUnitForPID", message: "PID \(pid) does not belong to any loaded unit.")
             }
-            guard (try? reply.append(.objectPath(run0UnitPrefix + "/run_2dp\(session.leader)_2eservice"))) != nil else { return .notHandled }
+            guard (try? reply.append(.objectPath(scopePath(session)))) != nil else { return .notHandled }
+            return .reply(reply)
+        case "ListUnitsByPatterns":
+            // run0's services, after a transient service of someone else's (`systemd-run`) that is not one.
+            var units: [BusValue] = [unitListEntry(name: "run-u7.service", path: otherServicePath)]
+            for session in sessions.values where session.run0 != nil {
+                units.append(unitListEntry(name: "run-p\(session.leader)-i1.service", path: run0ServicePath(session)))
+            }
+            guard (try? reply.append(.array(elementSignature: "(ssssssouso)", units))) != nil else { return .notHandled }
             return .reply(reply)
         case "GetUnit":
             let unit = (try? m.readValue())?.stringValue ?? ""
@@ -240,19 +250,34 @@ final class StandIn {
     /// Properties.GetAll on a run0 session's service: what run0 records there (v256, --empower v259).
     func unitCall(_ m: BusMessage) -> BusMethodOutcome {
         guard m.interface == "org.freedesktop.DBus.Properties", m.member == "GetAll", let reply = try? m.methodReturn() else { return .notHandled }
-        guard let session = sessions.values.first(where: { m.path == run0UnitPrefix + "/run_2dp\($0.leader)_2eservice" }), let run0 = session.run0 else {
+        if m.path == otherServicePath {
+            let properties: [(String, BusValue)] = [("MainPID", .uint32(7)), ("LogExtraFields", .array(elementSignature: "ay", [])), ("AmbientCapabilities", .uint64(0))]
+            guard (try? reply.append(.propertyMap(properties))) != nil else { return .notHandled }
+            return .reply(reply)
+        }
+        guard let session = sessions.values.first(where: { m.path == run0ServicePath($0) }), let run0 = session.run0 else {
             return .error(name: "org.freedesktop.DBus.Error.UnknownObject", message: "Unknown object '\(m.path ?? "")'.")
         }
         let fields = ["ELEVATED_UID=\(run0.byUid)", "ELEVATED_GID=\(run0.byUid)", "ELEVATED_USER=\(run0.by)"].map { field in
             BusValue.array(elementSignature: "y", field.utf8.map { .byte($0) })
         }
         let properties: [(String, BusValue)] = [
+            ("MainPID", .uint32(session.leader)),
             ("LogExtraFields", .array(elementSignature: "ay", fields)),
             ("AmbientCapabilities", .uint64(run0.empowered ? 0x1ff_ffff_ffff : 0)),
             ("PAMName", .string("systemd-run0")),
         ]
         guard (try? reply.append(.propertyMap(properties))) != nil else { return .notHandled }
         return .reply(reply)
+    }
+
+    func run0ServicePath(_ s: Session) -> String { run0UnitPrefix + "/run_2dp\(s.leader)_2di1_2eservice" }
+    let otherServicePath = run0UnitPrefix + "/run_2du7_2eservice"
+
+    /// One row of ListUnitsByPatterns: name, description, load, active and sub state, following, path, job.
+    func unitListEntry(name: String, path: String) -> BusValue {
+        .structure([.string(name), .string(""), .string("loaded"), .string("active"), .string("running"), .string(""),
+                    .objectPath(path), .uint32(0), .string(""), .objectPath("/")])
     }
 
     func scopePath(_ s: Session) -> String { "/org/freedesktop/systemd1/unit/session_2d" + escape(s.id) + "_2escope" }
