@@ -7,4 +7,7 @@
 #include <systemd/sd-journal.h>
 #include <systemd/sd-login.h>
 
+/* The EPOLL* bits sd-event's I/O sources take and report (not in Glibc's Swift module). */
+#include <sys/epoll.h>
+
 #endif

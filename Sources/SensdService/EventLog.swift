@@ -102,7 +102,9 @@ final class EventLog {
             nextOrdinal += 1
             previous = check.lastSeq
         }
-        if !damage.isEmpty { Syscall.syncDirectory(directory) }
+        // Best effort: a repair that did not reach the disk is found and made again at the next start, and a
+        // log that cannot be opened over it would cost every event's durability.
+        if !damage.isEmpty { try? Syscall.syncDirectory(directory) }
         if let last = segments.last, last.count < retention.segmentEvents, last.bytes < retention.segmentBytes {
             appendFD = try Syscall.openForAppend(last.path)
         }
@@ -255,7 +257,7 @@ final class EventLog {
         appendFD = try Syscall.openForAppend(path)
         segments.append(Segment(ordinal: nextOrdinal, firstSeq: seq, lastSeq: seq, count: 0, bytes: 0, path: path))
         nextOrdinal += 1
-        Syscall.syncDirectory(directory)
+        try Syscall.syncDirectory(directory)
     }
 
     /// How many of the oldest segments retention deletes: while the rest still hold `maxEvents`, or while the
@@ -290,7 +292,13 @@ final class EventLog {
             }
             segments.removeFirst()
         }
-        Syscall.syncDirectory(directory)
+        do {
+            try Syscall.syncDirectory(directory)
+        } catch {
+            // The segments are gone from sensd's view either way; a crash now may leave a name on the disk,
+            // which start-up reads as an old segment and retention deletes again.
+            logger.warning("cannot sync the event log's directory after retention", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Puts appended data on the disk.

@@ -3,6 +3,10 @@ import SENSCore
 import Systemd
 import UnixSocket
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// systemd-logind as seen over the bus and through sd-login, fed to a ``SessionTracker``.
 ///
 /// Only signals whose sender is the current owner of `org.freedesktop.login1` count; anyone on the system bus
@@ -183,7 +187,7 @@ public final class LogindSource {
     /// `ListSessions() -> a(susso)`: id, uid, user name, seat, object path.
     static func parseSessionList(_ reply: BusMessage) throws(SystemdError) -> [LogindSession] {
         guard let entries = try reply.readValue()?.arrayElements else {
-            throw SystemdError(operation: "ListSessions reply", errno: 74 /* EBADMSG */)
+            throw SystemdError(operation: "ListSessions reply", errno: EBADMSG)
         }
         return entries.compactMap { entry in
             // The object path (f[4]) is not kept: it is the id's, escaped (objectPath(of:)).

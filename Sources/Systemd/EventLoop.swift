@@ -161,15 +161,15 @@ public final class EventLoop {
     }
 }
 
-/// The `EPOLL*` bits an I/O source waits for and reports (sys/epoll.h is not in Glibc's Swift module).
+/// The `EPOLL*` bits an I/O source waits for and reports (from sys/epoll.h, through CSystemd).
 public struct IOEvents: OptionSet, Sendable {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    public static let readable = IOEvents(rawValue: 0x001)   // EPOLLIN
-    public static let writable = IOEvents(rawValue: 0x004)   // EPOLLOUT
-    public static let error = IOEvents(rawValue: 0x008)      // EPOLLERR
-    public static let hangUp = IOEvents(rawValue: 0x010)     // EPOLLHUP
+    public static let readable = IOEvents(rawValue: EPOLLIN.rawValue)
+    public static let writable = IOEvents(rawValue: EPOLLOUT.rawValue)
+    public static let error = IOEvents(rawValue: EPOLLERR.rawValue)
+    public static let hangUp = IOEvents(rawValue: EPOLLHUP.rawValue)
 }
 
 /// Owns one `sd_event_source`; releasing the value disables and frees the source.

@@ -68,9 +68,10 @@ extension Syscall {
     }
 
     /// Flushes a directory, so that names created, renamed or removed in it are durable.
-    public static func syncDirectory(_ path: String) {
-        guard let directory = try? openFile(path, O_RDONLY | O_DIRECTORY) else { return }
-        _ = fsync(directory.rawValue)
+    public static func syncDirectory(_ path: String) throws(SystemCallError) {
+        let directory = try openFile(path, O_RDONLY | O_DIRECTORY)
+        // A failed fsync of the directory means the names in it may not be on the disk: the caller decides.
+        guard fsync(directory.rawValue) == 0 else { throw SystemCallError.last("fsync(\(path))") }
     }
 
     public static func truncate(_ path: String, to length: Int) throws(SystemCallError) {

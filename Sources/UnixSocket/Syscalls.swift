@@ -163,11 +163,11 @@ public enum Syscall {
         guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) == 0 else { throw SystemCallError.last("getsockopt(SO_PEERCRED)") }
         var groups = [gid_t](repeating: 0, count: 64)
         var size = socklen_t(groups.count * MemoryLayout<gid_t>.size)
-        // SO_PEERGROUPS is 59 on Linux (4.13 and later); ERANGE means more groups than asked for.
-        var r = getsockopt(fd, SOL_SOCKET, 59, &groups, &size)
+        // ERANGE means more groups than asked for.
+        var r = getsockopt(fd, SOL_SOCKET, clinux_so_peergroups, &groups, &size)
         if r != 0 && errno == ERANGE {
             groups = [gid_t](repeating: 0, count: Int(size) / MemoryLayout<gid_t>.size)
-            r = getsockopt(fd, SOL_SOCKET, 59, &groups, &size)
+            r = getsockopt(fd, SOL_SOCKET, clinux_so_peergroups, &groups, &size)
         }
         let supplementary = r == 0 ? Array(groups.prefix(Int(size) / MemoryLayout<gid_t>.size)).map { UInt32($0) } : []
         return (cred.1, cred.2, supplementary)
@@ -327,7 +327,7 @@ extension Syscall {
         }
         if durable {
             let slash = path.lastIndex(of: "/")
-            syncDirectory(slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? ".")
+            try syncDirectory(slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? ".")
         }
     }
 

@@ -64,10 +64,10 @@ struct Sensd: ParsableCommand {
     var syncInterval = 1.0
 
     @Option(help: "Watch logind's session files for sessions that start closing (LogoffInitiated): yes, no, or auto (when the bus is this machine's system bus).")
-    var sessionFiles = "auto"
+    var sessionFiles = Choice.auto
 
     @Option(help: "Also write every event to the journal as a structured entry (MESSAGE_ID per event type, SENS_* fields): yes, no, or auto (when running under systemd).")
-    var journalEvents = "auto"
+    var journalEvents = Choice.auto
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
@@ -81,12 +81,6 @@ struct Sensd: ParsableCommand {
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        guard ["yes", "no", "auto"].contains(sessionFiles) else {
-            throw ValidationError("--session-files must be yes, no or auto")
-        }
-        guard ["yes", "no", "auto"].contains(journalEvents) else {
-            throw ValidationError("--journal-events must be yes, no or auto")
         }
         guard maxSubscribers > 0, queueLimit > 0, maxPerUser > 0 else {
             throw ValidationError("--max-subscribers, --max-per-user and --queue-limit must be positive")
@@ -141,10 +135,10 @@ struct Sensd: ParsableCommand {
                 maxSubscribers: subscribers, maxPerUser: maxPerUser, reservedForAdministrators: min(reservedForAdministrators ?? subscribers / 16, subscribers - 1),
                 administratorGroups: groups, queueLimit: queueLimit),
             stateDirectory: stateDirectory == "none" ? nil : stateDirectory,
-            watchSessionFiles: sessionFiles == "auto" ? nil : sessionFiles == "yes",
+            watchSessionFiles: sessionFiles.value,
             retention: LogRetention(maxEvents: logEvents, maxBytes: logMaxMib << 20),
             syncIntervalMicroseconds: UInt64(syncInterval * 1_000_000),
-            journalEvents: journalEvents == "auto" ? nil : journalEvents == "yes")
+            journalEvents: journalEvents.value)
         let code: Int32
         do {
             code = try Daemon(configuration: configuration, logger: logger).run()
@@ -157,3 +151,17 @@ struct Sensd: ParsableCommand {
 }
 
 Sensd.main()
+
+/// yes, no, or auto (sensd decides from where it runs), for options that are on, off or up to sensd.
+enum Choice: String, ExpressibleByArgument, CaseIterable {
+    case yes, no, auto
+
+    /// true or false when given, nil for auto.
+    var value: Bool? {
+        switch self {
+        case .yes: true
+        case .no: false
+        case .auto: nil
+        }
+    }
+}

@@ -15,6 +15,12 @@ int clinux_pipe2(int fds[2], int flags);
    start. */
 int clinux_accept4(int fd, int flags);
 
+#include <sys/socket.h>
+
+/* SO_PEERGROUPS (Linux 4.13): the peer's supplementary groups. A macro Swift does not import from
+   asm-generic/socket.h. */
+static const int clinux_so_peergroups = SO_PEERGROUPS;
+
 /* glibc's malloc_trim(3): gives freed heap memory back to the system. */
 int clinux_malloc_trim(size_t pad);
 
