@@ -32,8 +32,7 @@ final class Admission {
     private var refusalWarning = RateLimitedWarning()
     private var acceptWarning = RateLimitedWarning()
     /// Connections held, in all and by the uid that opened them.
-    private(set) var admitted = 0
-    private var perUser: [UInt32: Int] = [:]
+    private(set) var quota: AdmissionQuota
     /// Connections refused at a limit since start.
     private(set) var refused = 0
     /// Takes a connection let in (already counted); false if it could not be served after all. One served
@@ -52,6 +51,7 @@ final class Admission {
         self.loop = loop
         self.logger = logger
         self.limits = limits
+        quota = AdmissionQuota(limits: limits)
         let raw = listener.rawValue
         self.listener = .some(listener)
         self.serve = serve
@@ -69,8 +69,7 @@ final class Admission {
 
     /// A connection let in has gone.
     func left(uid: UInt32) {
-        admitted -= 1
-        if let n = perUser[uid] { perUser[uid] = n > 1 ? n - 1 : nil }
+        quota.left(uid: uid)
     }
 
     private func acceptAll() {
@@ -113,28 +112,9 @@ final class Admission {
     private func consider(_ fd: consuming Descriptor) {
         guard let credentials = try? Syscall.peerCredentials(fd.rawValue) else { return }
         let peer = Peer(uid: credentials.uid, gid: credentials.gid, groups: credentials.groups)
-        if let (refusal, limit) = refusal(for: peer) { return refuse(fd, refusal, limit: limit) }
-        admitted += 1
-        perUser[peer.uid, default: 0] += 1
+        if let (refusal, limit) = quota.refusal(for: peer) { return refuse(fd, refusal, limit: limit) }
+        quota.admit(peer)
         if !serve(fd, peer) { left(uid: peer.uid) }
-    }
-
-    /// Why `peer` may not connect now, and the limit to name; nil if it may.
-    func refusal(for peer: Peer) -> (ProtocolError, Int)? {
-        if admitted >= limits.maxSubscribers {
-            return (ProtocolError(.tooManySubscribers, "sensd serves at most \(limits.maxSubscribers) subscribers at once"), limits.maxSubscribers)
-        }
-        let administrator = peer.uid == 0 || limits.administratorGroups.contains(peer.gid) || !limits.administratorGroups.isDisjoint(with: peer.groups)
-        guard !administrator else { return nil }
-        let open = limits.maxSubscribers - limits.reservedForAdministrators
-        if admitted >= open {
-            return (ProtocolError(.tooManySubscribers, "sensd serves at most \(open) subscribers of ordinary users at once (\(limits.reservedForAdministrators) more are kept for root and administrators)"), open)
-        }
-        let held = perUser[peer.uid, default: 0]
-        if held >= limits.maxPerUser {
-            return (ProtocolError(.tooManySubscribers, "uid \(peer.uid) already has \(held) connections to sensd, the most one user may hold"), limits.maxPerUser)
-        }
-        return nil
     }
 
     private func refuse(_ fd: consuming Descriptor, _ error: ProtocolError, limit: Int) {
@@ -148,6 +128,51 @@ final class Admission {
 
     private func warn(_ limiter: inout RateLimitedWarning, _ message: String) {
         logger.warning(&limiter, message, now: loop.monotonicNow)
+    }
+}
+
+/// Who may connect now: the connections held, in all and per ordinary user, against the limits. Pure, so
+/// each rule is checked without a socket; ``Admission`` keeps one.
+struct AdmissionQuota {
+    let limits: SubscriberLimits
+    private(set) var admitted = 0
+    private var perUser: [UInt32: Int] = [:]
+
+    init(limits: SubscriberLimits) {
+        self.limits = limits
+    }
+
+    /// Connections `uid` holds now.
+    func held(by uid: UInt32) -> Int { perUser[uid, default: 0] }
+
+    /// Why `peer` may not connect now, and the limit to name; nil if it may.
+    func refusal(for peer: Peer) -> (ProtocolError, Int)? {
+        if admitted >= limits.maxSubscribers {
+            return (ProtocolError(.tooManySubscribers, "sensd serves at most \(limits.maxSubscribers) subscribers at once"), limits.maxSubscribers)
+        }
+        let administrator = peer.uid == 0 || limits.administratorGroups.contains(peer.gid) || !limits.administratorGroups.isDisjoint(with: peer.groups)
+        guard !administrator else { return nil }
+        let open = limits.maxSubscribers - limits.reservedForAdministrators
+        if admitted >= open {
+            return (ProtocolError(.tooManySubscribers, "sensd serves at most \(open) subscribers of ordinary users at once (\(limits.reservedForAdministrators) more are kept for root and administrators)"), open)
+        }
+        let held = held(by: peer.uid)
+        if held >= limits.maxPerUser {
+            return (ProtocolError(.tooManySubscribers, "uid \(peer.uid) already has \(held) connections to sensd, the most one user may hold"), limits.maxPerUser)
+        }
+        return nil
+    }
+
+    /// Counts a connection let in.
+    mutating func admit(_ peer: Peer) {
+        admitted += 1
+        perUser[peer.uid, default: 0] += 1
+    }
+
+    /// A connection let in has gone.
+    mutating func left(uid: UInt32) {
+        admitted -= 1
+        if let n = perUser[uid] { perUser[uid] = n > 1 ? n - 1 : nil }
     }
 }
 
