@@ -217,4 +217,43 @@ struct HostileConditionsTests {
         try nobody.send("")
         _ = try nobody.waitForExit()
     }
+
+    /// Every way a connection can end gives its descriptor back: served and closed by the client, refused at
+    /// the limit, a bad request, a stats request, a resume, and a reader cut off for falling behind.
+    @Test func descriptorsComeBackAfterEveryKindOfConnectionHasGone() throws {
+        let rig = try Rig(sensdArguments: ["--max-subscribers", "20", "--queue-limit", "16"])
+        func open() throws -> Int {
+            try FileManager.default.contentsOfDirectory(atPath: "/proc/\(rig.sensd.child.pid)/fd").count
+        }
+        let watcher = try rig.sensd.subscribe()
+        _ = try rig.barrier(watcher)
+        let baseline = try open()
+        for _ in 0..<3 {
+            var held: [TestSubscriber] = []
+            // With the watcher, every place there is; each has its hello, so sensd holds each.
+            for _ in 0..<19 { held.append(try TestSubscriber(path: rig.sensd.socketPath)) }
+            #expect(held.allSatisfy { $0.hello.contains("\"hello\"") })
+            #expect(try open() >= baseline + 19, "the connections are held")
+            for s in held.prefix(4) { try s.send("not json\n") }
+            for s in held.dropFirst(4).prefix(4) { try s.send(#"{"stats":true}"# + "\n") }
+            for s in held.dropFirst(8).prefix(4) { try s.send(#"{"since":0}"# + "\n") }
+            // The stalled: they never read while a burst larger than their queue goes by.
+            for s in held.dropFirst(12).prefix(4) { try s.send(#"{"events":["Logon","Logoff","LogoffInitiated"]}"# + "\n") }
+            try rig.logind.run("burst 400 d 1000 alice")
+            _ = try watcher.events(400)
+            held.removeAll()
+        }
+        // One past the limit while the last are still held: refused, and its descriptor closed at once.
+        var last: [TestSubscriber] = []
+        for _ in 0..<19 { last.append(try TestSubscriber(path: rig.sensd.socketPath)) }
+        let refused = try TestSubscriber(path: rig.sensd.socketPath, expectHello: false)
+        #expect(try refused.nextLine()?.contains("too-many-subscribers") == true)
+        refused.closeNow()
+        last.removeAll()
+        try eventually("sensd's descriptors to come back to \(baseline)") { try open() == baseline }
+        let overflowed = try counters(rig)["overflowed"] as? Int
+        // The four stalled readers of each round at least; those that sent no request and never read are cut
+        // off too, and so may be a replay that caught up before the burst.
+        #expect((overflowed ?? 0) >= 12, "each round's stalled readers were cut off: \(String(describing: overflowed))")
+    }
 }
