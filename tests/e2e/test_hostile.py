@@ -48,7 +48,7 @@ def subscribers_now(c):
     """Connections open now, from sensd's counters (the status line is sent at most once a second, so it can be
     a second behind, and a stale base made the slow-reader test wait for one reader too many)."""
     out = c.run(f"printf '%s\\n' '{{\"stats\":true}}' | timeout 5 socat -t 5 - UNIX-CONNECT:{SOCKET}").stdout
-    stats = next(json.loads(line) for line in out.splitlines() if '"stats"' in line)
+    stats = next(o for o in map(json.loads, out.splitlines()) if o.get("stats") == "sensd")
     return stats["subscribers"] - 1
 
 
