@@ -70,6 +70,8 @@ var targets: [Target] = [
     .testTarget(name: "SENSClientTests", dependencies: ["SENSClient"]),
     .testTarget(name: "SENSHooksTests", dependencies: ["SENSHooks", "SENSClient"]),
     .testTarget(name: "SENSMonitoringTests", dependencies: ["SENSMonitoring", "SENSClient"]),
+    // sensctl's own logic (`last`'s pairing, its JSON), in-process.
+    .testTarget(name: "SensctlTests", dependencies: ["sensctl", "SENSClient"]),
 ]
 
 if withDaemon {
