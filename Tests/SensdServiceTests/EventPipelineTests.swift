@@ -1,0 +1,70 @@
+import Foundation
+import Logging
+import SENSCore
+import Systemd
+import Testing
+import UnixSocket
+@testable import SensdService
+
+/// The pipeline with durability on a real directory, no bus and no socket: the order the daemon's promise
+/// rests on (the log before any subscriber), and what a publish and a flush hand out.
+@Suite("EventPipeline: stamped, logged, then handed to the subscribers")
+struct EventPipelineTests {
+    func drafts(_ ids: ClosedRange<Int>, _ kind: EventKind = .logon) -> [EventDraft] {
+        ids.map { EventDraft(event: kind, session: LogindSession(id: "s\($0)", uid: 1000, userName: "alice")) }
+    }
+
+    let now = EventTime(microsecondsSinceEpoch: 1_790_000_000_000_000)
+
+    @Test func everyLineIsInTheLogBeforeASubscriberIsHandedItAndSeqsFollowOn() throws {
+        let dir = try TemporaryDirectory()
+        let loop = try EventLoop()
+        let durability = try Durability(directory: dir.path, retention: LogRetention(maxEvents: 1000, maxBytes: 1 << 20), syncIntervalMicroseconds: 0, loop: loop, logger: quiet)
+        try durability.start()
+        let pipeline = EventPipeline(lastSeq: durability.recoveredLastSeq, durability: durability, journalEvents: false, host: "h", localLogind: false, logger: quiet)
+        var handed: [UInt64] = []
+        var loggedWhenHanded: [UInt64] = []
+        var flushes = 0
+        pipeline.requestFlush = { flushes += 1 }
+        pipeline.broadcast = { line in
+            handed.append(line.seq ?? 0)
+            loggedWhenHanded.append(durability.log?.lastSeq ?? 0)
+        }
+        pipeline.publish(drafts(1...3), at: now, startingUp: false)
+        #expect(handed.isEmpty && flushes == 1, "published events wait for the flush the pipeline asked for")
+        #expect(pipeline.lastSeq == 3 && pipeline.emittedSeq == 0, "stamped, not yet emitted")
+        pipeline.publish(drafts(4...5, .logoff), at: now, startingUp: false)
+        pipeline.flush()
+        #expect(handed == [1, 2, 3, 4, 5])
+        #expect(loggedWhenHanded.allSatisfy { $0 == 5 }, "the whole batch was logged before the first line went out: \(loggedWhenHanded)")
+        #expect(pipeline.emittedSeq == 5 && pipeline.eventsSinceStart == 5)
+        pipeline.flush()
+        #expect(handed.count == 5, "a flush with nothing pending hands out nothing")
+        let log = try #require(durability.log)
+        #expect(readAll(log, after: 0).seqs == [1, 2, 3, 4, 5])
+    }
+
+    @Test func aRestartGoesOnFromTheSeqsThePreviousRunReservedNeverBelow() throws {
+        let dir = try TemporaryDirectory()
+        var last: UInt64 = 0
+        do {
+            let loop = try EventLoop()
+            let durability = try Durability(directory: dir.path, retention: LogRetention(maxEvents: 1000, maxBytes: 1 << 20), syncIntervalMicroseconds: 0, loop: loop, logger: quiet)
+            try durability.start()
+            let pipeline = EventPipeline(lastSeq: durability.recoveredLastSeq, durability: durability, journalEvents: false, host: nil, localLogind: false, logger: quiet)
+            pipeline.publish(drafts(1...4), at: now, startingUp: false)
+            pipeline.flush()
+            last = pipeline.emittedSeq
+            // No clean stop: as after kill -9.
+        }
+        let loop = try EventLoop()
+        let durability = try Durability(directory: dir.path, retention: LogRetention(maxEvents: 1000, maxBytes: 1 << 20), syncIntervalMicroseconds: 0, loop: loop, logger: quiet)
+        try durability.start()
+        let pipeline = EventPipeline(lastSeq: durability.recoveredLastSeq, durability: durability, journalEvents: false, host: nil, localLogind: false, logger: quiet)
+        var handed: [UInt64] = []
+        pipeline.broadcast = { handed.append($0.seq ?? 0) }
+        pipeline.publish(drafts(5...5), at: now, startingUp: false)
+        pipeline.flush()
+        #expect(last == 4 && handed.count == 1 && handed[0] > last, "seq \(handed) after \(last): never reused")
+    }
+}
