@@ -195,3 +195,66 @@ struct SubscriberServerTests {
         #expect((client.first("accepted")?["fromSeq"] as? Int) == 501)
     }
 }
+
+/// Descriptors of this process that lead into `directory` (files) or to sockets of the socket at `path`.
+/// Counted by what they point at, not in all: the other suites run beside these and open their own.
+func descriptors(into directory: String) throws -> [String] {
+    try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").compactMap { fd in
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + fd)).flatMap { $0.hasPrefix(directory) ? $0 : nil }
+    }
+}
+
+/// The kernel's unix sockets bound to `path`: the listener and every connection it accepted.
+func socketsBound(to path: String) throws -> Int {
+    try String(contentsOfFile: "/proc/net/unix", encoding: .utf8).split(separator: "\n").filter { $0.hasSuffix(" " + path) }.count
+}
+
+@Suite("Descriptors: a subscriber's whole life and a failed start give every one back")
+struct DescriptorTests {
+    @Test func aServerAndItsSubscribersFromConnectToOverflowToStopLeaveNoSocket() throws {
+        let rig = try ServerRig(limits: SubscriberLimits(maxSubscribers: 4, queueLimit: 4, closeGraceMicroseconds: 100_000, requestGraceMicroseconds: 1_000))
+        var clients = try (0..<4).map { _ in try Client(rig) }
+        let refused = try Client(rig)
+        try rig.turn(until: "every first line") {
+            for c in clients + [refused] { try c.drain() }
+            return (clients + [refused]).allSatisfy { !$0.lines.isEmpty }
+        }
+        #expect(refused.first("error")?["error"] as? String == "too-many-subscribers")
+        #expect(try socketsBound(to: rig.path) == 5, "the listener and four served")
+        try clients[0].send("not json\n")
+        // Clients 1 and 2 never read: cut off; 3 reads.
+        for i in 0..<40 {
+            rig.publish((0..<50).map { "d\(i)-\($0)" })
+            try clients[3].drain()
+        }
+        try rig.turn(until: "the bad request and the stalled ones to be dropped") { rig.server.subscriberCount == 1 }
+        #expect(try socketsBound(to: rig.path) == 2, "the listener and the one still served")
+        clients.removeAll()
+        try rig.turn(until: "the last client's close to be seen") { rig.server.subscriberCount == 0 }
+        rig.server.stop()
+        #expect(try socketsBound(to: rig.path) == 0)
+    }
+
+    @Test func aStartRefusedOverANewerSensdsStateLeavesNoDescriptorOpenInIt() throws {
+        let dir = try TemporaryDirectory()
+        try Syscall.replaceFile(dir.path + "/format", with: Array("999\n".utf8))
+        let loop = try EventLoop()
+        #expect(throws: DaemonError.self) {
+            _ = try Durability(directory: dir.path, retention: LogRetention(maxEvents: 10, maxBytes: 1 << 20), syncIntervalMicroseconds: 0, loop: loop, logger: quiet)
+        }
+        #expect(try descriptors(into: dir.path).isEmpty)
+    }
+
+    @Test func aDurabilityThatStartedAndWentLeavesNoDescriptorOpenInItsDirectory() throws {
+        let dir = try TemporaryDirectory()
+        do {
+            let loop = try EventLoop()
+            let durability = try Durability(directory: dir.path, retention: LogRetention(maxEvents: 10, maxBytes: 1 << 20), syncIntervalMicroseconds: 0, loop: loop, logger: quiet)
+            try durability.start()
+            durability.append((1...25).map(logon))
+            #expect(try !descriptors(into: dir.path).isEmpty, "the log's segment is open while it runs")
+            durability.stopCleanly()
+        }
+        #expect(try descriptors(into: dir.path).isEmpty)
+    }
+}
