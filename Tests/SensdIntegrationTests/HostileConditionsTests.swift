@@ -230,7 +230,9 @@ struct HostileConditionsTests {
         let baseline = try open()
         for _ in 0..<3 {
             var held: [TestSubscriber] = []
-            // With the watcher, every place there is; each has its hello, so sensd holds each.
+            // sensd has seen the last round's closes (the watcher and the stats connection remain); then,
+            // with the watcher, every place there is: each has its hello, so sensd holds each.
+            try eventually("sensd to see the closes") { try counters(rig)["subscribers"] as? Int == 2 }
             for _ in 0..<19 { held.append(try TestSubscriber(path: rig.sensd.socketPath)) }
             #expect(held.allSatisfy { $0.hello.contains("\"hello\"") })
             #expect(try open() >= baseline + 19, "the connections are held")
@@ -243,9 +245,12 @@ struct HostileConditionsTests {
             _ = try watcher.events(400)
             held.removeAll()
         }
-        // One past the limit while the last are still held: refused, and its descriptor closed at once.
+        // One past the limit while the last are still held: refused, and its descriptor closed at once. First
+        // sensd must have seen the closes above (the watcher and the stats connection are what remain).
+        try eventually("sensd to see the closes") { try counters(rig)["subscribers"] as? Int == 2 }
         var last: [TestSubscriber] = []
         for _ in 0..<19 { last.append(try TestSubscriber(path: rig.sensd.socketPath)) }
+        #expect(last.allSatisfy { $0.hello.contains("\"hello\"") })
         let refused = try TestSubscriber(path: rig.sensd.socketPath, expectHello: false)
         #expect(try refused.nextLine()?.contains("too-many-subscribers") == true)
         refused.closeNow()
