@@ -67,11 +67,11 @@ public final class Daemon: StatsSource {
         }
         // sd-login and the journal describe the logind sensd follows only if it is this machine's.
         local = configuration.watchSessionFiles ?? DaemonConfiguration.busIsThisMachines()
+        logind = LogindSource(bus: bus, loop: loop, logger: logger, watchSessionFiles: local, remembered: durability?.takeRecoveredSessions() ?? [])
         pipeline = EventPipeline(
-            lastSeq: durability?.recoveredLastSeq ?? 0, durability: durability,
+            lastSeq: durability?.recoveredLastSeq ?? 0, durability: durability, sessions: logind,
             journalEvents: configuration.journalEvents ?? StderrLogHandler.stderrIsJournal(),
             host: Syscall.hostName(), localLogind: local, logger: logger)
-        logind = LogindSource(bus: bus, loop: loop, logger: logger, watchSessionFiles: local, remembered: durability?.takeRecoveredSessions() ?? [])
     }
 
     /// Runs until SIGTERM or SIGINT (exit code 0) or until the bus connection is lost (non-zero).
@@ -81,13 +81,7 @@ public final class Daemon: StatsSource {
         }
         _ = try? loop.enableWatchdog()
 
-        if let durability {
-            durability.lastStamped = { [unowned self] in self.pipeline.lastSeq }
-            durability.openSessions = { [unowned self] in self.logind.remembered }
-            durability.sessionCount = { [unowned self] in self.logind.sessionCount }
-            durability.flushPending = { [unowned self] in self.pipeline.flush() }
-            try durability.start()
-        }
+        try durability?.start(sessions: logind)
         server = try SubscriberServer(
             loop: loop, listener: try ListeningSocket.open(configuration, logger: logger, created: &createdSocketFile),
             limits: configuration.limits, logger: logger,
@@ -117,7 +111,7 @@ public final class Daemon: StatsSource {
         let code = try loop.run { [unowned self] in self.server.afterIteration() }
         pipeline.flush()
         server.stop()
-        durability?.stopCleanly()
+        pipeline.stopCleanly()
         if createdSocketFile { try? Syscall.unlinkIfPresent(configuration.socketPath) }
         if code != 0 {
             logger.error("lost the system bus; exiting so that the service manager restarts sensd")

@@ -56,17 +56,11 @@ final class Durability {
     private var reservation: SequenceReservation?
     /// The last event the saved snapshot includes.
     private var snapshotSeq: UInt64
-    private var snapshotDue = false
-    private var snapshotSource: EventSource?
     private var syncTimer: EventSource?
 
-    /// The last seq given out (stamped), and the open sessions as of it: the tracker reflects every stamped
-    /// event.
-    var lastStamped: () -> UInt64 = { 0 }
-    var openSessions: () -> [SessionTracker.Remembered] = { [] }
-    var sessionCount: () -> Int = { 0 }
-    /// Logs every event stamped so far: a snapshot must not reflect an event the log does not have.
-    var flushPending: () -> Void = {}
+    /// A snapshot is due (every so many events): the pipeline takes it after its flush, when everything
+    /// stamped is in the log (``saveSnapshot(lastStamped:sessions:)``).
+    private(set) var snapshotDue = false
 
     /// What start-up found unreadable and set aside or decided around, one sentence each.
     var setAside: [String] { (log?.damage ?? []) + store.setAside }
@@ -97,17 +91,16 @@ final class Durability {
 
     /// Makes this run's records ready, before the first event: what the previous run handed out without
     /// logging goes into a snapshot first; seqs from here on are reserved.
-    func start() throws {
+    /// `sessions` are the open sessions as of the recovered last seq: what the previous runs left, now the
+    /// tracker's.
+    func start(sessions: some OpenSessions) throws {
         // The reservation first: it is the smallest record and the one that keeps seqs from repeating, so on
         // a nearly full disk it must not lose the space to the others. A stop that is not clean is detected
         // next time. A state directory that cannot take it (read-only) does not stop sensd: events still go
         // out live.
         try? reserve(through: recoveredLastSeq + Self.reservationBlock)
-        if store.hasUnlogged { saveSnapshot() }
+        if store.hasUnlogged { saveSnapshot(lastStamped: recoveredLastSeq, sessions: sessions) }
         store.prepareUnlogged()
-        snapshotSource = try loop.addPost { [unowned self] in
-            if self.snapshotDue { self.saveSnapshot() }
-        }
     }
 
     /// The open sessions the previous runs left; empty after the first call.
@@ -131,14 +124,15 @@ final class Durability {
     }
 
     /// Appends lines already stamped to the log, then arranges their sync and, every so many events, a
-    /// snapshot.
-    func append(_ lines: [OutgoingLine]) {
+    /// snapshot. `lastStamped` is the last seq given out, every one of them in `lines` or logged before, and
+    /// `sessions` the open sessions as of it (the tracker reflects every stamped event).
+    func append(_ lines: [OutgoingLine], lastStamped: UInt64, sessions: some OpenSessions) {
         guard let log else { return }
         do {
             // Retention must not delete what the snapshot still depends on: a newer snapshot first. It is
             // taken once the whole batch is in the log, so that it covers nothing the log lacks.
             try log.append(lines) { dropping in
-                if snapshotSeq < dropping { saveSnapshot() }
+                if snapshotSeq < dropping { saveSnapshot(lastStamped: lastStamped, sessions: sessions) }
             }
             if logHealth == .failing {
                 logHealth = .writing
@@ -157,8 +151,8 @@ final class Durability {
             }
         }
         // A snapshot costs O(sessions); taking one per that many events keeps it O(1) per event.
-        let since = lastStamped() - snapshotSeq
-        if since >= max(10_000, 2 * UInt64(sessionCount())) { snapshotDue = true }
+        let since = lastStamped - snapshotSeq
+        if since >= max(10_000, 2 * UInt64(sessions.sessionCount)) { snapshotDue = true }
     }
 
     /// Live subscribers still get the events; resuming clients will be told of the gap. First, the
@@ -197,13 +191,12 @@ final class Durability {
         }
     }
 
-    /// Saves the reported sessions as of the last seq given out.
-    private func saveSnapshot() {
+    /// Saves the reported sessions as of the last seq given out. The snapshot reflects every stamped event,
+    /// so every one of them must be in the log first: the caller has flushed.
+    func saveSnapshot(lastStamped: UInt64, sessions: some OpenSessions) {
         snapshotDue = false
-        // The snapshot reflects every stamped event, so every one of them must be in the log first.
-        flushPending()
         if downtimeSearched { watermark = loop.now }
-        let state = SessionState(lastSeq: lastStamped(), sessions: openSessions(), watchedUntil: watermark)
+        let state = SessionState(lastSeq: lastStamped, sessions: sessions.remembered, watchedUntil: watermark)
         do {
             try store.save(state)
             snapshotSeq = state.lastSeq
@@ -227,13 +220,13 @@ final class Durability {
         }
     }
 
-    /// Everything on the disk, and a note that the log's last seq is exact.
-    func stopCleanly() {
+    /// Everything on the disk, and a note that the log's last seq is exact. The caller has flushed.
+    func stopCleanly(lastStamped: UInt64, sessions: some OpenSessions) {
         syncLog()
         syncTimer = nil
-        saveSnapshot()
+        saveSnapshot(lastStamped: lastStamped, sessions: sessions)
         do {
-            try store.save(SequenceReservation(reservedThrough: lastStamped(), bootID: Syscall.bootID(), clean: true))
+            try store.save(SequenceReservation(reservedThrough: lastStamped, bootID: Syscall.bootID(), clean: true))
         } catch {
             logger.error("cannot record the clean stop", metadata: ["error": "\(error)"])
         }
@@ -379,3 +372,11 @@ final class Durability {
         return 0
     }
 }
+
+/// The open sessions a snapshot saves, as of the last seq stamped: the session tracker's (``LogindSource``).
+protocol OpenSessions {
+    var remembered: [SessionTracker.Remembered] { get }
+    var sessionCount: Int { get }
+}
+
+extension LogindSource: OpenSessions {}

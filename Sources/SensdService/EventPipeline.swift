@@ -10,6 +10,8 @@ import Systemd
 final class EventPipeline {
     private let logger: Logger
     private let durability: Durability?
+    /// The open sessions as of the last seq stamped, for the snapshots durability takes.
+    private let sessions: any OpenSessions
     /// Whether every event is also a structured journal entry.
     let journalEvents: Bool
     /// This machine's name, in every event.
@@ -30,9 +32,10 @@ final class EventPipeline {
     /// Asks for a ``flush()`` soon (the server's, so that one write per subscriber carries a burst).
     var requestFlush: () -> Void = {}
 
-    init(lastSeq: UInt64, durability: Durability?, journalEvents: Bool, host: String?, localLogind: Bool, logger: Logger) {
+    init(lastSeq: UInt64, durability: Durability?, sessions: any OpenSessions, journalEvents: Bool, host: String?, localLogind: Bool, logger: Logger) {
         self.logger = logger
         self.durability = durability
+        self.sessions = sessions
         self.journalEvents = journalEvents
         self.host = host
         lateEnds = localLogind ? LateEndFinder(logger: logger) : nil
@@ -102,11 +105,19 @@ final class EventPipeline {
         pendingLines.removeAll(keepingCapacity: pendingLines.capacity <= 4096)
         pendingJournal.removeAll(keepingCapacity: pendingJournal.capacity <= 4096)
         // 1. The log (or, if it cannot take them, the record of what went out without it).
-        durability?.append(lines)
+        durability?.append(lines, lastStamped: sequencer.lastSeq, sessions: sessions)
         // 2. The journal.
         for entry in entries { JournalWriter.send(entry) }
         // 3. The subscribers.
         emittedSeq = last
         for line in lines { broadcast(line) }
+        // Every stamped event is in the log now: the moment for a snapshot that is due.
+        if let durability, durability.snapshotDue { durability.saveSnapshot(lastStamped: sequencer.lastSeq, sessions: sessions) }
+    }
+
+    /// Hands out what is pending, then puts everything on the disk with a note that the log's last seq is exact.
+    func stopCleanly() {
+        flush()
+        durability?.stopCleanly(lastStamped: sequencer.lastSeq, sessions: sessions)
     }
 }

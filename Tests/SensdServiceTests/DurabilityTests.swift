@@ -19,6 +19,30 @@ func crashImage(of directory: String, into image: String) {
     try! FileManager.default.copyItem(atPath: directory, toPath: image)
 }
 
+/// No open sessions.
+struct NoSessions: OpenSessions {
+    var remembered: [SessionTracker.Remembered] { [] }
+    var sessionCount: Int { 0 }
+}
+
+/// Sessions s1 ... s<stamped>, whose reading (as a snapshot is made) copies the directory as a crash at
+/// that instant would leave it.
+final class CrashImages: OpenSessions {
+    let directory: String
+    var stamped: UInt64 = 0
+    private(set) var images: [(path: String, snapshotSeq: UInt64)] = []
+
+    init(directory: String) { self.directory = directory }
+
+    var sessionCount: Int { Int(stamped) }
+    var remembered: [SessionTracker.Remembered] {
+        let image = directory + "-crash\(images.count)"
+        crashImage(of: directory, into: image)
+        images.append((image, stamped))
+        return (1...stamped).map { SessionTracker.Remembered(session: LogindSession(id: "s\($0)", uid: 1000, userName: "alice"), logoffInitiated: false) }
+    }
+}
+
 @Suite("Durability: the log, the snapshot and the reservation on a real directory")
 struct DurabilityTests {
     /// Retention drops a segment in the middle of a batch that starts a new one: the snapshot it asks for
@@ -29,23 +53,15 @@ struct DurabilityTests {
         let dir = try TemporaryDirectory()
         let loop = try EventLoop()
         let durability = try Durability(directory: dir.path, retention: LogRetention(maxEvents: 20, maxBytes: 1 << 20), syncIntervalMicroseconds: 0, loop: loop, logger: quiet)
-        var stamped: UInt64 = 0
-        var images: [(path: String, snapshotSeq: UInt64)] = []
-        durability.lastStamped = { stamped }
-        durability.openSessions = {
-            // Called while the snapshot is made: the crash image is the directory right now.
-            let image = dir.path + "-crash\(images.count)"
-            crashImage(of: dir.path, into: image)
-            images.append((image, stamped))
-            return (1...stamped).map { SessionTracker.Remembered(session: LogindSession(id: "s\($0)", uid: 1000, userName: "alice"), logoffInitiated: false) }
-        }
-        try durability.start()
+        let sessions = CrashImages(directory: dir.path)
+        try durability.start(sessions: NoSessions())
         // Batches of 3 across segments of 2: retention falls due while a batch is half written.
         for first in stride(from: UInt64(1), through: 58, by: 3) {
             let batch = (first..<first + 3).map(logon)
-            stamped = first + 2
-            durability.append(batch)
+            sessions.stamped = first + 2
+            durability.append(batch, lastStamped: first + 2, sessions: sessions)
         }
+        let images = sessions.images
         #expect(!images.isEmpty, "retention never asked for a snapshot: the scenario did not happen")
         defer { for image in images { try? FileManager.default.removeItem(atPath: image.path) } }
         for image in images {

@@ -20,8 +20,8 @@ struct EventPipelineTests {
         let dir = try TemporaryDirectory()
         let loop = try EventLoop()
         let durability = try Durability(directory: dir.path, retention: LogRetention(maxEvents: 1000, maxBytes: 1 << 20), syncIntervalMicroseconds: 0, loop: loop, logger: quiet)
-        try durability.start()
-        let pipeline = EventPipeline(lastSeq: durability.recoveredLastSeq, durability: durability, journalEvents: false, host: "h", localLogind: false, logger: quiet)
+        try durability.start(sessions: NoSessions())
+        let pipeline = EventPipeline(lastSeq: durability.recoveredLastSeq, durability: durability, sessions: NoSessions(), journalEvents: false, host: "h", localLogind: false, logger: quiet)
         var handed: [UInt64] = []
         var loggedWhenHanded: [UInt64] = []
         var flushes = 0
@@ -50,8 +50,8 @@ struct EventPipelineTests {
         do {
             let loop = try EventLoop()
             let durability = try Durability(directory: dir.path, retention: LogRetention(maxEvents: 1000, maxBytes: 1 << 20), syncIntervalMicroseconds: 0, loop: loop, logger: quiet)
-            try durability.start()
-            let pipeline = EventPipeline(lastSeq: durability.recoveredLastSeq, durability: durability, journalEvents: false, host: nil, localLogind: false, logger: quiet)
+            try durability.start(sessions: NoSessions())
+            let pipeline = EventPipeline(lastSeq: durability.recoveredLastSeq, durability: durability, sessions: NoSessions(), journalEvents: false, host: nil, localLogind: false, logger: quiet)
             pipeline.publish(drafts(1...4), at: now, startingUp: false)
             pipeline.flush()
             last = pipeline.emittedSeq
@@ -59,12 +59,30 @@ struct EventPipelineTests {
         }
         let loop = try EventLoop()
         let durability = try Durability(directory: dir.path, retention: LogRetention(maxEvents: 1000, maxBytes: 1 << 20), syncIntervalMicroseconds: 0, loop: loop, logger: quiet)
-        try durability.start()
-        let pipeline = EventPipeline(lastSeq: durability.recoveredLastSeq, durability: durability, journalEvents: false, host: nil, localLogind: false, logger: quiet)
+        try durability.start(sessions: NoSessions())
+        let pipeline = EventPipeline(lastSeq: durability.recoveredLastSeq, durability: durability, sessions: NoSessions(), journalEvents: false, host: nil, localLogind: false, logger: quiet)
         var handed: [UInt64] = []
         pipeline.broadcast = { handed.append($0.seq ?? 0) }
         pipeline.publish(drafts(5...5), at: now, startingUp: false)
         pipeline.flush()
         #expect(last == 4 && handed.count == 1 && handed[0] > last, "seq \(handed) after \(last): never reused")
+    }
+
+    @Test func aSnapshotFallingDueIsTakenAtTheEndOfTheFlushAsOfTheLastSeqLogged() throws {
+        let dir = try TemporaryDirectory()
+        let loop = try EventLoop()
+        let durability = try Durability(directory: dir.path, retention: LogRetention(maxEvents: 100_000, maxBytes: 64 << 20), syncIntervalMicroseconds: 1_000_000, loop: loop, logger: quiet)
+        try durability.start(sessions: NoSessions())
+        let pipeline = EventPipeline(lastSeq: 0, durability: durability, sessions: NoSessions(), journalEvents: false, host: nil, localLogind: false, logger: quiet)
+        func snapshotLine() -> String? { StateCheck.report(directory: dir.path).lines.first { $0.contains("open sessions as of seq") } }
+        let before = snapshotLine()
+        // One short of the 10,000 events a snapshot waits for, then past it.
+        pipeline.publish(drafts(1...9_999), at: now, startingUp: false)
+        pipeline.flush()
+        #expect(snapshotLine() == before, "not due yet: \(snapshotLine() ?? "none")")
+        pipeline.publish(drafts(10_000...10_002), at: now, startingUp: false)
+        pipeline.flush()
+        #expect(!durability.snapshotDue)
+        #expect(snapshotLine()?.contains("as of seq 10002") == true, "\(snapshotLine() ?? "none")")
     }
 }

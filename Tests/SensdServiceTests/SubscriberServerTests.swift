@@ -250,10 +250,10 @@ struct DescriptorTests {
         do {
             let loop = try EventLoop()
             let durability = try Durability(directory: dir.path, retention: LogRetention(maxEvents: 10, maxBytes: 1 << 20), syncIntervalMicroseconds: 0, loop: loop, logger: quiet)
-            try durability.start()
-            durability.append((1...25).map(logon))
+            try durability.start(sessions: NoSessions())
+            durability.append((1...25).map(logon), lastStamped: 25, sessions: NoSessions())
             #expect(try !descriptors(into: dir.path).isEmpty, "the log's segment is open while it runs")
-            durability.stopCleanly()
+            durability.stopCleanly(lastStamped: 25, sessions: NoSessions())
         }
         #expect(try descriptors(into: dir.path).isEmpty)
     }
