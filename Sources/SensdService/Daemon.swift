@@ -9,8 +9,9 @@ import Glibc
 
 /// The daemon: one event loop driving the bus, the subscriber socket and the signals, and the wiring of its
 /// parts. logind's changes come from ``LogindSource`` as drafts; ``EventPipeline`` stamps them and takes them
-/// to the log (``Durability``), the journal and the subscribers (``SubscriberServer``), in that order.
-public final class Daemon: StatsSource {
+/// to the log (``Durability``), the journal and the subscribers (``SubscriberServer``), in that order. The
+/// server asks the daemon, its ``SubscriberFeed``, for what is pending when it writes.
+public final class Daemon: SubscriberFeed {
     public static let version = Release.version
     /// How long sensd waits, stopping while the machine goes down, for the sessions still tracked to end.
     static let finalWaitMicroseconds: UInt64 = 3_000_000
@@ -85,17 +86,7 @@ public final class Daemon: StatsSource {
         server = try SubscriberServer(
             loop: loop, listener: try ListeningSocket.open(configuration, logger: logger, created: &createdSocketFile),
             limits: configuration.limits, logger: logger,
-            daemonVersion: Self.version, lastSeq: { [unowned self] in self.pipeline.emittedSeq }, log: durability?.log)
-        server.onSubscribersChanged = { [unowned self] in self.statusChanged() }
-        server.statsSource = self
-        server.prepareFlush = { [unowned self] in self.pipeline.flush() }
-        let host = pipeline.host
-        server.openSessions = { [unowned self] in
-            // Every stamped event is reflected in the tracker: the snapshot is the state at the last seq given out.
-            (self.pipeline.lastSeq, self.logind.remembered.map { OpenSession($0.session, logoffInitiated: $0.logoffInitiated, host: host) })
-        }
-        pipeline.broadcast = { [unowned self] line in self.server.broadcast(line) }
-        pipeline.requestFlush = { [unowned self] in self.server.requestFlush() }
+            daemonVersion: Self.version, feed: self, log: durability?.log)
         logind.publish = { [unowned self] drafts in self.publish(drafts) }
         try logind.start { [unowned self] in
             self.logger.info("ready", metadata: ["sessions": "\(self.logind.sessionCount)", "socket": "\(self.configuration.socketPath)", "journalEvents": "\(self.pipeline.journalEvents)"])
@@ -109,7 +100,7 @@ public final class Daemon: StatsSource {
         }
 
         let code = try loop.run { [unowned self] in self.server.afterIteration() }
-        pipeline.flush()
+        pipeline.flush(to: server)
         server.stop()
         pipeline.stopCleanly()
         if createdSocketFile { try? Syscall.unlinkIfPresent(configuration.socketPath) }
@@ -163,6 +154,7 @@ public final class Daemon: StatsSource {
             reportedAtStart += drafts.map { KnownSession(id: $0.session.id, at: $0.session.startedAt ?? loop.now) }
         }
         pipeline.publish(drafts, at: EventTime(microsecondsSinceEpoch: Int64(loop.now)), startingUp: startingUp)
+        server.requestFlush()
         statusChanged()
         if case .waitingForLastSessions = phase, logind.sessionCount == 0 {
             logger.info("every session has ended; stopping")
@@ -208,6 +200,22 @@ public final class Daemon: StatsSource {
         if durability?.logHealth == .failing { parts.append("EVENT LOG NOT WRITTEN (disk full or failing): live only") }
         else if configuration.stateDirectory != nil && durability?.log == nil { parts.append("NO EVENT LOG: live only") }
         return parts.joined(separator: ", ")
+    }
+
+    var emittedSeq: UInt64 { pipeline.emittedSeq }
+
+    func flushPending() {
+        pipeline.flush(to: server)
+    }
+
+    func openSessions() -> (seq: UInt64, sessions: [OpenSession]) {
+        // Every stamped event is reflected in the tracker: the snapshot is the state at the last seq given out.
+        let host = pipeline.host
+        return (pipeline.lastSeq, logind.remembered.map { OpenSession($0.session, logoffInitiated: $0.logoffInitiated, host: host) })
+    }
+
+    func subscribersChanged() {
+        statusChanged()
     }
 
     /// What `systemctl status` shows, as numbers: the answer to a `{"stats": true}` request.

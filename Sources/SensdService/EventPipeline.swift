@@ -27,11 +27,6 @@ final class EventPipeline {
     private(set) var emittedSeq: UInt64
     private(set) var eventsSinceStart = 0
 
-    /// Hands a line to the subscribers (the server's broadcast).
-    var broadcast: (OutgoingLine) -> Void = { _ in }
-    /// Asks for a ``flush()`` soon (the server's, so that one write per subscriber carries a burst).
-    var requestFlush: () -> Void = {}
-
     init(lastSeq: UInt64, durability: Durability?, sessions: any OpenSessions, journalEvents: Bool, host: String?, localLogind: Bool, logger: Logger) {
         self.logger = logger
         self.durability = durability
@@ -46,7 +41,8 @@ final class EventPipeline {
     /// The last seq given out (stamped), logged or not yet.
     var lastSeq: UInt64 { sequencer.lastSeq }
 
-    /// Stamps the events and holds them for the next flush.
+    /// Stamps the events and holds them for the next flush, which the caller asks the server for (so that
+    /// one write per subscriber carries a burst).
     func publish(_ drafts: [EventDraft], at now: EventTime, startingUp: Bool) {
         guard !drafts.isEmpty else { return }
         durability?.reserve(covering: sequencer.lastSeq + UInt64(drafts.count))
@@ -94,11 +90,10 @@ final class EventPipeline {
             if journalEvents { pendingJournal.append(JournalEntry.fields(event)) }
         }
         eventsSinceStart += drafts.count
-        requestFlush()
     }
 
-    /// Logs, then journals, then broadcasts every event stamped since the last flush.
-    func flush() {
+    /// Logs, then journals, then hands `subscribers` every event stamped since the last flush.
+    func flush(to subscribers: (any EventSubscribers)?) {
         guard let last = pendingLines.last?.seq else { return }
         let lines = pendingLines
         let entries = pendingJournal
@@ -110,14 +105,20 @@ final class EventPipeline {
         for entry in entries { JournalWriter.send(entry) }
         // 3. The subscribers.
         emittedSeq = last
-        for line in lines { broadcast(line) }
+        for line in lines { subscribers?.broadcast(line) }
         // Every stamped event is in the log now: the moment for a snapshot that is due.
         if let durability, durability.snapshotDue { durability.saveSnapshot(lastStamped: sequencer.lastSeq, sessions: sessions) }
     }
 
-    /// Hands out what is pending, then puts everything on the disk with a note that the log's last seq is exact.
+    /// Logs what is pending (the subscribers are gone), then puts everything on the disk with a note that the
+    /// log's last seq is exact.
     func stopCleanly() {
-        flush()
+        flush(to: nil)
         durability?.stopCleanly(lastStamped: sequencer.lastSeq, sessions: sessions)
     }
+}
+
+/// Where the pipeline hands its lines once they are logged: the subscriber server.
+protocol EventSubscribers: AnyObject {
+    func broadcast(_ line: OutgoingLine)
 }

@@ -73,7 +73,8 @@ public final class SubscriberServer {
     private let limits: SubscriberLimits
     private let logger: Logger
     private let daemonVersion: String
-    private let lastSeq: () -> UInt64
+    /// The daemon, which the server asks and tells and nothing else: see ``SubscriberFeed``.
+    private unowned let feed: any SubscriberFeed
     /// The event history resuming clients replay from; nil when sensd keeps none.
     private let log: EventLog?
     /// Output goes out when the loop has nothing more urgent (no bus message waiting), so that one write per
@@ -95,16 +96,8 @@ public final class SubscriberServer {
     /// When the last flush ended and how long it took (CLOCK_MONOTONIC microseconds).
     private var lastFlushEnd: UInt64 = 0
     private var lastFlushDuration: UInt64 = 0
-    /// Called at the start of every flush, to hand over what was published since the last.
-    var prepareFlush: () -> Void = {}
-    /// The open sessions and the seq they are the state at: every event up to it is reflected, none after.
-    var openSessions: () -> (seq: UInt64, sessions: [OpenSession]) = { (0, []) }
 
     public var subscriberCount: Int { subscribers.count }
-    /// Answers `stats` requests: the daemon, which knows every part's counters.
-    weak var statsSource: (any StatsSource)?
-    /// Called when a subscriber connects or goes.
-    var onSubscribersChanged: () -> Void = {}
     /// Connections refused at a limit, and cut off for falling behind, since start.
     public var refused: Int { admission.refused }
     public private(set) var overflowed = 0
@@ -114,10 +107,10 @@ public final class SubscriberServer {
     /// Serves on `listener`, which must be a listening stream socket; the server closes it when it goes.
     init(
         loop: EventLoop, listener: consuming Descriptor, limits: SubscriberLimits, logger: Logger,
-        daemonVersion: String, lastSeq: @escaping () -> UInt64, log: EventLog? = nil
+        daemonVersion: String, feed: any SubscriberFeed, log: EventLog? = nil
     ) throws(SystemdError) {
         self.daemonVersion = daemonVersion
-        self.lastSeq = lastSeq
+        self.feed = feed
         self.log = log
         self.loop = loop
         self.limits = limits
@@ -235,7 +228,7 @@ public final class SubscriberServer {
         }
         subscribers[ObjectIdentifier(subscriber)] = subscriber
         // One reading: the hello line's lastSeq is the point a subscription applies from.
-        subscriber.helloSeq = lastSeq()
+        subscriber.helloSeq = feed.emittedSeq
         subscriber.lastSeqSeen = subscriber.helloSeq
         let hello = WireFormat.hello(daemonVersion: daemonVersion, lastSeq: subscriber.helloSeq, oldestSeq: log?.oldestSeq)
         _ = subscriber.queue.enqueue(OutgoingLine(bytes: hello, seq: nil))
@@ -244,7 +237,7 @@ public final class SubscriberServer {
             self.release(subscriber)
         }))
         logger.debug("subscriber connected", metadata: ["subscribers": "\(subscribers.count)", "uid": "\(peer.uid)"])
-        onSubscribersChanged()
+        feed.subscribersChanged()
         return true
     }
 
@@ -321,7 +314,7 @@ public final class SubscriberServer {
             // Held events are not for this connection; the hello, if not yet written, still goes first.
             subscriber.queue.removeUnstarted { $0.seq != nil }
             var bytes = WireFormat.accepted(request, fromSeq: subscriber.helloSeq + 1)
-            if let stats = statsSource?.stats() { bytes += WireFormat.stats(stats) }
+            bytes += WireFormat.stats(feed.stats())
             subscriber.queue.enqueueFinal(OutgoingLine(bytes: bytes, seq: nil))
             finish(subscriber)
             return
@@ -336,7 +329,7 @@ public final class SubscriberServer {
         var snapshot: [UInt8] = []
         if request.snapshot {
             // The state at one seq, then the events after it: the events it already reflects are not sent.
-            let (seq, sessions) = openSessions()
+            let (seq, sessions) = feed.openSessions()
             subscriber.queue.removeUnstarted { line in line.seq.map { $0 <= seq } ?? false }
             subscriber.lastSeqSeen = max(subscriber.lastSeqSeen, seq)
             fromSeq = max(fromSeq, seq + 1)
@@ -354,7 +347,7 @@ public final class SubscriberServer {
             close(subscriber, with: ProtocolError(.logUnavailable, "this sensd keeps no event log (started with --state-directory none), so it cannot resume; connect without \"since\""))
             return
         }
-        let last = lastSeq()
+        let last = feed.emittedSeq
         guard since <= last else {
             close(subscriber, with: ProtocolError(.badRequest, "since \(since) is ahead of the last event sensd has given out (\(last)); its history was reset, so reconnect without \"since\""), extra: [("lastSeq", last)])
             return
@@ -393,7 +386,7 @@ public final class SubscriberServer {
             break
         case .caughtUp:
             // Events published but not in the log (it could not be written) are missing too: say so.
-            let last = lastSeq()
+            let last = feed.emittedSeq
             if subscriber.lastSeqSeen < last {
                 subscriber.queue.enqueueFinal(OutgoingLine(bytes: WireFormat.gap(firstMissing: subscriber.lastSeqSeen + 1, lastMissing: last, oldestSeq: log?.oldestSeq), seq: nil))
                 subscriber.lastSeqSeen = last
@@ -462,7 +455,7 @@ public final class SubscriberServer {
     /// for everything since the last flush.
     func flush() {
         let start = Syscall.monotonicNanoseconds() / 1000
-        prepareFlush()
+        feed.flushPending()
         let batch = dirty
         dirty.removeAll(keepingCapacity: true)
         for subscriber in batch {
@@ -540,11 +533,24 @@ public final class SubscriberServer {
             }
         }
         logger.debug("subscriber disconnected", metadata: ["subscribers": "\(subscribers.count)"])
-        onSubscribersChanged()
+        feed.subscribersChanged()
     }
 }
 
-/// Who answers a `{"stats": true}` request with the whole daemon's counters.
-protocol StatsSource: AnyObject {
+extension SubscriberServer: EventSubscribers {}
+
+/// What the subscriber server asks of the daemon, and the one thing it tells it. The server holds it
+/// unowned: the daemon owns the server and outlives it.
+protocol SubscriberFeed: AnyObject {
+    /// The last seq logged and handed to the subscribers: what a new subscriber's hello line says.
+    var emittedSeq: UInt64 { get }
+    /// Hands the server, through its ``SubscriberServer/broadcast(_:)``, everything published since the
+    /// last flush; called at the start of every flush.
+    func flushPending()
+    /// The open sessions and the seq they are the state at: every event up to it is reflected, none after.
+    func openSessions() -> (seq: UInt64, sessions: [OpenSession])
+    /// The whole daemon's counters, for a `{"stats": true}` request.
     func stats() -> DaemonStats
+    /// A subscriber connected or went.
+    func subscribersChanged()
 }

@@ -8,6 +8,20 @@ import UnixSocket
 
 /// The pipeline with durability on a real directory, no bus and no socket: the order the daemon's promise
 /// rests on (the log before any subscriber), and what a publish and a flush hand out.
+/// Subscribers that note each seq handed to them, and what `logged` said at that moment.
+final class Recorder: EventSubscribers {
+    let logged: () -> UInt64
+    private(set) var handed: [UInt64] = []
+    private(set) var loggedWhenHanded: [UInt64] = []
+
+    init(logged: @escaping () -> UInt64) { self.logged = logged }
+
+    func broadcast(_ line: OutgoingLine) {
+        handed.append(line.seq ?? 0)
+        loggedWhenHanded.append(logged())
+    }
+}
+
 @Suite("EventPipeline: stamped, logged, then handed to the subscribers")
 struct EventPipelineTests {
     func drafts(_ ids: ClosedRange<Int>, _ kind: EventKind = .logon) -> [EventDraft] {
@@ -22,24 +36,17 @@ struct EventPipelineTests {
         let durability = try Durability(directory: dir.path, retention: LogRetention(maxEvents: 1000, maxBytes: 1 << 20), syncIntervalMicroseconds: 0, loop: loop, logger: quiet)
         try durability.start(sessions: NoSessions())
         let pipeline = EventPipeline(lastSeq: durability.recoveredLastSeq, durability: durability, sessions: NoSessions(), journalEvents: false, host: "h", localLogind: false, logger: quiet)
-        var handed: [UInt64] = []
-        var loggedWhenHanded: [UInt64] = []
-        var flushes = 0
-        pipeline.requestFlush = { flushes += 1 }
-        pipeline.broadcast = { line in
-            handed.append(line.seq ?? 0)
-            loggedWhenHanded.append(durability.log?.lastSeq ?? 0)
-        }
+        let subscribers = Recorder { durability.log?.lastSeq ?? 0 }
         pipeline.publish(drafts(1...3), at: now, startingUp: false)
-        #expect(handed.isEmpty && flushes == 1, "published events wait for the flush the pipeline asked for")
+        #expect(subscribers.handed.isEmpty, "published events wait for the flush")
         #expect(pipeline.lastSeq == 3 && pipeline.emittedSeq == 0, "stamped, not yet emitted")
         pipeline.publish(drafts(4...5, .logoff), at: now, startingUp: false)
-        pipeline.flush()
-        #expect(handed == [1, 2, 3, 4, 5])
-        #expect(loggedWhenHanded.allSatisfy { $0 == 5 }, "the whole batch was logged before the first line went out: \(loggedWhenHanded)")
+        pipeline.flush(to: subscribers)
+        #expect(subscribers.handed == [1, 2, 3, 4, 5])
+        #expect(subscribers.loggedWhenHanded.allSatisfy { $0 == 5 }, "the whole batch was logged before the first line went out: \(subscribers.loggedWhenHanded)")
         #expect(pipeline.emittedSeq == 5 && pipeline.eventsSinceStart == 5)
-        pipeline.flush()
-        #expect(handed.count == 5, "a flush with nothing pending hands out nothing")
+        pipeline.flush(to: subscribers)
+        #expect(subscribers.handed.count == 5, "a flush with nothing pending hands out nothing")
         let log = try #require(durability.log)
         #expect(readAll(log, after: 0).seqs == [1, 2, 3, 4, 5])
     }
@@ -53,7 +60,7 @@ struct EventPipelineTests {
             try durability.start(sessions: NoSessions())
             let pipeline = EventPipeline(lastSeq: durability.recoveredLastSeq, durability: durability, sessions: NoSessions(), journalEvents: false, host: nil, localLogind: false, logger: quiet)
             pipeline.publish(drafts(1...4), at: now, startingUp: false)
-            pipeline.flush()
+            pipeline.flush(to: nil)
             last = pipeline.emittedSeq
             // No clean stop: as after kill -9.
         }
@@ -61,10 +68,10 @@ struct EventPipelineTests {
         let durability = try Durability(directory: dir.path, retention: LogRetention(maxEvents: 1000, maxBytes: 1 << 20), syncIntervalMicroseconds: 0, loop: loop, logger: quiet)
         try durability.start(sessions: NoSessions())
         let pipeline = EventPipeline(lastSeq: durability.recoveredLastSeq, durability: durability, sessions: NoSessions(), journalEvents: false, host: nil, localLogind: false, logger: quiet)
-        var handed: [UInt64] = []
-        pipeline.broadcast = { handed.append($0.seq ?? 0) }
+        let subscribers = Recorder { 0 }
         pipeline.publish(drafts(5...5), at: now, startingUp: false)
-        pipeline.flush()
+        pipeline.flush(to: subscribers)
+        let handed = subscribers.handed
         #expect(last == 4 && handed.count == 1 && handed[0] > last, "seq \(handed) after \(last): never reused")
     }
 
@@ -78,10 +85,10 @@ struct EventPipelineTests {
         let before = snapshotLine()
         // One short of the 10,000 events a snapshot waits for, then past it.
         pipeline.publish(drafts(1...9_999), at: now, startingUp: false)
-        pipeline.flush()
+        pipeline.flush(to: nil)
         #expect(snapshotLine() == before, "not due yet: \(snapshotLine() ?? "none")")
         pipeline.publish(drafts(10_000...10_002), at: now, startingUp: false)
-        pipeline.flush()
+        pipeline.flush(to: nil)
         #expect(!durability.snapshotDue)
         #expect(snapshotLine()?.contains("as of seq 10002") == true, "\(snapshotLine() ?? "none")")
     }

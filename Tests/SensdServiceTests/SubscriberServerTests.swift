@@ -26,20 +26,32 @@ final class ServerRig {
         try Syscall.bind(listener.rawValue, path: path)
         try Syscall.listen(listener.rawValue, backlog: 128)
         published = lastSeq
-        let box = SeqBox()
-        box.value = lastSeq
-        server = try SubscriberServer(loop: loop, listener: listener, limits: limits, logger: quiet, daemonVersion: "test", lastSeq: { box.value }, log: log)
-        seqBox = box
+        let feed = Feed()
+        feed.emittedSeq = lastSeq
+        server = try SubscriberServer(loop: loop, listener: listener, limits: limits, logger: quiet, daemonVersion: "test", feed: feed, log: log)
+        self.feed = feed
     }
 
-    private let seqBox: SeqBox
-    final class SeqBox { var value: UInt64 = 0 }
+    /// The daemon's side, as the server sees it: a seq, nothing pending, no sessions.
+    final class Feed: SubscriberFeed {
+        var emittedSeq: UInt64 = 0
+        private(set) var changes = 0
+        func flushPending() {}
+        func openSessions() -> (seq: UInt64, sessions: [OpenSession]) { (emittedSeq, []) }
+        func stats() -> DaemonStats {
+            DaemonStats(version: "test", startedAt: EventTime(microsecondsSinceEpoch: 0), sessions: 0, subscribers: 0, eventsSinceStart: 0, lastSeq: emittedSeq,
+                        oldestSeq: nil, overflowed: 0, refused: 0, forgedSignals: 0, log: .none, stateDamaged: 0)
+        }
+        func subscribersChanged() { changes += 1 }
+    }
+
+    let feed: Feed
 
     /// Publishes Logoffs of `ids` as the pipeline would: seq by seq, then a flush.
     func publish(_ ids: [String], user: String = "alice") {
         for id in ids {
             published += 1
-            seqBox.value = published
+            feed.emittedSeq = published
             server.broadcast(WireFormat.line(SENSEvent(event: .logoff, seq: published, time: EventTime(microsecondsSinceEpoch: 1_790_000_000_000_000 + Int64(published)), sessionId: id, userName: user, uid: 1000)))
         }
         server.flush()
