@@ -287,3 +287,14 @@ def replay_everything(c, socket="/run/sensd/events.sock") -> list[dict]:
     lines = [json.loads(line) for line in out.splitlines() if line.strip()]
     assert lines and lines[-1].get("end") == "caught-up", lines[-1:]
     return [o for o in lines if "event" in o]
+
+
+def sensd_stats(c, socket="/run/sensd/events.sock") -> dict:
+    """sensd's counters now, by the protocol alone: the answer to {"stats":true} (after the hello and the
+    accepted line, which echoes the request; the connection then ends)."""
+    script = ("import socket,sys\n"
+              "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+              "s.sendall(b'{\"stats\":true}\\n')\n"
+              "sys.stdout.write(s.makefile().read())\n")
+    out = c.run(f"python3 -c {shlex.quote(script)} {socket}").stdout
+    return next(o for o in map(json.loads, out.splitlines()) if o.get("stats") == "sensd")

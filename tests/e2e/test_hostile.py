@@ -8,7 +8,7 @@ import shutil
 import statistics
 from pathlib import Path
 
-from container import SHARE, read_lines, wait_until
+from container import SHARE, read_lines, sensd_stats, wait_until
 from test_durability import assert_exactly_once, burst, events, prepare, resuming_client, sessions_in
 from test_family import lines
 
@@ -47,9 +47,7 @@ def plain_options(c):
 def subscribers_now(c):
     """Connections open now, from sensd's counters (the status line is sent at most once a second, so it can be
     a second behind, and a stale base made the slow-reader test wait for one reader too many)."""
-    out = c.run(f"printf '%s\\n' '{{\"stats\":true}}' | timeout 5 socat -t 5 - UNIX-CONNECT:{SOCKET}").stdout
-    stats = next(o for o in map(json.loads, out.splitlines()) if o.get("stats") == "sensd")
-    return stats["subscribers"] - 1
+    return sensd_stats(c, SOCKET)["subscribers"] - 1
 
 
 def root_hello(c):

@@ -9,7 +9,7 @@ import re
 import shlex
 import urllib.parse
 
-from container import SHARE, SSH, login_command, read_lines, wait_until
+from container import SHARE, SSH, login_command, read_lines, sensd_stats, wait_until
 from test_family import lines, subscribe
 
 USERS = ["alice", "bob", "carol", "dave", "erin", "mallory"]
@@ -175,8 +175,7 @@ def test_an_unprivileged_flood_of_the_exporters_port_leaves_sensd_and_its_logoff
     # sensd does not notice: a session that ends now reaches its subscriber.
     sid = c.run("su - alice -c 'echo $XDG_SESSION_ID'").stdout.strip()
     wait_until(lambda: any(e.get("sessionId") == sid for e in lines(watcher)), "the Logoff during the flood")
-    stats = json.loads(c.run("python3 -c \"import socket; s=socket.socket(socket.AF_UNIX); s.connect('/run/sensd/events.sock'); "
-                             "s.sendall(b'{\\\"stats\\\":true}\\n'); import sys; sys.stdout.write(s.makefile().read())\"").stdout.splitlines()[-1])
+    stats = sensd_stats(c)
     assert stats["refused"] == 0 and stats["overflowed"] == 0, stats
     assert c.run("systemctl is-active sensd.service sensd-exporter.service").stdout.split() == ["active", "active"]
     c.run("pkill -u mallory python3", check=False)
