@@ -332,6 +332,17 @@ final class TestSubscriber {
     }
 }
 
+/// sensd's counters now (`{"stats":true}`), read as a plain client would.
+func counters(_ rig: Rig) throws -> [String: Any] {
+    let s = try TestSubscriber(path: rig.sensd.socketPath)
+    try s.send(#"{"stats":true}"# + "\n")
+    while let line = try s.nextLine() {
+        let o = try object(line)
+        if o["stats"] as? String == "sensd" { return o }
+    }
+    throw HarnessError("the stats request ended without its line")
+}
+
 /// The JSON object of a control line.
 func object(_ line: String?) throws -> [String: Any] {
     guard let line, let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {

@@ -33,17 +33,6 @@ struct Received {
     }
 }
 
-/// sensd's counters now (`{"stats":true}`), read as a plain client would.
-func counters(_ rig: Rig) throws -> [String: Any] {
-    let s = try TestSubscriber(path: rig.sensd.socketPath)
-    try s.send(#"{"stats":true}"# + "\n")
-    while let line = try s.nextLine() {
-        let o = try object(line)
-        if o["stats"] != nil { return o }
-    }
-    throw HarnessError("the stats request ended without its line")
-}
-
 @Suite("Resume, overflow and restart recovery against a scripted logind", .serialized)
 struct ResumeScenarioTests {
     @Test func resumingReplaysEverythingAfterSinceThenGoesLiveWithNoGapAndNoDuplicateAtTheSeam() throws {
