@@ -185,6 +185,7 @@ extension ScopeWatcher {
                     self.logger.debug("cannot list run0's services", metadata: ["leader": "\(leader)", "error": "\(result)"])
                     return answer(nil)
                 }
+                // Each row is (name, description, load, active, sub, following, object path, job...): the path.
                 let paths = units.compactMap { $0.structFields.flatMap { $0.count > 6 ? $0[6].stringValue : nil } }
                 self.serviceWithMainPID(leader, among: paths[...], answer)
             }
