@@ -33,11 +33,9 @@ final class Admission {
     private var acceptWarning = RateLimitedWarning()
     /// Connections held, in all and by the uid that opened them.
     private(set) var quota: AdmissionQuota
-    /// Connections refused at a limit since start.
-    private(set) var refused = 0
-    /// Takes a connection let in (already counted); false if it could not be served after all. One served
-    /// is reported gone with ``left(uid:)``.
-    private let serve: (consuming Descriptor, Peer) -> Bool
+    /// Where the connections refused at a limit since start are counted.
+    private let counts: SubscriberCounts
+    var refused: Int { counts.refused }
 
     /// Connections accepted per wake-up at most. The listening socket, every client and the bus share one
     /// priority, and sd-event gives sources that stay ready turns in the order they became ready: with the
@@ -46,17 +44,22 @@ final class Admission {
     /// storm that never pauses are still answered.
     static let acceptsPerWakeup = 16
 
-    /// Accepts on `listener`, which must be a listening stream socket; closed when the admission goes.
-    init(loop: EventLoop, listener: consuming Descriptor, limits: SubscriberLimits, logger: Logger, serve: @escaping (consuming Descriptor, Peer) -> Bool) throws(SystemdError) {
+    /// Will accept on `listener`, which must be a listening stream socket; closed when the admission goes.
+    init(loop: EventLoop, listener: consuming Descriptor, limits: SubscriberLimits, counts: SubscriberCounts = SubscriberCounts(), logger: Logger) {
         self.loop = loop
         self.logger = logger
         self.limits = limits
+        self.counts = counts
         quota = AdmissionQuota(limits: limits)
-        let raw = listener.rawValue
         self.listener = .some(listener)
-        self.serve = serve
         spare = Syscall.openSpareDescriptor()
-        listenSource = try loop.addIO(fd: raw, events: .readable) { [unowned self] _ in self.acceptAll() }
+    }
+
+    /// Starts accepting: each connection let in (already counted) goes to `serve`, which answers false if
+    /// it could not serve it after all. One served is reported gone with ``left(uid:)``.
+    func start(serve: @escaping (consuming Descriptor, Peer) -> Bool) throws(SystemdError) {
+        guard let raw = listener?.rawValue else { return }
+        listenSource = try loop.addIO(fd: raw, events: .readable) { [unowned self] _ in self.acceptAll(serve) }
     }
 
     /// Stops accepting and closes the listening socket: a client connecting now is refused by the kernel.
@@ -72,7 +75,7 @@ final class Admission {
         quota.left(uid: uid)
     }
 
-    private func acceptAll() {
+    private func acceptAll(_ serve: (consuming Descriptor, Peer) -> Bool) {
         guard let listening = listener?.rawValue else { return }
         for _ in 0..<Self.acceptsPerWakeup {
             let accepted: Descriptor?
@@ -86,7 +89,7 @@ final class Admission {
                 return
             }
             guard let fd = accepted else { return }
-            consider(fd)
+            consider(fd, serve)
         }
     }
 
@@ -109,7 +112,7 @@ final class Admission {
     }
 
     /// Lets a new connection in, unless its user or everyone together is at the limit.
-    private func consider(_ fd: consuming Descriptor) {
+    private func consider(_ fd: consuming Descriptor, _ serve: (consuming Descriptor, Peer) -> Bool) {
         guard let credentials = try? Syscall.peerCredentials(fd.rawValue) else { return }
         let peer = Peer(uid: credentials.uid, gid: credentials.gid, groups: credentials.groups)
         if let (refusal, limit) = quota.refusal(for: peer) { return refuse(fd, refusal, limit: limit) }
@@ -118,7 +121,7 @@ final class Admission {
     }
 
     private func refuse(_ fd: consuming Descriptor, _ error: ProtocolError, limit: Int) {
-        refused += 1
+        counts.refused += 1
         let line = WireFormat.error(error.code, error.message, extra: [("limit", UInt64(limit))])
         let raw = fd.rawValue
         _ = line.withUnsafeBytes { try? Syscall.send(raw, [$0]) }

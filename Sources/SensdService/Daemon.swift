@@ -8,10 +8,12 @@ import Glibc
 #endif
 
 /// The daemon: one event loop driving the bus, the subscriber socket and the signals, and the wiring of its
-/// parts. logind's changes come from ``LogindSource`` as drafts; ``EventPipeline`` stamps them and takes them
-/// to the log (``Durability``), the journal and the subscribers (``SubscriberServer``), in that order. The
-/// server asks the daemon, its ``SubscriberFeed``, for what is pending when it writes.
-public final class Daemon: SubscriberFeed {
+/// parts, each call going one way:
+/// - ``LogindSource`` hands drafts to the daemon (its ``LogindObserver``), which has ``EventPipeline`` stamp
+///   them and asks ``SubscriberServer`` for a flush;
+/// - at its flush the server asks its ``SubscriberFeed`` (``DaemonState``) for what is pending: the pipeline
+///   takes it to the log (``Durability``), the journal and then the server's broadcast, in that order.
+public final class Daemon: LogindObserver {
     public static let version = Release.version
     /// How long sensd waits, stopping while the machine goes down, for the sessions still tracked to end.
     static let finalWaitMicroseconds: UInt64 = 3_000_000
@@ -33,12 +35,12 @@ public final class Daemon: SubscriberFeed {
     private let logind: LogindSource
     private let durability: Durability?
     private let pipeline: EventPipeline
-    private var server: SubscriberServer!
+    private let state: DaemonState
+    private let server: SubscriberServer
     private var phase = Phase.startingUp
     private var signalSources: [EventSource] = []
-    private var statusTimer: EventSource?
     /// Whether sensd made the socket file (and so removes it when it stops).
-    private var createdSocketFile = false
+    private let createdSocketFile: Bool
     /// Whether sd-login and the journal describe the logind sensd follows (this machine's own).
     private let local: Bool
     /// The sessions whose events went out during start-up: not news to the journal search.
@@ -47,14 +49,13 @@ public final class Daemon: SubscriberFeed {
     private var downtimeSearch: (finder: DowntimeFinder, source: EventSource)?
     /// How long the search may hold back readiness, and how long each later step may take.
     static let downtimeSearchBudget: UInt64 = 500_000, downtimeStepBudget: UInt64 = 20_000
-    /// When this run of sensd started, for `stats`.
-    private let startedAt: EventTime
 
+    /// Makes every part, each given what it calls: nothing is wired after the fact. The listening socket
+    /// is opened last, so that a start that fails earlier leaves no socket file behind.
     public init(configuration: DaemonConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
         loop = try EventLoop()
-        startedAt = EventTime(microsecondsSinceEpoch: Int64(loop.now))
         bus = try Bus.system(description: "sensd-logind")
         try bus.attach(to: loop)
         try bus.exitLoopOnDisconnect()
@@ -73,6 +74,19 @@ public final class Daemon: SubscriberFeed {
             lastSeq: durability?.recoveredLastSeq ?? 0, durability: durability, sessions: logind,
             journalEvents: configuration.journalEvents ?? StderrLogHandler.stderrIsJournal(),
             host: Syscall.hostName(), localLogind: local, logger: logger)
+        let counts = SubscriberCounts()
+        state = DaemonState(loop: loop, pipeline: pipeline, sessions: logind, durability: durability, subscribers: counts, stateDirectory: configuration.stateDirectory)
+        var created = false
+        let listener = try ListeningSocket.open(configuration, logger: logger, created: &created)
+        do {
+            server = try SubscriberServer(
+                loop: loop, listener: listener, limits: configuration.limits, logger: logger,
+                daemonVersion: Self.version, feed: state, counts: counts, log: durability?.log)
+        } catch {
+            if created { try? Syscall.unlinkIfPresent(configuration.socketPath) }
+            throw error
+        }
+        createdSocketFile = created
     }
 
     /// Runs until SIGTERM or SIGINT (exit code 0) or until the bus connection is lost (non-zero).
@@ -82,28 +96,14 @@ public final class Daemon: SubscriberFeed {
         }
         _ = try? loop.enableWatchdog()
 
+        defer { if createdSocketFile { try? Syscall.unlinkIfPresent(configuration.socketPath) } }
         try durability?.start(sessions: logind)
-        server = try SubscriberServer(
-            loop: loop, listener: try ListeningSocket.open(configuration, logger: logger, created: &createdSocketFile),
-            limits: configuration.limits, logger: logger,
-            daemonVersion: Self.version, feed: self, log: durability?.log)
-        logind.publish = { [unowned self] drafts in self.publish(drafts) }
-        try logind.start { [unowned self] in
-            self.logger.info("ready", metadata: ["sessions": "\(self.logind.sessionCount)", "socket": "\(self.configuration.socketPath)", "journalEvents": "\(self.pipeline.journalEvents)"])
-            self.phase = .running
-            self.searchDowntime()
-            // What start-up found is logged and handed out before anyone is told sensd is ready.
-            self.server.flush()
-            // The listing and its replies are freed: give the memory back (glibc keeps it otherwise).
-            Syscall.trimHeap()
-            ServiceManager.notify("READY=1\nSTATUS=\(self.status)")
-        }
+        try logind.start(reportingTo: self)
 
         let code = try loop.run { [unowned self] in self.server.afterIteration() }
         pipeline.flush(to: server)
         server.stop()
         pipeline.stopCleanly()
-        if createdSocketFile { try? Syscall.unlinkIfPresent(configuration.socketPath) }
         if code != 0 {
             logger.error("lost the system bus; exiting so that the service manager restarts sensd")
         }
@@ -147,7 +147,20 @@ public final class Daemon: SubscriberFeed {
         durability.downtimeCovered()
     }
 
-    private func publish(_ drafts: [EventDraft]) {
+    /// Every session logind listed at start-up is known: sensd is ready.
+    func enumerated() {
+        logger.info("ready", metadata: ["sessions": "\(logind.sessionCount)", "socket": "\(configuration.socketPath)", "journalEvents": "\(pipeline.journalEvents)"])
+        phase = .running
+        state.becameReady()
+        searchDowntime()
+        // What start-up found is logged and handed out before anyone is told sensd is ready.
+        server.flush()
+        // The listing and its replies are freed: give the memory back (glibc keeps it otherwise).
+        Syscall.trimHeap()
+        ServiceManager.notify("READY=1\nSTATUS=\(state.status)")
+    }
+
+    func publish(_ drafts: [EventDraft]) {
         guard !drafts.isEmpty else { return }
         let startingUp = if case .startingUp = phase { true } else { false }
         if startingUp {
@@ -155,7 +168,7 @@ public final class Daemon: SubscriberFeed {
         }
         pipeline.publish(drafts, at: EventTime(microsecondsSinceEpoch: Int64(loop.now)), startingUp: startingUp)
         server.requestFlush()
-        statusChanged()
+        state.changed()
         if case .waitingForLastSessions = phase, logind.sessionCount == 0 {
             logger.info("every session has ended; stopping")
             loop.exit(code: 0)
@@ -181,60 +194,5 @@ public final class Daemon: SubscriberFeed {
             }
         }
         loop.exit(code: 0)
-    }
-
-    /// What `systemctl status` shows.
-    private var status: String {
-        var parts = [
-            "\(logind.sessionCount) session\(logind.sessionCount == 1 ? "" : "s") tracked",
-            "\(server.subscriberCount) subscriber\(server.subscriberCount == 1 ? "" : "s")",
-            "\(pipeline.eventsSinceStart) event\(pipeline.eventsSinceStart == 1 ? "" : "s") since start",
-            "last seq \(pipeline.lastSeq)",
-        ]
-        if server.overflowed > 0 { parts.append("\(server.overflowed) cut off for falling behind") }
-        if server.refused > 0 { parts.append("\(server.refused) connections refused at a limit") }
-        if logind.ignoredSignals > 0 { parts.append("\(logind.ignoredSignals) forged signals ignored") }
-        if let damaged = durability?.setAside.count, damaged > 0 {
-            parts.append("STATE DAMAGED AT START: \(damaged) problem\(damaged == 1 ? "" : "s") set aside, see sensd --check-state")
-        }
-        if durability?.logHealth == .failing { parts.append("EVENT LOG NOT WRITTEN (disk full or failing): live only") }
-        else if configuration.stateDirectory != nil && durability?.log == nil { parts.append("NO EVENT LOG: live only") }
-        return parts.joined(separator: ", ")
-    }
-
-    var emittedSeq: UInt64 { pipeline.emittedSeq }
-
-    func flushPending() {
-        pipeline.flush(to: server)
-    }
-
-    func openSessions() -> (seq: UInt64, sessions: [OpenSession]) {
-        // Every stamped event is reflected in the tracker: the snapshot is the state at the last seq given out.
-        let host = pipeline.host
-        return (pipeline.lastSeq, logind.remembered.map { OpenSession($0.session, logoffInitiated: $0.logoffInitiated, host: host) })
-    }
-
-    func subscribersChanged() {
-        statusChanged()
-    }
-
-    /// What `systemctl status` shows, as numbers: the answer to a `{"stats": true}` request.
-    func stats() -> DaemonStats {
-        let logState: DaemonStats.LogState = durability?.log == nil ? .none : durability?.logHealth == .failing ? .failing : .written
-        return DaemonStats(
-            version: Self.version, startedAt: startedAt, sessions: logind.sessionCount, subscribers: server.subscriberCount,
-            eventsSinceStart: UInt64(pipeline.eventsSinceStart), lastSeq: pipeline.emittedSeq, oldestSeq: durability?.log?.oldestSeq,
-            overflowed: server.overflowed, refused: server.refused, forgedSignals: logind.ignoredSignals, log: logState,
-            stateDamaged: durability?.setAside.count ?? 0)
-    }
-
-    /// Sends STATUS= at most once a second, and only after a change: no wakeups while idle.
-    private func statusChanged() {
-        guard statusTimer == nil else { return }
-        if case .startingUp = phase { return }
-        statusTimer = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + 1_000_000) { [unowned self] in
-            self.statusTimer = nil
-            ServiceManager.notify("STATUS=\(self.status)")
-        }
     }
 }

@@ -28,14 +28,6 @@ final class DetailFetcher {
     private var backlog = Deque<Request>()
     private var inFlight = 0
 
-    /// Whether a session still wants its details: false once it was removed while waiting its turn.
-    var isWanted: (String) -> Bool = { _ in true }
-    /// A session's properties arrived; the handler calls the closure when it is done with them (it may ask
-    /// systemd something first), which frees the request's slot.
-    var arrived: (Request, [String: BusValue], @escaping () -> Void) -> Void = { _, _, done in done() }
-    /// A request is over: answered, failed, or dropped as no longer wanted.
-    var completed: (Request) -> Void = { _ in }
-
     init(bus: Bus, logger: Logger, service: String, interface: String, objectPath: @escaping (String) -> String) {
         self.bus = bus
         self.logger = logger
@@ -44,40 +36,43 @@ final class DetailFetcher {
         self.objectPath = objectPath
     }
 
-    func request(_ id: String, backlog fromListing: Bool, announced: Bool = false) {
+    /// Asks for session `id`'s details on behalf of `consumer`, which is told of every request it made (the
+    /// daemon has one, the logind source; it is held weakly while a call is out).
+    func request(_ id: String, backlog fromListing: Bool, announced: Bool = false, for consumer: some DetailConsumer) {
         let request = Request(id: id, backlog: fromListing, announced: announced)
         if fromListing { backlog.append(request) } else { live.append(request) }
-        sendNext()
+        sendNext(for: consumer)
     }
 
-    private func sendNext() {
+    private func sendNext(for consumer: some DetailConsumer) {
         while inFlight < Self.maxInFlight, let next = live.popFirst() ?? backlog.popFirst() {
-            guard isWanted(next.id) else {
+            guard consumer.wantsDetails(of: next.id) else {
                 // Removed while waiting its turn: nothing left to ask.
-                completed(next)
+                consumer.detailRequestEnded(next)
                 continue
             }
             inFlight += 1
-            send(next)
+            send(next, for: consumer)
         }
     }
 
-    private func send(_ request: Request) {
+    private func send(_ request: Request, for consumer: some DetailConsumer) {
         let id = request.id
-        func finished() {
+        func finished(_ consumer: (some DetailConsumer)?) {
             inFlight -= 1
-            completed(request)
-            sendNext()
+            guard let consumer else { return }
+            consumer.detailRequestEnded(request)
+            sendNext(for: consumer)
         }
         do {
             let call = try bus.methodCall(destination: service, path: objectPath(id), interface: "org.freedesktop.DBus.Properties", member: "GetAll")
             try call.append(.string(interface))
-            try bus.callAsync(call) { [weak self] result in
+            try bus.callAsync(call) { [weak self, weak consumer] result in
                 guard let self else { return }
                 switch result {
                 case .success(let reply):
-                    if let properties = (try? reply.readValue())?.propertyDictionary {
-                        self.arrived(request, properties) { finished() }
+                    if let properties = (try? reply.readValue())?.propertyDictionary, let consumer {
+                        consumer.detailsArrived(request, properties) { [weak consumer] in finished(consumer) }
                         return
                     }
                     self.logger.error("malformed session properties from systemd-logind", metadata: ["session": "\(id)"])
@@ -85,11 +80,22 @@ final class DetailFetcher {
                     // Usually the session ended before logind answered; its removal is already on its way.
                     self.logger.debug("could not read session details", metadata: ["session": "\(id)", "error": "\(error)"])
                 }
-                finished()
+                finished(consumer)
             }
         } catch {
             logger.error("could not ask logind about a session", metadata: ["session": "\(id)", "error": "\(error)"])
-            finished()
+            finished(consumer)
         }
     }
+}
+
+/// Whoever asks a ``DetailFetcher`` for sessions' details: told what came of each request.
+protocol DetailConsumer: AnyObject {
+    /// Whether a session still wants its details: false once it was removed while waiting its turn.
+    func wantsDetails(of id: String) -> Bool
+    /// A session's properties arrived; `done` is called when the consumer is through with them (it may ask
+    /// systemd something first), which frees the request's slot.
+    func detailsArrived(_ request: DetailFetcher.Request, _ properties: [String: BusValue], done: @escaping () -> Void)
+    /// A request is over: answered, failed, or dropped as no longer wanted.
+    func detailRequestEnded(_ request: DetailFetcher.Request)
 }

@@ -37,14 +37,20 @@ public final class LogindSource {
     private(set) var owner: String?
     /// Detail fetches in flight from the first enumeration; readiness waits for them.
     private var enumerationFetches = 0
-    private var enumerationDone: (() -> Void)?
+    /// Whether the observer is still to be told that the first enumeration is complete.
+    private var enumerating = false
     /// systemd (PID 1) and the session scopes it removes.
     private let scopes: ScopeWatcher
     /// Asks logind for each session's details, a bounded number at a time.
     private let details: DetailFetcher
 
-    /// Receives the events each change produces, in order.
-    public var publish: ([EventDraft]) -> Void = { _ in }
+    /// Receives the events each change produces, in order; given at ``start(reportingTo:)``. Weak: the
+    /// daemon owns this source.
+    private weak var observer: (any LogindObserver)?
+
+    private func publish(_ drafts: [EventDraft]) {
+        observer?.publish(drafts)
+    }
 
     /// Why sessions are ending now, while the machine is going down: `reboot` or `shutdown` (from logind's
     /// PrepareForShutdown and the metadata v257 adds, refined by the target systemd queues); nil otherwise.
@@ -83,17 +89,11 @@ public final class LogindSource {
         scopes = ScopeWatcher(bus: bus, loop: loop, logger: logger)
         details = DetailFetcher(bus: bus, logger: logger, service: Self.service, interface: Self.sessionInterface, objectPath: Self.objectPath(of:))
         tracker.remember(remembered)
-        details.isWanted = { [unowned self] id in self.tracker.session(id) != nil }
-        details.arrived = { [unowned self] request, properties, done in self.detailsArrived(request, properties, done) }
-        details.completed = { [unowned self] request in
-            guard request.backlog else { return }
-            self.enumerationFetches -= 1
-            self.finishEnumerationIfDone()
-        }
     }
 
-    /// Subscribes, then learns who logind and systemd are and which sessions exist; `ready` runs once every
-    /// enumerated session's details are in. Subscribing comes first so that nothing happening during the
+    /// Subscribes, then learns who logind and systemd are and which sessions exist, reporting to `observer`
+    /// from then on; its ``LogindObserver/enumerated()`` is called once every enumerated session's details
+    /// are in. Subscribing comes first so that nothing happening during the
     /// listing is missed.
     ///
     /// Nothing here blocks: a blocking call holds back every signal that arrives meanwhile and hands them
@@ -101,7 +101,8 @@ public final class LogindSource {
     /// handled after the listing (issue 19: a second, user-less Logoff). Instead, matched signals wait in
     /// arrival order until the owners are known (the senders of the `Subscribe` and `ListSessions` replies)
     /// and are handled before the listing is: in the order logind and systemd sent them.
-    public func start(ready: @escaping () -> Void) throws(SystemdError) {
+    func start(reportingTo observer: any LogindObserver) throws(SystemdError) {
+        self.observer = observer
         held = []
         slots.append(try bus.addMatch(Self.managerRule(member: "SessionNew")) { [unowned self] in self.deliver($0, self.sessionNew) })
         slots.append(try bus.addMatch(Self.managerRule(member: "SessionRemoved")) { [unowned self] in self.deliver($0, self.sessionRemoved) })
@@ -113,7 +114,6 @@ public final class LogindSource {
                 "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='\(name)'"
             ) { [unowned self] in self.deliver($0, self.nameOwnerChanged) })
         }
-        scopes.unitRemoved = { [unowned self] in self.deliver($0, self.unitRemoved) }
         for member in ["PrepareForShutdown", "PrepareForShutdownWithMetadata"] {
             slots.append(try bus.addMatch(Self.managerRule(member: member)) { [unowned self] in self.deliver($0, self.prepareForShutdown) })
         }
@@ -126,7 +126,7 @@ public final class LogindSource {
             try bus.addDaemonMatch(ScopeWatcher.rule(member: "JobNew") + ",arg2='\(target)'")
         }
         startWatchingSessionFiles()
-        enumerationDone = ready
+        enumerating = true
         // systemd first: closing sessions in the listing are checked against their scopes.
         scopes.subscribe { [unowned self] in self.listAtStart() }
     }
@@ -221,7 +221,7 @@ public final class LogindSource {
             return
         }
         tracker.announced(id: id)
-        details.request(id, backlog: false, announced: true)
+        details.request(id, backlog: false, announced: true, for: self)
     }
 
     private func sessionRemoved(_ m: BusMessage) {
@@ -342,28 +342,7 @@ public final class LogindSource {
 
     private func fetchDetails(id: String, counting: Bool) {
         if counting { enumerationFetches += 1 }
-        details.request(id, backlog: counting)
-    }
-
-    private func detailsArrived(_ request: DetailFetcher.Request, _ properties: [String: BusValue], _ done: @escaping () -> Void) {
-        // A state read from logind's session file since this reply was made is newer: the tracker keeps it.
-        let details = LogindSession(id: request.id, properties: properties)
-        if details.service == "systemd-run0", let leader = details.leader, scopes.owner != nil {
-            // run0 (v256 and later): who ran it, and whether it empowered, are on the service holding the
-            // leader. A removal while systemd answers has the user from these details.
-            tracker.detailsPending(details)
-            return scopes.elevation(ofLeader: leader) { [weak self] elevation in
-                guard let self else { return }
-                var details = details
-                if let elevation {
-                    details.invokedBy = elevation.user
-                    details.invokedByUid = elevation.uid
-                    details.elevated = elevation.empowered ? true : nil
-                }
-                self.sessionKnown(request, details, done)
-            }
-        }
-        sessionKnown(request, details, done)
+        details.request(id, backlog: counting, for: self)
     }
 
     private func sessionKnown(_ request: DetailFetcher.Request, _ details: LogindSession, _ done: @escaping () -> Void) {
@@ -379,9 +358,9 @@ public final class LogindSource {
     }
 
     private func finishEnumerationIfDone() {
-        guard enumerationFetches == 0, let done = enumerationDone else { return }
-        enumerationDone = nil
-        done()
+        guard enumerationFetches == 0, enumerating else { return }
+        enumerating = false
+        observer?.enumerated()
     }
 
     // MARK: Closing sessions
@@ -417,7 +396,11 @@ public final class LogindSource {
     /// systemd removes a session's scope unit once every process of the session has exited; logind then
     /// removes the session. A logind that restarted while a session was closing lists it as closing for
     /// ever and never removes it (seen with v252), so sensd follows the scopes itself.
-    private func unitRemoved(_ m: BusMessage) {
+    func unitRemoved(_ m: BusMessage) {
+        deliver(m, handleUnitRemoved)
+    }
+
+    private func handleUnitRemoved(_ m: BusMessage) {
         switch scopes.removal(m) {
         case .notFromSystemd:
             ignore(m, notSentBy: "systemd")
@@ -441,7 +424,7 @@ public final class LogindSource {
     /// A closing session's details arrived: if its scope is already gone, its processes ended unseen.
     private func checkScope(of details: LogindSession, late: Bool, announced: Bool, done: @escaping () -> Void) {
         let id = details.id
-        scopes.watch(id)
+        scopes.watch(id, for: self)
         scopes.scopeExists(of: id) { [weak self] exists in
             guard let self else { return }
             if exists {
@@ -465,6 +448,49 @@ public final class LogindSource {
         }
     }
 }
+
+/// Where a ``LogindSource`` reports: the daemon.
+protocol LogindObserver: AnyObject {
+    /// The events a change produced, in order.
+    func publish(_ drafts: [EventDraft])
+    /// Every session of the first listing is known (or logind is away): sensd may say it is ready.
+    func enumerated()
+}
+
+extension LogindSource: DetailConsumer {
+    func wantsDetails(of id: String) -> Bool {
+        tracker.session(id) != nil
+    }
+
+    func detailsArrived(_ request: DetailFetcher.Request, _ properties: [String: BusValue], done: @escaping () -> Void) {
+        // A state read from logind's session file since this reply was made is newer: the tracker keeps it.
+        let details = LogindSession(id: request.id, properties: properties)
+        if details.service == "systemd-run0", let leader = details.leader, scopes.owner != nil {
+            // run0 (v256 and later): who ran it, and whether it empowered, are on the service holding the
+            // leader. A removal while systemd answers has the user from these details.
+            tracker.detailsPending(details)
+            return scopes.elevation(ofLeader: leader) { [weak self] elevation in
+                guard let self else { return }
+                var details = details
+                if let elevation {
+                    details.invokedBy = elevation.user
+                    details.invokedByUid = elevation.uid
+                    details.elevated = elevation.empowered ? true : nil
+                }
+                self.sessionKnown(request, details, done)
+            }
+        }
+        sessionKnown(request, details, done)
+    }
+
+    func detailRequestEnded(_ request: DetailFetcher.Request) {
+        guard request.backlog else { return }
+        enumerationFetches -= 1
+        finishEnumerationIfDone()
+    }
+}
+
+extension LogindSource: ScopeRemovals {}
 
 /// logind's property values, read through the field table (SessionFields in SENSCore).
 extension BusValue: LogindPropertyValue {

@@ -28,8 +28,6 @@ final class ScopeWatcher {
     private(set) var watched: Set<String> = []
     /// The `UnitRemoved` match, while anything is watched.
     private var match: BusSlot?
-    /// Handles a matched `UnitRemoved`.
-    var unitRemoved: (BusMessage) -> Void = { _ in }
 
     init(bus: Bus, loop: EventLoop, logger: Logger) {
         self.bus = bus
@@ -37,13 +35,14 @@ final class ScopeWatcher {
         self.logger = logger
     }
 
-    /// Follows session `id`'s scope from now on. The match is in place at the bus daemon before any call
-    /// sent after this (``scopeExists(of:_:)``) reaches systemd: no removal falls between the two.
-    func watch(_ id: String) {
+    /// Follows session `id`'s scope from now on, handing systemd's `UnitRemoved` signals to `removals`. The
+    /// match is in place at the bus daemon before any call sent after this (``scopeExists(of:_:)``) reaches
+    /// systemd: no removal falls between the two.
+    func watch(_ id: String, for removals: some ScopeRemovals) {
         watched.insert(id)
         guard match == nil else { return }
         do {
-            match = try bus.addMatchAsync(Self.unitRemovedRule, handler: { [unowned self] in self.unitRemoved($0) }) { [weak self] error in
+            match = try bus.addMatchAsync(Self.unitRemovedRule, handler: { [weak removals] in removals?.unitRemoved($0) }) { [weak self] error in
                 self?.logger.error("the bus daemon refused to send systemd's UnitRemoved; a session logind loses track of will not get its Logoff", metadata: ["error": "\(error)"])
             }
         } catch {
@@ -139,6 +138,12 @@ final class ScopeWatcher {
             answer(true)
         }
     }
+}
+
+/// Whoever follows session scopes through a ``ScopeWatcher``: given each matched `UnitRemoved`, to classify
+/// with ``ScopeWatcher/removal(_:)``.
+protocol ScopeRemovals: AnyObject {
+    func unitRemoved(_ m: BusMessage)
 }
 
 // MARK: run0's sessions

@@ -69,7 +69,7 @@ struct RateLimitedWarning {
 /// The listening socket and every subscriber connection, all driven by the one event loop.
 public final class SubscriberServer {
     private let loop: EventLoop
-    private var admission: Admission!
+    private let admission: Admission
     private let limits: SubscriberLimits
     private let logger: Logger
     private let daemonVersion: String
@@ -97,27 +97,29 @@ public final class SubscriberServer {
     private var lastFlushEnd: UInt64 = 0
     private var lastFlushDuration: UInt64 = 0
 
+    /// How many are connected, refused and cut off: kept here and in the admission, read by the daemon.
+    let counts: SubscriberCounts
     public var subscriberCount: Int { subscribers.count }
     /// Connections refused at a limit, and cut off for falling behind, since start.
-    public var refused: Int { admission.refused }
-    public private(set) var overflowed = 0
+    public var refused: Int { counts.refused }
+    public var overflowed: Int { counts.overflowed }
     private var overflowWarning = RateLimitedWarning()
     /// Gives memory back to the system a moment after a burst of clients has gone.
     private var trimTimer: EventSource?
     /// Serves on `listener`, which must be a listening stream socket; the server closes it when it goes.
     init(
         loop: EventLoop, listener: consuming Descriptor, limits: SubscriberLimits, logger: Logger,
-        daemonVersion: String, feed: any SubscriberFeed, log: EventLog? = nil
+        daemonVersion: String, feed: any SubscriberFeed, counts: SubscriberCounts = SubscriberCounts(), log: EventLog? = nil
     ) throws(SystemdError) {
         self.daemonVersion = daemonVersion
         self.feed = feed
+        self.counts = counts
         self.log = log
         self.loop = loop
         self.limits = limits
         self.logger = logger
-        admission = try Admission(loop: loop, listener: listener, limits: limits, logger: logger) { [unowned self] (fd: consuming Descriptor, peer: Peer) in
-            self.admit(fd, peer)
-        }
+        admission = Admission(loop: loop, listener: listener, limits: limits, counts: counts, logger: logger)
+        try admission.start { [unowned self] (fd: consuming Descriptor, peer: Peer) in self.admit(fd, peer) }
         idleFlush = try loop.addDefer { [unowned self] in self.flush() }
         idleFlush?.setPriority(EventSource.idlePriority)
         backstop = try loop.addTimer(monotonicDeadline: 0, accuracy: 100) { [unowned self] in self.flush() }
@@ -227,6 +229,7 @@ public final class SubscriberServer {
             return false
         }
         subscribers[ObjectIdentifier(subscriber)] = subscriber
+        counts.connected = subscribers.count
         // One reading: the hello line's lastSeq is the point a subscription applies from.
         subscriber.helloSeq = feed.emittedSeq
         subscriber.lastSeqSeen = subscriber.helloSeq
@@ -421,7 +424,7 @@ public final class SubscriberServer {
     /// Cuts off a subscriber that fell behind (its queue, or a replay overtaken by retention) with an
     /// `overflow` line naming the last event it was sent in full, the point to resume after.
     private func overflow(_ subscriber: Subscriber, _ message: String? = nil) {
-        overflowed += 1
+        counts.overflowed += 1
         let last = subscriber.queue.lastSeqWritten
         if message == nil {
             warn(&overflowWarning, "a subscriber fell \(limits.queueLimit) events behind; disconnecting it (lastSeq \(last.map(String.init) ?? "none"))")
@@ -455,7 +458,7 @@ public final class SubscriberServer {
     /// for everything since the last flush.
     func flush() {
         let start = Syscall.monotonicNanoseconds() / 1000
-        feed.flushPending()
+        feed.flushPending(to: self)
         let batch = dirty
         dirty.removeAll(keepingCapacity: true)
         for subscriber in batch {
@@ -523,6 +526,7 @@ public final class SubscriberServer {
         guard subscriber.isAttached else { return }
         let key = ObjectIdentifier(subscriber)
         subscribers[key] = nil
+        counts.connected = subscribers.count
         admission.left(uid: subscriber.uid)
         subscriber.detach()
         if trimTimer == nil {
@@ -540,13 +544,13 @@ public final class SubscriberServer {
 extension SubscriberServer: EventSubscribers {}
 
 /// What the subscriber server asks of the daemon, and the one thing it tells it. The server holds it
-/// unowned: the daemon owns the server and outlives it.
+/// unowned: the daemon owns both and they go together.
 protocol SubscriberFeed: AnyObject {
     /// The last seq logged and handed to the subscribers: what a new subscriber's hello line says.
     var emittedSeq: UInt64 { get }
-    /// Hands the server, through its ``SubscriberServer/broadcast(_:)``, everything published since the
-    /// last flush; called at the start of every flush.
-    func flushPending()
+    /// Hands `server`, through its ``EventSubscribers/broadcast(_:)``, everything published since the last
+    /// flush; called at the start of every flush.
+    func flushPending(to server: any EventSubscribers)
     /// The open sessions and the seq they are the state at: every event up to it is reflected, none after.
     func openSessions() -> (seq: UInt64, sessions: [OpenSession])
     /// The whole daemon's counters, for a `{"stats": true}` request.

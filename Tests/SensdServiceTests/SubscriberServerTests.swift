@@ -36,7 +36,7 @@ final class ServerRig {
     final class Feed: SubscriberFeed {
         var emittedSeq: UInt64 = 0
         private(set) var changes = 0
-        func flushPending() {}
+        func flushPending(to server: any EventSubscribers) {}
         func openSessions() -> (seq: UInt64, sessions: [OpenSession]) { (emittedSeq, []) }
         func stats() -> DaemonStats {
             DaemonStats(version: "test", startedAt: EventTime(microsecondsSinceEpoch: 0), sessions: 0, subscribers: 0, eventsSinceStart: 0, lastSeq: emittedSeq,
