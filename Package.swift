@@ -39,19 +39,20 @@ var targets: [Target] = [
     .target(name: "Systemd", dependencies: ["CSystemd"]),
     // Linux calls Swift's Glibc module leaves out (epoll, pipe2, accept4, malloc_trim, spawning a command).
     .target(name: "CLinux"),
-    // POSIX sockets for the daemon and the client; every socket system call lives here.
-    .target(name: "UnixSocket", dependencies: ["CLinux"]),
+    // The system calls of the daemon and the client: sockets, files, descriptors (each with one owner),
+    // peer credentials, the heap. Every call of this kind lives here (it was called UnixSocket until 0.2).
+    .target(name: "SystemCalls", dependencies: ["CLinux"]),
     // The SENS event model, the logind session tracker, the wire format. No I/O.
     .target(name: "SENSCore"),
     // The client library: typed events over the public protocol, reconnecting and resuming.
-    .target(name: "SENSClient", dependencies: ["SENSCore", "UnixSocket"]),
+    .target(name: "SENSClient", dependencies: ["SENSCore", "SystemCalls"]),
     // Rule files for the hook runner (sensd.hook(5)): parsing, matching, specifiers. No I/O but reading them.
-    .target(name: "SENSHooks", dependencies: ["SENSClient", "UnixSocket"]),
+    .target(name: "SENSHooks", dependencies: ["SENSClient", "SystemCalls"]),
     // The hook runner: a client of sensd's socket through SENSClient, never of sensd's internals.
     .executableTarget(
         name: "sensd-hooks",
         dependencies: [
-            "SENSHooks", "SENSClient", "Systemd", "UnixSocket", "CLinux",
+            "SENSHooks", "SENSClient", "Systemd", "SystemCalls", "CLinux",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]
     ),
@@ -63,10 +64,10 @@ var targets: [Target] = [
         ]
     ),
     // A scripted systemd-logind stand-in for a private dbus-daemon: tests and benchmarks only.
-    .executableTarget(name: "logind-standin", dependencies: ["Systemd", "UnixSocket"]),
+    .executableTarget(name: "logind-standin", dependencies: ["Systemd", "SystemCalls"]),
     // The benchmark's measuring clients (bench/run.py): a bare sd-bus floor and many sensd subscribers.
-    .executableTarget(name: "sensd-bench", dependencies: ["CLinux", "Systemd", "UnixSocket", "SENSCore"]),
-    .testTarget(name: "SENSCoreTests", dependencies: ["SENSCore", "UnixSocket"]),
+    .executableTarget(name: "sensd-bench", dependencies: ["CLinux", "Systemd", "SystemCalls", "SENSCore"]),
+    .testTarget(name: "SENSCoreTests", dependencies: ["SENSCore", "SystemCalls"]),
     .testTarget(name: "SENSClientTests", dependencies: ["SENSClient"]),
     .testTarget(name: "SENSHooksTests", dependencies: ["SENSHooks", "SENSClient"]),
     .testTarget(name: "SENSMonitoringTests", dependencies: ["SENSMonitoring", "SENSClient"]),
@@ -90,7 +91,7 @@ if withDaemon {
         .target(
             name: "SensdService",
             dependencies: [
-                "Systemd", "SENSCore", "UnixSocket",
+                "Systemd", "SENSCore", "SystemCalls",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
@@ -98,14 +99,14 @@ if withDaemon {
         .executableTarget(
             name: "sensd",
             dependencies: [
-                "SensdService", "UnixSocket",
+                "SensdService", "SystemCalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "SensdServiceTests",
-            dependencies: ["SensdService", "SENSCore", "UnixSocket", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["SensdService", "SENSCore", "SystemCalls", .product(name: "Logging", package: "swift-log")]
         ),
     ]
 }
@@ -131,7 +132,7 @@ targets.append(.target(name: "SENSMonitoring", dependencies: monitoringDependenc
 if withIntegrationTests {
     targets.append(.testTarget(
         name: "SensdIntegrationTests",
-        dependencies: ["SENSCore", "SENSClient", "Systemd", "UnixSocket", "CLinux", "sensd", "sensctl", "sensd-hooks", "sensd-exporter", "logind-standin"]
+        dependencies: ["SENSCore", "SENSClient", "Systemd", "SystemCalls", "CLinux", "sensd", "sensctl", "sensd-hooks", "sensd-exporter", "logind-standin"]
     ))
 }
 

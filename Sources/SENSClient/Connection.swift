@@ -1,6 +1,6 @@
 import Dispatch
 import Synchronization
-import UnixSocket
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc

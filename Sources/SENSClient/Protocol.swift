@@ -1,6 +1,6 @@
 import FoundationEssentials
 import SENSCore
-import UnixSocket
+import SystemCalls
 
 // The event model is sensd's own (module SENSCore), so that the library and the daemon cannot disagree on a
 // field; these names make it part of this library's API without importing the daemon's internals.

@@ -1,5 +1,5 @@
 import SENSCore
-import UnixSocket
+import SystemCalls
 
 /// One stream's connections, one after another: connects, sends the request, reads lines, keeps the
 /// position, reconnects and resumes after it.

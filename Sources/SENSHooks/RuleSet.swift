@@ -1,4 +1,4 @@
-import UnixSocket
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc

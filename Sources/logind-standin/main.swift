@@ -45,7 +45,7 @@
 //   scope-gone ID                the session's processes have all exited: UnitRemoved for its scope, but
 //                                logind keeps listing the session (as v252 does after its own restart)
 import Systemd
-import UnixSocket
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc

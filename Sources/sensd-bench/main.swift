@@ -19,7 +19,7 @@
 import CLinux
 import SENSCore
 import Systemd
-import UnixSocket
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc

@@ -2,7 +2,7 @@ import SENSClient
 import SENSHooks
 import Dispatch
 import Systemd
-import UnixSocket
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc

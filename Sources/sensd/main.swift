@@ -1,7 +1,7 @@
 import ArgumentParser
 import Logging
 import SensdService
-import UnixSocket
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,5 @@
 import Testing
-import UnixSocket
+import SystemCalls
 @testable import SENSCore
 
 @Suite("Requests: one optional JSON line, refused clearly when wrong")

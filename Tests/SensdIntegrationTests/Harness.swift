@@ -2,7 +2,7 @@ import CLinux
 import Foundation
 import SENSCore
 import Testing
-import UnixSocket
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc

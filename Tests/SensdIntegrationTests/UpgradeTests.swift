@@ -1,7 +1,7 @@
 import Foundation
 import SENSCore
 import Testing
-import UnixSocket
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc

@@ -3,7 +3,7 @@ import Logging
 import SENSCore
 import Systemd
 import Testing
-import UnixSocket
+import SystemCalls
 @testable import SensdService
 
 /// A Logon line of session `s<seq>`.

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import SENSCore
 import Testing
-import UnixSocket
+import SystemCalls
 @testable import SensdService
 
 /// A fresh directory under /tmp, removed afterwards.

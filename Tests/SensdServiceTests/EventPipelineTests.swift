@@ -3,7 +3,7 @@ import Logging
 import SENSCore
 import Systemd
 import Testing
-import UnixSocket
+import SystemCalls
 @testable import SensdService
 
 /// The pipeline with durability on a real directory, no bus and no socket: the order the daemon's promise

@@ -1,7 +1,7 @@
 import Logging
 import SENSCore
 import Systemd
-import UnixSocket
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc
@@ -35,10 +35,10 @@ public final class LogindSource {
     private var sessionFiles: SessionFileWatcher?
     /// The unique name that owns `org.freedesktop.login1` now, or nil while logind is away.
     private(set) var owner: String?
-    /// Detail fetches in flight from the first enumeration; readiness waits for them.
-    private var enumerationFetches = 0
-    /// Whether the observer is still to be told that the first enumeration is complete.
-    private var enumerating = false
+    /// Signals held until the owners are known, and readiness.
+    private var gate = StartupGate<(BusMessage, (BusMessage) -> Void)>()
+    /// Whether, and how, the machine is going down.
+    private var shutdown = ShutdownWatcher()
     /// systemd (PID 1) and the session scopes it removes.
     private let scopes: ScopeWatcher
     /// Asks logind for each session's details, a bounded number at a time.
@@ -54,7 +54,7 @@ public final class LogindSource {
 
     /// Why sessions are ending now, while the machine is going down: `reboot` or `shutdown` (from logind's
     /// PrepareForShutdown and the metadata v257 adds, refined by the target systemd queues); nil otherwise.
-    public private(set) var shutdownReason: String?
+    public var shutdownReason: String? { shutdown.reason }
 
     /// Hands drafts on, with `reason` on the ending ones: the one given, else the shutdown's if one is under way.
     private func emit(_ drafts: [EventDraft], reason: String? = nil) {
@@ -96,14 +96,16 @@ public final class LogindSource {
     /// are in. Subscribing comes first so that nothing happening during the
     /// listing is missed.
     ///
-    /// Nothing here blocks: a blocking call holds back every signal that arrives meanwhile and hands them
-    /// over after its reply, so a `SessionRemoved` that logind sent before its `ListSessions` reply was
-    /// handled after the listing (issue 19: a second, user-less Logoff). Instead, matched signals wait in
-    /// arrival order until the owners are known (the senders of the `Subscribe` and `ListSessions` replies)
-    /// and are handled before the listing is: in the order logind and systemd sent them.
+    /// The matches are added with calls that wait for the bus daemon's answer, so that a refused one stops
+    /// sensd from starting instead of leaving it deaf; nothing is owed to sensd yet, and a signal arriving
+    /// meanwhile is queued by sd-bus and handled in order after. The calls that matter do not wait: a
+    /// blocking call holds back every signal that arrives meanwhile and hands them over after its reply, so a
+    /// `SessionRemoved` that logind sent before its `ListSessions` reply was handled after the listing
+    /// (issue 19: a second, user-less Logoff). Instead, matched signals wait in the ``StartupGate`` until
+    /// the owners are known (the senders of the `Subscribe` and `ListSessions` replies) and are handled
+    /// before the listing is: in the order logind and systemd sent them.
     func start(reportingTo observer: any LogindObserver) throws(SystemdError) {
         self.observer = observer
-        held = []
         slots.append(try bus.addMatch(Self.managerRule(member: "SessionNew")) { [unowned self] in self.deliver($0, self.sessionNew) })
         slots.append(try bus.addMatch(Self.managerRule(member: "SessionRemoved")) { [unowned self] in self.deliver($0, self.sessionRemoved) })
         slots.append(try bus.addMatch(
@@ -122,11 +124,10 @@ public final class LogindSource {
         // filters on the argument; sd-bus cannot (it stops at JobNew's first, a number), so a filter
         // receives what the daemon sends. With an unfiltered match instead, every job reached sensd.
         slots.append(try bus.addSignalFilter(interface: ScopeWatcher.manager, member: "JobNew") { [unowned self] in self.deliver($0, self.jobNew) })
-        for target in Self.shutdownTargets.keys.sorted() {
+        for target in ShutdownWatcher.targets.keys.sorted() {
             try bus.addDaemonMatch(ScopeWatcher.rule(member: "JobNew") + ",arg2='\(target)'")
         }
         startWatchingSessionFiles()
-        enumerating = true
         // systemd first: closing sessions in the listing are checked against their scopes.
         scopes.subscribe { [unowned self] in self.listAtStart() }
     }
@@ -140,7 +141,7 @@ public final class LogindSource {
                     self.logger.info("following systemd-logind", metadata: ["owner": "\(self.owner ?? "?")"])
                     self.releaseHeld()
                     do {
-                        let listed = try Self.parseSessionList(reply)
+                        let listed = try Self.parseSessionList(reply.readValue())
                         self.listedAtStart = (listed.map(\.id), self.loop.now)
                         self.enumerate(listed, counting: true)
                     } catch {
@@ -150,30 +151,24 @@ public final class LogindSource {
                     self.logger.warning("systemd-logind is not on the bus; waiting for it to appear", metadata: ["error": "\(error)"])
                     self.releaseHeld()
                 }
+                self.gate.listingDone()
                 self.finishEnumerationIfDone()
             }
         } catch {
             logger.error("could not ask logind for its sessions: \(error)")
             releaseHeld()
+            gate.listingDone()
             finishEnumerationIfDone()
         }
     }
 
-    /// Signals that arrived before the start-up replies named the owners, in arrival order; nil once handed over.
-    private var held: [(BusMessage, (BusMessage) -> Void)]?
-
     private func deliver(_ m: BusMessage, _ handler: @escaping (BusMessage) -> Void) {
-        if held != nil {
-            held!.append((m, handler))
-        } else {
-            handler(m)
-        }
+        guard !gate.hold((m, handler)) else { return }
+        handler(m)
     }
 
     private func releaseHeld() {
-        guard let waiting = held else { return }
-        held = nil
-        for (m, handler) in waiting { handler(m) }
+        for (m, handler) in gate.open() { handler(m) }
     }
 
     private static func managerRule(member: String) -> String {
@@ -184,9 +179,10 @@ public final class LogindSource {
         try bus.methodCall(destination: Self.service, path: Self.managerPath, interface: Self.managerInterface, member: "ListSessions")
     }
 
-    /// `ListSessions() -> a(susso)`: id, uid, user name, seat, object path.
-    static func parseSessionList(_ reply: BusMessage) throws(SystemdError) -> [LogindSession] {
-        guard let entries = try reply.readValue()?.arrayElements else {
+    /// `ListSessions() -> a(susso)`: id, uid, user name, seat, object path; `reply` is the reply's one
+    /// value. An entry of another shape is passed over; a reply that is not an array is an error.
+    static func parseSessionList(_ reply: BusValue?) throws(SystemdError) -> [LogindSession] {
+        guard let entries = reply?.arrayElements else {
             throw SystemdError(operation: "ListSessions reply", errno: EBADMSG)
         }
         return entries.compactMap { entry in
@@ -247,18 +243,10 @@ public final class LogindSource {
     /// PrepareForShutdownWithMetadata too, whose "type" says which.
     private func prepareForShutdown(_ m: BusMessage) {
         guard isFromLogind(m), let args = try? m.readAll(), let going = args.first?.boolValue else { return }
-        guard going else {
-            shutdownReason = nil
-            return
-        }
-        var reason = shutdownReason ?? "shutdown"
-        if args.count > 1, let type = args[1].propertyDictionary?["type"]?.stringValue {
-            reason = Self.shutdownReason(ofTarget: type + ".target") ?? reason
-        }
-        if shutdownReason == nil {
+        let type = args.count > 1 ? args[1].propertyDictionary?["type"]?.stringValue : nil
+        if shutdown.prepareForShutdown(going: going, type: type), let reason = shutdown.reason {
             logger.notice("the system is going down; sessions that end now are reported with reason \(reason)")
         }
-        shutdownReason = reason
     }
 
     /// systemd queued a job: a reboot or power-off target says which kind of going down this is.
@@ -267,19 +255,9 @@ public final class LogindSource {
             ignore(m, notSentBy: "systemd")
             return
         }
-        guard let args = try? m.readAll(), args.count == 3, let unit = args[2].stringValue, let reason = Self.shutdownReason(ofTarget: unit) else { return }
-        shutdownReason = reason
+        guard let args = try? m.readAll(), args.count == 3, let unit = args[2].stringValue else { return }
+        shutdown.jobQueued(unit: unit)
     }
-
-    static func shutdownReason(ofTarget unit: String) -> String? {
-        shutdownTargets[unit]
-    }
-
-    /// The targets that end every session, and the `reason` their sessions' ends get.
-    static let shutdownTargets = [
-        "reboot.target": "reboot", "kexec.target": "reboot", "soft-reboot.target": "reboot",
-        "poweroff.target": "shutdown", "halt.target": "shutdown", "power-off.target": "shutdown",
-    ]
 
     private func nameOwnerChanged(_ m: BusMessage) {
         // Only the bus daemon itself may say who owns a name.
@@ -315,7 +293,7 @@ public final class LogindSource {
                 switch result {
                 case .success(let reply):
                     do {
-                        self.enumerate(try Self.parseSessionList(reply), counting: false)
+                        self.enumerate(try Self.parseSessionList(reply.readValue()), counting: false)
                     } catch {
                         self.logger.error("could not read logind's session list: \(error)")
                     }
@@ -341,7 +319,7 @@ public final class LogindSource {
     }
 
     private func fetchDetails(id: String, counting: Bool) {
-        if counting { enumerationFetches += 1 }
+        if counting { gate.detailsRequested() }
         details.request(id, backlog: counting, for: self)
     }
 
@@ -358,8 +336,7 @@ public final class LogindSource {
     }
 
     private func finishEnumerationIfDone() {
-        guard enumerationFetches == 0, enumerating else { return }
-        enumerating = false
+        guard gate.readyNow() else { return }
         observer?.enumerated()
     }
 
@@ -485,7 +462,7 @@ extension LogindSource: DetailConsumer {
 
     func detailRequestEnded(_ request: DetailFetcher.Request) {
         guard request.backlog else { return }
-        enumerationFetches -= 1
+        gate.detailsEnded()
         finishEnumerationIfDone()
     }
 }

@@ -1,7 +1,7 @@
 import Logging
 import SENSCore
 import Systemd
-import UnixSocket
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc

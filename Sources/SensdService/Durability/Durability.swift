@@ -2,7 +2,7 @@ import FoundationEssentials
 import Logging
 import SENSCore
 import Systemd
-import UnixSocket
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc

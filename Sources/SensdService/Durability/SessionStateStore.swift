@@ -1,7 +1,7 @@
 import FoundationEssentials
 import Logging
 import SENSCore
-import UnixSocket
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,6 @@
 import SENSCore
 import Systemd
-import UnixSocket
+import SystemCalls
 
 /// One connected client: its socket, its queue, and where it is in its life.
 final class Subscriber {

@@ -1,6 +1,6 @@
 import Logging
 import SENSCore
-import UnixSocket
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,5 @@
 import Systemd
-import UnixSocket
+import SystemCalls
 
 /// Watches a directory of logind's session files for files written or renamed into it, and reports their
 /// names. logind rewrites a session's file (by rename) when the session starts closing, a change it sends no

@@ -1,7 +1,7 @@
 import Logging
 import SENSCore
 import Systemd
-import UnixSocket
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc
@@ -77,25 +77,16 @@ public final class SubscriberServer {
     private unowned let feed: any SubscriberFeed
     /// The event history resuming clients replay from; nil when sensd keeps none.
     private let log: EventLog?
-    /// Output goes out when the loop has nothing more urgent (no bus message waiting), so that one write per
-    /// subscriber carries every event of a burst; `idleDeadline` bounds the wait when the bus never pauses
-    /// (checked after every iteration of the loop: ``afterIteration()``). The backstop timer is for the
-    /// wait after an expensive flush.
+    /// When to write (``FlushTiming``), and the two event sources that carry it out: the loop's idle moment,
+    /// and a timer for the wait after an expensive flush.
+    private var timing = FlushTiming()
     private var idleFlush: EventSource?
-    private var idleDeadline: UInt64?
     private var backstop: EventSource?
-    private var flushRequested = false
     private var subscribers: [ObjectIdentifier: Subscriber] = [:]
     /// Subscribers with output waiting, written at the next flush, in the order they got it; each is in it
     /// at most once (``Subscriber/awaitingFlush``). A flag rather than a set: a broadcast marks every
     /// subscriber, and hashing each one per event was a fifth of sensd's time with 1,000 subscribers.
     private var dirty: [Subscriber] = []
-
-    /// The longest output waits for the bus to pause while events keep coming.
-    static let backstopMicroseconds: UInt64 = 1_000
-    /// When the last flush ended and how long it took (CLOCK_MONOTONIC microseconds).
-    private var lastFlushEnd: UInt64 = 0
-    private var lastFlushDuration: UInt64 = 0
 
     /// How many are connected, refused and cut off: kept here and in the admission, read by the daemon.
     let counts: SubscriberCounts
@@ -127,29 +118,26 @@ public final class SubscriberServer {
         backstop?.setEnabled(false)
     }
 
-    /// Asks for a flush once the loop is idle, or 1 ms later at the latest. Until as long after the
-    /// last flush as that flush took, waits for that instead: flushing then takes at most half the loop's
-    /// time however many subscribers there are, so the bus is always read, while an event after a quiet spell,
-    /// or with few subscribers, goes out at once.
+    /// Asks for a flush once the loop is idle, or 1 ms later at the latest; after an expensive flush, not
+    /// before as long again has passed (``FlushTiming``).
     func requestFlush() {
-        guard !flushRequested else { return }
-        flushRequested = true
-        let now = loop.monotonicNow
-        if now < lastFlushEnd + lastFlushDuration {
-            backstop?.setTime(monotonicDeadline: lastFlushEnd + lastFlushDuration)
-            backstop?.setEnabled(true, oneshot: true)
-        } else {
+        switch timing.request(now: loop.monotonicNow) {
+        case .alreadyRequested:
+            break
+        case .whenIdle:
             // No timer: setting one per event, and disarming it after the flush, were two system calls
             // per event (timerfd_settime) for a deadline that is hardly ever reached.
             idleFlush?.setEnabled(true, oneshot: true)
-            idleDeadline = now + Self.backstopMicroseconds
+        case .at(let deadline):
+            backstop?.setTime(monotonicDeadline: deadline)
+            backstop?.setEnabled(true, oneshot: true)
         }
     }
 
     /// Called after every iteration of the loop: while the idle flush waits, the bus keeps the loop busy,
     /// so the loop comes back here at once each time; past the deadline, the flush goes out regardless.
     func afterIteration() {
-        guard let deadline = idleDeadline, loop.monotonicNow >= deadline else { return }
+        guard timing.overdue(now: loop.monotonicNow) else { return }
         flush()
     }
 
@@ -373,28 +361,11 @@ public final class SubscriberServer {
         // A replay holds a bounded read-ahead, not its backlog: the log is read as the client takes it.
         let room = min(limits.queueLimit, limits.replayReadAhead) - subscriber.queue.count
         guard room > 0 else { return }
-        let request = subscriber.request
-        let step = cursor.read(maxLines: room) { line, seq in
-            if seq != subscriber.lastSeqSeen + 1 {
-                subscriber.queue.enqueueFinal(OutgoingLine(bytes: WireFormat.gap(firstMissing: subscriber.lastSeqSeen + 1, lastMissing: seq - 1, oldestSeq: log?.oldestSeq), seq: nil))
-            }
-            subscriber.lastSeqSeen = seq
-            if let request, let facts = EventRecord.facts(of: line), !request.matches(facts) { return }
-            var bytes = [UInt8](line)
-            bytes.append(0x0A)
-            subscriber.queue.enqueueFinal(OutgoingLine(bytes: bytes, seq: seq))
-        }
-        switch step {
+        switch Replay.refill(subscriber, from: cursor, room: room, emittedSeq: feed.emittedSeq, oldestSeq: log?.oldestSeq) {
         case .more:
             break
         case .caughtUp:
-            // Events published but not in the log (it could not be written) are missing too: say so.
-            let last = feed.emittedSeq
-            if subscriber.lastSeqSeen < last {
-                subscriber.queue.enqueueFinal(OutgoingLine(bytes: WireFormat.gap(firstMissing: subscriber.lastSeqSeen + 1, lastMissing: last, oldestSeq: log?.oldestSeq), seq: nil))
-                subscriber.lastSeqSeen = last
-            }
-            if request?.live == false {
+            if subscriber.request?.live == false {
                 subscriber.queue.enqueueFinal(OutgoingLine(bytes: WireFormat.replayEnd(lastSeq: subscriber.lastSeqSeen), seq: nil))
                 finish(subscriber)
                 return
@@ -465,10 +436,7 @@ public final class SubscriberServer {
             subscriber.awaitingFlush = false
             if subscriber.isAttached, !subscriber.isHeld { _ = write(subscriber) }
         }
-        lastFlushEnd = Syscall.monotonicNanoseconds() / 1000
-        lastFlushDuration = min(lastFlushEnd - start, 10 * Self.backstopMicroseconds)
-        flushRequested = false
-        idleDeadline = nil
+        timing.flushed(start: start, end: Syscall.monotonicNanoseconds() / 1000)
         idleFlush?.setEnabled(false)
         backstop?.setEnabled(false)
         // Output queued during this flush (a closing line) waits out this flush's own duration too.
