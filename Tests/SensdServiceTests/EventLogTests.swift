@@ -18,6 +18,13 @@ final class TemporaryDirectory {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
+extension EventLog {
+    /// Appends and applies retention at once, as Durability does when no snapshot stands in the way.
+    func appendRetaining(_ lines: [OutgoingLine]) throws {
+        if try append(lines) != nil { dropRetained() }
+    }
+}
+
 let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
 
 func line(_ seq: UInt64, user: String = "alice") -> OutgoingLine {
@@ -43,7 +50,7 @@ struct EventLogTests {
         do {
             let log = try EventLog(directory: dir.path, retention: retention, logger: quiet)
             for start in stride(from: UInt64(1), through: 91, by: 10) {
-                try log.append((start..<(start + 10)).map { line($0) })
+                try log.appendRetaining((start..<(start + 10)).map { line($0) })
             }
             try log.sync()
             #expect(log.segments.count == 10)
@@ -55,7 +62,7 @@ struct EventLogTests {
         let reopened = try EventLog(directory: dir.path, retention: retention, logger: quiet)
         #expect(reopened.damage.isEmpty)
         #expect(reopened.lastSeq == 100 && reopened.oldestSeq == 1)
-        try reopened.append([line(101)])
+        try reopened.appendRetaining([line(101)])
         #expect(readAll(reopened, after: 95).seqs == Array(96...101))
         // The bytes read back are the bytes subscribers were sent.
         let cursor = LogCursor(log: reopened, after: 100)
@@ -69,11 +76,13 @@ struct EventLogTests {
         let log = try EventLog(directory: dir.path, retention: LogRetention(maxEvents: 50, maxBytes: 1 << 20), logger: quiet)
         var asked: [UInt64] = []
         for seq in UInt64(1)...200 {
-            try log.append([line(seq)]) { through in
-                // Asked before the segments go, after the batch is written.
-                #expect(log.lastSeq == seq && log.oldestSeq! <= through)
-                asked.append(through)
-            }
+            guard let through = try log.append([line(seq)]) else { continue }
+            // Told before the segments go, after the batch is written; they stay until dropped.
+            #expect(log.lastSeq == seq && log.oldestSeq! <= through)
+            #expect(log.retentionDue == through)
+            asked.append(through)
+            log.dropRetained()
+            #expect(log.oldestSeq! > through)
         }
         // Segments of 5: at least 50 events kept, at most 55.
         #expect(log.eventCount >= 50 && log.eventCount <= 55)
@@ -87,7 +96,7 @@ struct EventLogTests {
     @Test func byteLimitBoundsTheLog() throws {
         let dir = try TemporaryDirectory()
         let log = try EventLog(directory: dir.path, retention: LogRetention(maxEvents: 1_000_000, maxBytes: 40_960), logger: quiet)
-        for seq in UInt64(1)...2000 { try log.append([line(seq)]) }
+        for seq in UInt64(1)...2000 { try log.appendRetaining([line(seq)]) }
         #expect(log.byteCount <= 40_960 + 4096 + 200)
         #expect(log.lastSeq == 2000)
     }
@@ -96,7 +105,7 @@ struct EventLogTests {
         let dir = try TemporaryDirectory()
         do {
             let log = try EventLog(directory: dir.path, retention: LogRetention(), logger: quiet)
-            try log.append((1...20).map { line($0) })
+            try log.appendRetaining((1...20).map { line($0) })
         }
         let segment = dir.path + "/00000000000000000001.log"
         var bytes = try #require(try Syscall.readFile(segment))
@@ -110,7 +119,7 @@ struct EventLogTests {
         #expect(log.damage.first?.contains("dropped its last 30 bytes") == true)
         #expect(try Syscall.readFile(segment)?.count == whole)
         #expect(try Syscall.readFile(segment + ".damaged")?.count == 30)
-        try log.append([line(21)])
+        try log.appendRetaining([line(21)])
         #expect(readAll(log, after: 0).seqs == Array(1...21))
     }
 
@@ -119,7 +128,7 @@ struct EventLogTests {
         let retention = LogRetention(maxEvents: 100, maxBytes: 1 << 20)
         do {
             let log = try EventLog(directory: dir.path, retention: retention, logger: quiet)
-            for seq in UInt64(1)...35 { try log.append([line(seq)]) }
+            for seq in UInt64(1)...35 { try log.appendRetaining([line(seq)]) }
         }
         // Segments of 10: 1-10, 11-20, 21-30, 31-35. Damage the second one.
         let second = dir.path + "/00000000000000000011.log"
@@ -139,7 +148,7 @@ struct EventLogTests {
         let retention = LogRetention(maxEvents: 100_000, maxBytes: 1 << 30)
         do {
             let log = try EventLog(directory: dir.path, retention: retention, logger: quiet)
-            try log.append((1...6000).map { line($0, user: "user-with-a-longer-name-\($0)") })
+            try log.appendRetaining((1...6000).map { line($0, user: "user-with-a-longer-name-\($0)") })
             #expect(log.byteCount > 3 * (256 << 10), "several read chunks")
         }
         let segment = dir.path + "/00000000000000000001.log"
@@ -160,7 +169,7 @@ struct EventLogTests {
         let dir = try TemporaryDirectory()
         do {
             let log = try EventLog(directory: dir.path, retention: LogRetention(), logger: quiet)
-            try log.append((1...5).map { line($0) })
+            try log.appendRetaining((1...5).map { line($0) })
         }
         let segment = dir.path + "/00000000000000000001.log"
         var bytes = try #require(try Syscall.readFile(segment))
@@ -184,12 +193,12 @@ struct EventLogTests {
     @Test func aCursorOvertakenByRetentionSaysSoInsteadOfSkipping() throws {
         let dir = try TemporaryDirectory()
         let log = try EventLog(directory: dir.path, retention: LogRetention(maxEvents: 20, maxBytes: 1 << 20), logger: quiet)
-        for seq in UInt64(1)...20 { try log.append([line(seq)]) }
+        for seq in UInt64(1)...20 { try log.appendRetaining([line(seq)]) }
         let cursor = LogCursor(log: log, after: 0)
         var seen: [UInt64] = []
         #expect({ if case .more = cursor.read(maxLines: 3, { seen.append($1) }) { true } else { false } }())
         // Retention deletes the segments the cursor has not reached yet.
-        for seq in UInt64(21)...80 { try log.append([line(seq)]) }
+        for seq in UInt64(21)...80 { try log.appendRetaining([line(seq)]) }
         var step = cursor.read(maxLines: 1000) { seen.append($1) }
         while case .more = step { step = cursor.read(maxLines: 1000) { seen.append($1) } }
         guard case .overtaken = step else {
@@ -203,7 +212,7 @@ struct EventLogTests {
     @Test func readingStartsBeforeTheOldestWhenAskedForLess() throws {
         let dir = try TemporaryDirectory()
         let log = try EventLog(directory: dir.path, retention: LogRetention(maxEvents: 20, maxBytes: 1 << 20), logger: quiet)
-        for seq in UInt64(1)...100 { try log.append([line(seq)]) }
+        for seq in UInt64(1)...100 { try log.appendRetaining([line(seq)]) }
         let oldest = try #require(log.oldestSeq)
         #expect(oldest > 1)
         // The server turns the jump from 10 to `oldest` into a gap line.

@@ -131,8 +131,9 @@ final class Durability {
         do {
             // Retention must not delete what the snapshot still depends on: a newer snapshot first. It is
             // taken once the whole batch is in the log, so that it covers nothing the log lacks.
-            try log.append(lines) { dropping in
+            if let dropping = try log.append(lines) {
                 if snapshotSeq < dropping { saveSnapshot(lastStamped: lastStamped, sessions: sessions) }
+                log.dropRetained()
             }
             if logHealth == .failing {
                 logHealth = .writing

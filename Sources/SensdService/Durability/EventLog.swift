@@ -198,16 +198,15 @@ final class EventLog {
     /// Appends event lines (each ending in a newline) in seq order, starting a new segment when the current
     /// one is full. On a failed write the segment is cut back to its last whole record.
     ///
-    /// Retention runs once every line is written: `beforeDropping` is told the last seq of the old segments
-    /// about to be deleted, so that a snapshot taken then (which covers every event stamped) finds all of
-    /// them in the log. Run in the middle of the batch, as it once was, such a snapshot named events the log
-    /// did not have yet.
-    func append(_ lines: [OutgoingLine], beforeDropping: (UInt64) -> Void = { _ in }) throws(SystemCallError) {
+    /// Answers the last seq of the old segments retention now wants gone, or nil. They stay until the caller
+    /// calls ``dropRetained()``: whatever still depends on them (a snapshot older than they are) is the
+    /// caller's to replace first, and only once the whole batch is in the log, so that a snapshot taken then
+    /// (which covers every event stamped) finds all of them here. Retention once ran in the middle of a
+    /// batch, and such a snapshot named events the log did not have yet.
+    @discardableResult
+    func append(_ lines: [OutgoingLine]) throws(SystemCallError) -> UInt64? {
         try write(lines)
-        if let through = retentionDue {
-            beforeDropping(through)
-            dropRetained()
-        }
+        return retentionDue
     }
 
     private func write(_ lines: [OutgoingLine]) throws(SystemCallError) {
@@ -281,7 +280,7 @@ final class EventLog {
     }
 
     /// Deletes what ``retentionDue`` names.
-    private func dropRetained() {
+    func dropRetained() {
         for _ in 0..<segmentsDue {
             let oldest = segments[0]
             do {
