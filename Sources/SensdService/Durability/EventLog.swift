@@ -134,64 +134,32 @@ final class EventLog {
     static func check(path: String, namedSeq: UInt64, after previous: UInt64) throws(SystemCallError) -> Check {
         var c = Check()
         guard let file = try Syscall.openForReading(path) else { return c }
-        let fd = file.rawValue
         var last = previous
-        // Read in chunks: a segment can be megabytes, and the daemon's memory should not grow with it.
-        var buffer = [UInt8](repeating: 0, count: 256 << 10)
-        var filled = 0
-        var offset = 0
-        while true {
-            let start = filled, position = offset + filled
-            let n: Int
-            do {
-                n = try buffer.withUnsafeMutableBytes { raw throws(SystemCallError) -> Int in
-                    try Syscall.read(fd, at: position, into: UnsafeMutableRawBufferPointer(rebasing: raw[start...]))
-                }
-            } catch let error as SystemCallError {
-                throw error
-            } catch {
-                throw SystemCallError("pread(\(path))", errno: EIO)
+        let (_, end) = try RecordScan.lines(fd: file.rawValue, from: 0, chunk: 256 << 10) { record, at in
+            guard let json = EventRecord.verified(record), let seq = EventRecord.seq(of: json) else {
+                c.problem = "damaged record after seq \(last) at byte \(at)"
+                return false
             }
-            filled += n
-            var consumed = 0
-            buffer.withUnsafeBytes { raw in
-                while c.problem == nil, let newline = raw[consumed..<filled].firstIndex(of: 0x0A) {
-                    let at = offset + consumed
-                    guard let json = EventRecord.verified(UnsafeRawBufferPointer(rebasing: raw[consumed..<newline])),
-                          let seq = EventRecord.seq(of: json) else {
-                        c.problem = "damaged record after seq \(last) at byte \(at)"
-                        return
-                    }
-                    guard seq > last, c.firstSeq != nil || seq == namedSeq else {
-                        c.problem = "record with seq \(seq) out of order after seq \(last) at byte \(at)"
-                        return
-                    }
-                    if c.firstSeq == nil { c.firstSeq = seq }
-                    last = seq
-                    c.lastSeq = seq
-                    c.count += 1
-                    consumed = newline + 1
-                    c.goodBytes = offset + consumed
-                }
+            guard seq > last, c.firstSeq != nil || seq == namedSeq else {
+                c.problem = "record with seq \(seq) out of order after seq \(last) at byte \(at)"
+                return false
             }
-            if c.problem != nil { return c }
-            if n == 0 {
-                if filled > consumed {
-                    c.problem = "torn record after seq \(last) (\(filled - consumed) bytes without an end of line)"
-                }
-                return c
-            }
-            if consumed == 0 && filled == buffer.count {
-                c.problem = "damaged record after seq \(last) at byte \(offset) (no end of line in \(buffer.count) bytes)"
-                return c
-            }
-            // Keep the unfinished record at the front and read on after it.
-            buffer.withUnsafeMutableBytes { raw in
-                raw.baseAddress!.copyMemory(from: raw.baseAddress! + consumed, byteCount: filled - consumed)
-            }
-            offset += consumed
-            filled -= consumed
+            if c.firstSeq == nil { c.firstSeq = seq }
+            last = seq
+            c.lastSeq = seq
+            c.count += 1
+            c.goodBytes = at + record.count + 1
+            return true
         }
+        switch end {
+        case .stopped:
+            break
+        case .endOfFile(let trailing):
+            if trailing > 0 { c.problem = "torn record after seq \(last) (\(trailing) bytes without an end of line)" }
+        case .lineTooLong(let limit):
+            c.problem = "damaged record after seq \(last) at byte \(c.goodBytes) (no end of line in \(limit) bytes)"
+        }
+        return c
     }
 
 
@@ -358,7 +326,6 @@ final class LogCursor {
     /// Hands up to `maxLines` records after ``lastSeq`` to `deliver` (the event JSON without newline, seq).
     func read(maxLines: Int, _ deliver: (UnsafeRawBufferPointer, UInt64) -> Void) -> Step {
         var delivered = 0
-        var buffer = [UInt8](repeating: 0, count: Self.chunk)
         while delivered < maxLines {
             if file == nil {
                 let segment: EventLog.Segment?
@@ -381,14 +348,35 @@ final class LogCursor {
                 ordinal = segment.ordinal
                 offset = 0
             }
-            let n: Int
             guard let fd = file?.rawValue else { return .failed("no segment open") }
+            var malformed = false
+            let scan: (next: Int, end: RecordScan.End)
             do {
-                n = try buffer.withUnsafeMutableBytes { raw throws(SystemCallError) in try Syscall.read(fd, at: offset, into: raw) }
+                scan = try RecordScan.lines(fd: fd, from: offset, chunk: Self.chunk) { record, _ in
+                    guard let line = EventRecord.verified(record), let seq = EventRecord.seq(of: line) else {
+                        malformed = true
+                        return false
+                    }
+                    if seq > lastSeq {
+                        deliver(line, seq)
+                        lastSeq = seq
+                        delivered += 1
+                    }
+                    return delivered < maxLines
+                }
             } catch {
                 return .failed("\(error)")
             }
-            if n == 0 {
+            if malformed { return .failed("damaged record in the event log after seq \(lastSeq)") }
+            offset = scan.next
+            switch scan.end {
+            case .stopped:
+                continue
+            case .lineTooLong(let limit):
+                return .failed("a record in the event log after seq \(lastSeq) is longer than \(limit) bytes")
+            case .endOfFile(let trailing) where trailing > 0:
+                return .failed("a torn record in the event log after seq \(lastSeq)")
+            case .endOfFile:
                 // The end of this segment: move on if a newer one exists, else everything is read.
                 if let ordinal, let newest = log.segments.last, newest.ordinal > ordinal {
                     file = nil
@@ -396,31 +384,60 @@ final class LogCursor {
                 }
                 return .caughtUp
             }
-            var consumed = 0
-            var malformed = false
-            buffer.withUnsafeBytes { raw in
-                var start = 0
-                while delivered < maxLines, start < n, let newline = raw[start..<n].firstIndex(of: 0x0A) {
-                    guard let line = EventRecord.verified(UnsafeRawBufferPointer(rebasing: raw[start..<newline])),
-                          let seq = EventRecord.seq(of: line) else {
-                        malformed = true
-                        return
-                    }
-                    if seq > lastSeq {
-                        deliver(line, seq)
-                        lastSeq = seq
-                        delivered += 1
-                    }
-                    start = newline + 1
-                }
-                consumed = start
-            }
-            if malformed { return .failed("damaged record in the event log after seq \(lastSeq)") }
-            if consumed == 0 && delivered < maxLines {
-                return .failed("a record in the event log after seq \(lastSeq) is longer than \(Self.chunk) bytes")
-            }
-            offset += consumed
         }
         return .more
+    }
+}
+
+/// A segment's lines from a byte offset on, read a chunk at a time with `pread` (a segment can be megabytes,
+/// and sensd's memory does not grow with it): the one loop both readers of the log use, the check at
+/// start-up and a replaying subscriber's cursor.
+enum RecordScan {
+    enum End: Equatable {
+        /// The visitor said stop.
+        case stopped
+        /// The end of the file; `trailing` bytes after the last whole line have no end of line.
+        case endOfFile(trailing: Int)
+        /// A line longer than the chunk (`limit` bytes) can hold.
+        case lineTooLong(limit: Int)
+    }
+
+    /// Hands each line (without its newline, not yet verified) and the byte offset it starts at to `visit`,
+    /// which answers whether to go on. Answers the offset after the last line visited, and why it stopped.
+    static func lines(fd: Int32, from start: Int, chunk: Int, _ visit: (UnsafeRawBufferPointer, Int) -> Bool) throws(SystemCallError) -> (next: Int, end: End) {
+        var buffer = [UInt8](repeating: 0, count: chunk)
+        var offset = start  // the file offset of buffer[0]
+        var filled = 0
+        while true {
+            let n: Int
+            let readAt = offset + filled, into = filled
+            do {
+                n = try buffer.withUnsafeMutableBytes { raw throws(SystemCallError) -> Int in
+                    try Syscall.read(fd, at: readAt, into: UnsafeMutableRawBufferPointer(rebasing: raw[into...]))
+                }
+            } catch let error as SystemCallError {
+                throw error
+            } catch {
+                throw SystemCallError("pread", errno: EIO)
+            }
+            filled += n
+            var consumed = 0
+            var goOn = true
+            buffer.withUnsafeBytes { raw in
+                while goOn, let newline = raw[consumed..<filled].firstIndex(of: 0x0A) {
+                    goOn = visit(UnsafeRawBufferPointer(rebasing: raw[consumed..<newline]), offset + consumed)
+                    consumed = newline + 1
+                }
+            }
+            if !goOn { return (offset + consumed, .stopped) }
+            if n == 0 { return (offset + consumed, .endOfFile(trailing: filled - consumed)) }
+            if consumed == 0 && filled == buffer.count { return (offset, .lineTooLong(limit: chunk)) }
+            // Keep the unfinished line at the front and read on after it.
+            buffer.withUnsafeMutableBytes { raw in
+                raw.baseAddress!.copyMemory(from: raw.baseAddress! + consumed, byteCount: filled - consumed)
+            }
+            offset += consumed
+            filled -= consumed
+        }
     }
 }
