@@ -55,11 +55,11 @@ final class Admission {
         spare = Syscall.openSpareDescriptor()
     }
 
-    /// Starts accepting: each connection let in (already counted) goes to `serve`, which answers false if
-    /// it could not serve it after all. One served is reported gone with ``left(uid:)``.
-    func start(serve: @escaping (consuming Descriptor, Peer) -> Bool) throws(SystemdError) {
+    /// Starts accepting: each connection let in (already counted) goes to `server`, which owns this
+    /// admission. One served is reported gone with ``left(uid:)``.
+    func start(serving server: some ConnectionServer) throws(SystemdError) {
         guard let raw = listener?.rawValue else { return }
-        listenSource = try loop.addIO(fd: raw, events: .readable) { [unowned self] _ in self.acceptAll(serve) }
+        listenSource = try loop.addIO(fd: raw, events: .readable) { [unowned self, unowned server] _ in self.acceptAll(server) }
     }
 
     /// Stops accepting and closes the listening socket: a client connecting now is refused by the kernel.
@@ -75,7 +75,7 @@ final class Admission {
         quota.left(uid: uid)
     }
 
-    private func acceptAll(_ serve: (consuming Descriptor, Peer) -> Bool) {
+    private func acceptAll(_ server: some ConnectionServer) {
         guard let listening = listener?.rawValue else { return }
         for _ in 0..<Self.acceptsPerWakeup {
             let accepted: Descriptor?
@@ -89,7 +89,7 @@ final class Admission {
                 return
             }
             guard let fd = accepted else { return }
-            consider(fd, serve)
+            consider(fd, server)
         }
     }
 
@@ -112,12 +112,12 @@ final class Admission {
     }
 
     /// Lets a new connection in, unless its user or everyone together is at the limit.
-    private func consider(_ fd: consuming Descriptor, _ serve: (consuming Descriptor, Peer) -> Bool) {
+    private func consider(_ fd: consuming Descriptor, _ server: some ConnectionServer) {
         guard let credentials = try? Syscall.peerCredentials(fd.rawValue) else { return }
         let peer = Peer(uid: credentials.uid, gid: credentials.gid, groups: credentials.groups)
         if let (refusal, limit) = quota.refusal(for: peer) { return refuse(fd, refusal, limit: limit) }
         quota.admit(peer)
-        if !serve(fd, peer) { left(uid: peer.uid) }
+        if !server.serve(fd, peer) { left(uid: peer.uid) }
     }
 
     private func refuse(_ fd: consuming Descriptor, _ error: ProtocolError, limit: Int) {
@@ -132,6 +132,12 @@ final class Admission {
     private func warn(_ limiter: inout RateLimitedWarning, _ message: String) {
         logger.warning(&limiter, message, now: loop.monotonicNow)
     }
+}
+
+/// What an ``Admission`` hands the connections it lets in to: the subscriber server.
+protocol ConnectionServer: AnyObject {
+    /// Serves a connection let in (already counted); false if it cannot be served after all.
+    func serve(_ fd: consuming Descriptor, _ peer: Peer) -> Bool
 }
 
 /// Who may connect now: the connections held, in all and per ordinary user, against the limits. Pure, so

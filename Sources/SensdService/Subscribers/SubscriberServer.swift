@@ -110,7 +110,7 @@ public final class SubscriberServer {
         self.limits = limits
         self.logger = logger
         admission = Admission(loop: loop, listener: listener, limits: limits, counts: counts, logger: logger)
-        try admission.start { [unowned self] (fd: consuming Descriptor, peer: Peer) in self.admit(fd, peer) }
+        try admission.start(serving: self)
         idleFlush = try loop.addDefer { [unowned self] in self.flush() }
         idleFlush?.setPriority(EventSource.idlePriority)
         backstop = try loop.addTimer(monotonicDeadline: 0, accuracy: 100) { [unowned self] in self.flush() }
@@ -202,7 +202,7 @@ public final class SubscriberServer {
     }
 
     /// Serves a connection the admission let in; false if it cannot be watched.
-    private func admit(_ fd: consuming Descriptor, _ peer: Peer) -> Bool {
+    func serve(_ fd: consuming Descriptor, _ peer: Peer) -> Bool {
         let raw = fd.rawValue
         let subscriber = Subscriber(fd: fd, uid: peer.uid, queueLimit: limits.queueLimit)
         do {
@@ -509,7 +509,7 @@ public final class SubscriberServer {
     }
 }
 
-extension SubscriberServer: EventSubscribers {}
+extension SubscriberServer: EventSubscribers, ConnectionServer {}
 
 /// What the subscriber server asks of the daemon, and the one thing it tells it. The server holds it
 /// unowned: the daemon owns both and they go together.
