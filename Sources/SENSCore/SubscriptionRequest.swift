@@ -111,59 +111,71 @@ public struct SubscriptionRequest: Equatable, Sendable {
         guard case .object(let fields) = value else {
             throw ProtocolError(.badRequest, "request must be a JSON object such as {\"events\":[\"Logoff\"]}")
         }
+        return try make(from: fields)
+    }
+
+    /// A request from the fields of a JSON object: the request line's, or a Varlink `Subscribe` call's
+    /// parameters. An error about one key names it in ``ProtocolError/parameter``.
+    static func make(from fields: [String: JSONValue]) throws(ProtocolError) -> SubscriptionRequest {
         var request = SubscriptionRequest()
         for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
-            switch key {
-            case "events":
-                request.events = Set(try strings(key, value).map { name throws(ProtocolError) in
-                    guard let kind = EventKind(rawValue: name) else {
-                        throw ProtocolError(.badRequest, "unknown event \"\(name)\" in \"events\" (known: \(EventKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+            do throws(ProtocolError) {
+                switch key {
+                case "events":
+                    request.events = Set(try strings(key, value).map { name throws(ProtocolError) in
+                        guard let kind = EventKind(rawValue: name) else {
+                            throw ProtocolError(.badRequest, "unknown event \"\(name)\" in \"events\" (known: \(EventKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+                        }
+                        return kind
+                    })
+                case "users":
+                    request.users = Set(try strings(key, value))
+                case "classes":
+                    request.classes = Set(try strings(key, value))
+                case "uids":
+                    request.uids = Set(try list(key, value).map { v throws(ProtocolError) in
+                        guard case .number(let n) = v, n >= 0, n <= Double(UInt32.max), n.rounded() == n else {
+                            throw ProtocolError(.badRequest, "\"uids\" must hold whole numbers from 0 to \(UInt32.max)")
+                        }
+                        return UInt32(n)
+                    })
+                case "since":
+                    guard case .number(let n) = value, n >= 0, n.rounded() == n, n <= Double(maxSince) else {
+                        throw ProtocolError(.badRequest, "\"since\" must be a seq: a whole number from 0 to \(maxSince)")
                     }
-                    return kind
-                })
-            case "users":
-                request.users = Set(try strings(key, value))
-            case "classes":
-                request.classes = Set(try strings(key, value))
-            case "uids":
-                request.uids = Set(try list(key, value).map { v throws(ProtocolError) in
-                    guard case .number(let n) = v, n >= 0, n <= Double(UInt32.max), n.rounded() == n else {
-                        throw ProtocolError(.badRequest, "\"uids\" must hold whole numbers from 0 to \(UInt32.max)")
+                    request.since = UInt64(n)
+                case "snapshot":
+                    guard case .bool(let b) = value else {
+                        throw ProtocolError(.badRequest, "\"snapshot\" must be true or false")
                     }
-                    return UInt32(n)
-                })
-            case "since":
-                guard case .number(let n) = value, n >= 0, n.rounded() == n, n <= Double(maxSince) else {
-                    throw ProtocolError(.badRequest, "\"since\" must be a seq: a whole number from 0 to \(maxSince)")
+                    request.snapshot = b
+                case "live":
+                    guard case .bool(let b) = value else {
+                        throw ProtocolError(.badRequest, "\"live\" must be true or false")
+                    }
+                    request.live = b
+                case "stats":
+                    guard case .bool(let b) = value else {
+                        throw ProtocolError(.badRequest, "\"stats\" must be true or false")
+                    }
+                    request.stats = b
+                default:
+                    throw ProtocolError(.badRequest, "unknown request key \"\(key)\" (known: \(keys.joined(separator: ", ")))")
                 }
-                request.since = UInt64(n)
-            case "snapshot":
-                guard case .bool(let b) = value else {
-                    throw ProtocolError(.badRequest, "\"snapshot\" must be true or false")
-                }
-                request.snapshot = b
-            case "live":
-                guard case .bool(let b) = value else {
-                    throw ProtocolError(.badRequest, "\"live\" must be true or false")
-                }
-                request.live = b
-            case "stats":
-                guard case .bool(let b) = value else {
-                    throw ProtocolError(.badRequest, "\"stats\" must be true or false")
-                }
-                request.stats = b
-            default:
-                throw ProtocolError(.badRequest, "unknown request key \"\(key)\" (known: \(keys.joined(separator: ", ")))")
+            } catch {
+                var named = error
+                named.parameter = key
+                throw named
             }
         }
         if request.snapshot && request.since != nil {
-            throw ProtocolError(.badRequest, "\"snapshot\" and \"since\" cannot be combined: a snapshot is the state at one seq, followed by the events after it")
+            throw ProtocolError(.badRequest, "\"snapshot\" and \"since\" cannot be combined: a snapshot is the state at one seq, followed by the events after it", parameter: "snapshot")
         }
         if request.stats && (request.since != nil || request.snapshot || !request.isEverything || !request.live) {
-            throw ProtocolError(.badRequest, "\"stats\" stands alone: it answers with sensd's counters and ends the connection, so filters, \"since\", \"snapshot\" and \"live\" have nothing to apply to")
+            throw ProtocolError(.badRequest, "\"stats\" stands alone: it answers with sensd's counters and ends the connection, so filters, \"since\", \"snapshot\" and \"live\" have nothing to apply to", parameter: "stats")
         }
         if !request.live && request.since == nil {
-            throw ProtocolError(.badRequest, "\"live\": false needs \"since\": it ends the connection once the replay from there has caught up")
+            throw ProtocolError(.badRequest, "\"live\": false needs \"since\": it ends the connection once the replay from there has caught up", parameter: "live")
         }
         return request
     }
@@ -220,7 +232,7 @@ public struct EventFacts: Sendable {
 }
 
 /// Any JSON value, for validating requests with messages that name the offending key.
-enum JSONValue: Decodable, Equatable {
+enum JSONValue: Decodable, Equatable, Sendable {
     case null
     case bool(Bool)
     case number(Double)

@@ -30,15 +30,9 @@ public enum WireFormat {
         begin.field("sessions", integer: UInt64(sessions.count))
         var out = begin.finish()
         for open in sessions {
-            let e = open.fields
             var w = JSONLineWriter()
             w.field("snapshot", string: "session")
-            w.field("sessionId", string: e.sessionId)
-            for field in SessionFields.all {
-                field.write(e, &w)
-                field.writeState(open.session, &w)
-            }
-            w.field("logoffInitiated", bool: open.logoffInitiated)
+            sessionFields(open, &w)
             out += w.finish()
         }
         var end = JSONLineWriter()
@@ -46,6 +40,23 @@ public enum WireFormat {
         end.field("seq", integer: seq)
         end.field("sessions", integer: UInt64(sessions.count))
         return out + end.finish()
+    }
+
+    /// An open session as a JSON object (without newline): its id, the fields of its events and its state now.
+    public static func sessionObject(_ open: OpenSession) -> [UInt8] {
+        var w = JSONLineWriter()
+        sessionFields(open, &w)
+        return w.finishObject()
+    }
+
+    private static func sessionFields(_ open: OpenSession, _ w: inout JSONLineWriter) {
+        let e = open.fields
+        w.field("sessionId", string: e.sessionId)
+        for field in SessionFields.all {
+            field.write(e, &w)
+            field.writeState(open.session, &w)
+        }
+        w.field("logoffInitiated", bool: open.logoffInitiated)
     }
 
     /// The first line a subscriber receives: who is talking and where the stream stands.
@@ -125,10 +136,13 @@ public struct ProtocolError: Error, Equatable, Sendable {
 
     public var code: Code
     public var message: String
+    /// The request key (or Varlink parameter) the error is about, when it is about one.
+    public var parameter: String?
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, parameter: String? = nil) {
         self.code = code
         self.message = message
+        self.parameter = parameter
     }
 }
 

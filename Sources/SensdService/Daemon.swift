@@ -39,8 +39,8 @@ public final class Daemon: LogindObserver {
     private let server: SubscriberServer
     private var phase = Phase.startingUp
     private var signalSources: [EventSource] = []
-    /// Whether sensd made the socket file (and so removes it when it stops).
-    private let createdSocketFile: Bool
+    /// The socket files sensd made (and so removes when it stops).
+    private let createdSocketFiles: [String]
     /// Whether sd-login and the journal describe the logind sensd follows (this machine's own).
     private let local: Bool
     /// The sessions whose events went out during start-up: not news to the journal search.
@@ -76,17 +76,22 @@ public final class Daemon: LogindObserver {
             host: Syscall.hostName(), localLogind: local, logger: logger)
         let counts = SubscriberCounts()
         state = DaemonState(loop: loop, pipeline: pipeline, sessions: logind, durability: durability, subscribers: counts, stateDirectory: configuration.stateDirectory)
-        var created = false
-        let listener = try ListeningSocket.open(configuration, logger: logger, created: &created)
+        var created: [String] = []
         do {
+            var made = false
+            let listener = try ListeningSocket.open(configuration, logger: logger, created: &made)
+            if made { created.append(configuration.socketPath) }
+            made = false
+            let varlink = try ListeningSocket.openVarlink(configuration, logger: logger, created: &made)
+            if made, let path = configuration.varlinkSocketPath { created.append(path) }
             server = try SubscriberServer(
-                loop: loop, listener: listener, limits: configuration.limits, logger: logger,
+                loop: loop, listener: listener, varlinkListener: varlink, limits: configuration.limits, logger: logger,
                 daemonVersion: Self.version, feed: state, counts: counts, log: durability?.log)
         } catch {
-            if created { try? Syscall.unlinkIfPresent(configuration.socketPath) }
+            for path in created { try? Syscall.unlinkIfPresent(path) }
             throw error
         }
-        createdSocketFile = created
+        createdSocketFiles = created
     }
 
     /// Runs until SIGTERM or SIGINT (exit code 0) or until the bus connection is lost (non-zero).
@@ -96,7 +101,7 @@ public final class Daemon: LogindObserver {
         }
         _ = try? loop.enableWatchdog()
 
-        defer { if createdSocketFile { try? Syscall.unlinkIfPresent(configuration.socketPath) } }
+        defer { for path in createdSocketFiles { try? Syscall.unlinkIfPresent(path) } }
         try durability?.start(sessions: logind)
         try logind.start(reportingTo: self)
 

@@ -7,6 +7,8 @@ import Glibc
 /// How the daemon is set up, from the command line.
 public struct DaemonConfiguration: Sendable {
     public var socketPath: String
+    /// The Varlink socket (`io.sensd.Events`), beside the JSON-lines one by default; nil for none.
+    public var varlinkSocketPath: String?
     /// Permission bits of a socket sensd creates itself.
     public var socketMode: UInt32
     /// Group of a socket sensd creates itself, if not the daemon's own.
@@ -26,10 +28,18 @@ public struct DaemonConfiguration: Sendable {
     public var journalEvents: Bool?
 
     public static let defaultSocketPath = "/run/sensd/events.sock"
+    /// The Varlink socket's name, as systemd names its services' sockets: after the interface.
+    public static let varlinkSocketName = "io.sensd.Events"
+
+    /// The Varlink socket beside the JSON-lines socket at `socketPath`.
+    public static func varlinkSocketPath(beside socketPath: String) -> String {
+        guard let slash = socketPath.lastIndex(of: "/") else { return varlinkSocketName }
+        return socketPath[...slash] + varlinkSocketName
+    }
     public static let defaultStateDirectory = "/var/lib/sensd"
 
     public init(
-        socketPath: String = DaemonConfiguration.defaultSocketPath, socketMode: UInt32 = 0o666, socketGroup: String? = nil,
+        socketPath: String = DaemonConfiguration.defaultSocketPath, varlinkSocketPath: String?? = .none, socketMode: UInt32 = 0o666, socketGroup: String? = nil,
         limits: SubscriberLimits = SubscriberLimits(), stateDirectory: String? = DaemonConfiguration.defaultStateDirectory,
         watchSessionFiles: Bool? = nil, retention: LogRetention = LogRetention(), syncIntervalMicroseconds: UInt64 = 1_000_000,
         journalEvents: Bool? = nil
@@ -38,6 +48,7 @@ public struct DaemonConfiguration: Sendable {
         self.retention = retention
         self.syncIntervalMicroseconds = syncIntervalMicroseconds
         self.socketPath = socketPath
+        self.varlinkSocketPath = varlinkSocketPath ?? Self.varlinkSocketPath(beside: socketPath)
         self.socketMode = socketMode
         self.socketGroup = socketGroup
         self.limits = limits

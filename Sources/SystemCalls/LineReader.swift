@@ -1,15 +1,18 @@
-/// Splits a byte stream into lines, refusing any line longer than `limit` bytes.
+/// Splits a byte stream into lines (or, with another `separator`, into Varlink's NUL-terminated messages),
+/// refusing any longer than `limit` bytes.
 public struct LineReader: Sendable {
     public let limit: Int
+    public let separator: UInt8
     private var pending: [UInt8] = []
 
-    public init(limit: Int) {
+    public init(limit: Int, separator: UInt8 = 0x0A) {
         self.limit = limit
+        self.separator = separator
     }
 
     public enum Outcome: Equatable, Sendable {
         case line(ArraySlice<UInt8>)
-        /// More than `limit` bytes arrived without a newline.
+        /// More than `limit` bytes arrived without a separator.
         case tooLong
     }
 
@@ -17,7 +20,7 @@ public struct LineReader: Sendable {
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [Outcome] {
         var out: [Outcome] = []
         var start = 0
-        for (i, b) in bytes.enumerated() where b == 0x0A {
+        for (i, b) in bytes.enumerated() where b == separator {
             pending.append(contentsOf: bytes[start..<i])
             start = i + 1
             if pending.count > limit {
@@ -32,6 +35,6 @@ public struct LineReader: Sendable {
         return out
     }
 
-    /// Bytes received after the last newline.
+    /// Bytes received after the last separator.
     public var partial: ArraySlice<UInt8> { pending[...] }
 }

@@ -30,7 +30,10 @@ struct Sensd: ParsableCommand {
     @Option(help: "Path of the subscriber socket.")
     var socket = DaemonConfiguration.defaultSocketPath
 
-    @Option(help: "Permissions of the socket, in octal; 0666 lets every local user subscribe, as logind lets every user list sessions.")
+    @Option(help: ArgumentHelp("Path of the Varlink socket (io.sensd.Events), or 'none' for none. Default: beside --socket.", valueName: "PATH"))
+    var varlinkSocket: String?
+
+    @Option(help: "Permissions of the sockets, in octal; 0666 lets every local user subscribe, as logind lets every user list sessions.")
     var socketMode = "0666"
 
     @Option(help: "Group to give the socket (with --socket-mode 0660, only that group may subscribe).")
@@ -130,7 +133,7 @@ struct Sensd: ParsableCommand {
             logger.warning("--max-subscribers \(maxSubscribers) is more than the descriptor limit (\(descriptors)) allows; serving at most \(subscribers)")
         }
         let configuration = DaemonConfiguration(
-            socketPath: socket, socketMode: UInt32(socketMode, radix: 8)!, socketGroup: socketGroup,
+            socketPath: socket, varlinkSocketPath: varlinkSocket == "none" ? .some(nil) : varlinkSocket.map { .some($0) } ?? .none, socketMode: UInt32(socketMode, radix: 8)!, socketGroup: socketGroup,
             limits: SubscriberLimits(
                 maxSubscribers: subscribers, maxPerUser: maxPerUser, reservedForAdministrators: min(reservedForAdministrators ?? subscribers / 16, subscribers - 1),
                 administratorGroups: groups, queueLimit: queueLimit),

@@ -16,6 +16,8 @@ final class ServerRig {
     let loop: EventLoop
     let server: SubscriberServer
     let path: String
+    /// The Varlink socket beside it.
+    let varlinkPath: String
     var published: UInt64
 
     init(limits: SubscriberLimits = SubscriberLimits(), log: EventLog? = nil, lastSeq: UInt64 = 0, dir: TemporaryDirectory? = nil) throws {
@@ -25,19 +27,24 @@ final class ServerRig {
         let listener = try Syscall.unixStreamSocket(nonBlocking: true)
         try Syscall.bind(listener.rawValue, path: path)
         try Syscall.listen(listener.rawValue, backlog: 128)
+        varlinkPath = self.dir.path + "/io.sensd.Events"
+        let varlink = try Syscall.unixStreamSocket(nonBlocking: true)
+        try Syscall.bind(varlink.rawValue, path: varlinkPath)
+        try Syscall.listen(varlink.rawValue, backlog: 128)
         published = lastSeq
         let feed = Feed()
         feed.emittedSeq = lastSeq
-        server = try SubscriberServer(loop: loop, listener: listener, limits: limits, logger: quiet, daemonVersion: "test", feed: feed, log: log)
+        server = try SubscriberServer(loop: loop, listener: listener, varlinkListener: varlink, limits: limits, logger: quiet, daemonVersion: "test", feed: feed, log: log)
         self.feed = feed
     }
 
-    /// The daemon's side, as the server sees it: a seq, nothing pending, no sessions.
+    /// The daemon's side, as the server sees it: a seq, nothing pending, the sessions a test puts there.
     final class Feed: SubscriberFeed {
         var emittedSeq: UInt64 = 0
+        var sessions: [OpenSession] = []
         private(set) var changes = 0
         func flushPending(to server: any EventSubscribers) {}
-        func openSessions() -> (seq: UInt64, sessions: [OpenSession]) { (emittedSeq, []) }
+        func openSessions() -> (seq: UInt64, sessions: [OpenSession]) { (emittedSeq, sessions) }
         func stats() -> DaemonStats {
             DaemonStats(version: "test", startedAt: EventTime(microsecondsSinceEpoch: 0), sessions: 0, subscribers: 0, eventsSinceStart: 0, lastSeq: emittedSeq,
                         oldestSeq: nil, overflowed: 0, refused: 0, forgedSignals: 0, log: .none, stateDamaged: 0)
@@ -83,16 +90,24 @@ struct HarnessFailure: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// A client that reads only when told to.
+/// A client that reads only when told to; of the JSON-lines socket, or with `varlink` of the Varlink one
+/// (messages end with NUL).
 final class Client {
     let fd: Descriptor
+    private let separator: UInt8
     private var buffer: [UInt8] = []
     private(set) var lines: [[String: Any]] = []
     private(set) var closed = false
 
-    init(_ rig: ServerRig) throws {
-        fd = try Syscall.connect(path: rig.path)
+    init(_ rig: ServerRig, varlink: Bool = false) throws {
+        fd = try Syscall.connect(path: varlink ? rig.varlinkPath : rig.path)
+        separator = varlink ? 0 : 0x0A
         try Syscall.setNonBlocking(fd.rawValue)
+    }
+
+    /// Sends a Varlink call.
+    func call(_ method: String, _ parameters: String = "{}", more: Bool = false) throws {
+        try Syscall.writeAll(fd.rawValue, Array(#"{"method":"\#(method)","parameters":\#(parameters)\#(more ? #","more":true"# : "")}"#.utf8) + [0])
     }
 
     func send(_ text: String) throws { try Syscall.writeAll(fd.rawValue, Array(text.utf8)) }
@@ -106,7 +121,7 @@ final class Client {
             if n == 0 { closed = true; break }
             buffer += chunk[0..<n]
         }
-        while let newline = buffer.firstIndex(of: 0x0A) {
+        while let newline = buffer.firstIndex(of: separator) {
             let line = Array(buffer[..<newline])
             buffer.removeSubrange(...newline)
             if let o = try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] { lines.append(o) }

@@ -110,6 +110,24 @@ final class EventLog {
         }
     }
 
+    /// The last `limit` records whose facts pass `wanted`, oldest first (event JSON without newline), read
+    /// from the newest segments back only as far as needed.
+    func lastRecords(limit: Int, where wanted: (EventFacts) -> Bool) throws(SystemCallError) -> [[UInt8]] {
+        var found: [[UInt8]] = []
+        for segment in segments.reversed() where found.count < limit {
+            guard let file = try Syscall.openForReading(segment.path) else { continue }
+            var inSegment: [[UInt8]] = []
+            _ = try RecordScan.lines(fd: file.rawValue, from: 0, chunk: 256 << 10) { record, _ in
+                if let json = EventRecord.verified(record), let facts = EventRecord.facts(of: json), wanted(facts) {
+                    inSegment.append(Array(json))
+                }
+                return true
+            }
+            found = inSegment.suffix(limit - found.count) + found
+        }
+        return found
+    }
+
     /// The highest first seq a segment file in `directory` is named after, set-aside segments included: what
     /// the names still say when the contents cannot be read.
     static func highestNamedSeq(in directory: String) -> UInt64? {

@@ -12,6 +12,8 @@ struct Peer {
     let uid: UInt32
     let gid: UInt32
     let groups: [UInt32]
+    /// Which socket it connected to.
+    var dialect: Dialect = .jsonLines
 }
 
 /// The door of the subscriber socket: accepts connections, a bounded number per wake-up, and lets in only
@@ -22,9 +24,9 @@ final class Admission {
     private let loop: EventLoop
     private let logger: Logger
     private let limits: SubscriberLimits
-    /// The listening socket; nil once stopped.
-    private var listener: Descriptor?
-    private var listenSource: EventSource?
+    /// The listening sockets, one per protocol: every limit counts the connections through both, so that
+    /// a user cannot double her share by using both.
+    private var doors: [Door] = []
     /// Kept open to accept and refuse a connection when no other descriptor is left (EMFILE).
     private var spare: Descriptor?
     /// While accepting fails for want of descriptors: when to try again.
@@ -44,30 +46,36 @@ final class Admission {
     /// storm that never pauses are still answered.
     static let acceptsPerWakeup = 16
 
-    /// Will accept on `listener`, which must be a listening stream socket; closed when the admission goes.
-    init(loop: EventLoop, listener: consuming Descriptor, limits: SubscriberLimits, counts: SubscriberCounts = SubscriberCounts(), logger: Logger) {
+    /// Will accept on `listener` (the JSON-lines protocol) and `varlinkListener`, which must be listening
+    /// stream sockets; closed when the admission goes.
+    init(loop: EventLoop, listener: consuming Descriptor, varlinkListener: consuming Descriptor? = nil, limits: SubscriberLimits, counts: SubscriberCounts = SubscriberCounts(), logger: Logger) {
         self.loop = loop
         self.logger = logger
         self.limits = limits
         self.counts = counts
         quota = AdmissionQuota(limits: limits)
-        self.listener = .some(listener)
+        doors.append(Door(.jsonLines, listener))
+        if let varlink = varlinkListener.take() { doors.append(Door(.varlink, varlink)) }
         spare = Syscall.openSpareDescriptor()
     }
 
     /// Starts accepting: each connection let in (already counted) goes to `server`, which owns this
     /// admission. One served is reported gone with ``left(uid:)``.
     func start(serving server: some ConnectionServer) throws(SystemdError) {
-        guard let raw = listener?.rawValue else { return }
-        listenSource = try loop.addIO(fd: raw, events: .readable) { [unowned self, unowned server] _ in self.acceptAll(server) }
+        for door in doors {
+            guard let raw = door.listener?.rawValue else { continue }
+            door.source = try loop.addIO(fd: raw, events: .readable) { [unowned self, unowned server, unowned door] _ in self.acceptAll(door, server) }
+        }
     }
 
-    /// Stops accepting and closes the listening socket: a client connecting now is refused by the kernel.
+    /// Stops accepting and closes the listening sockets: a client connecting now is refused by the kernel.
     func stop() {
-        listenSource = nil
+        for door in doors {
+            door.source = nil
+            door.listener = nil
+        }
         acceptRetry = nil
         spare = nil
-        listener = nil
     }
 
     /// A connection let in has gone.
@@ -75,62 +83,87 @@ final class Admission {
         quota.left(uid: uid)
     }
 
-    private func acceptAll(_ server: some ConnectionServer) {
-        guard let listening = listener?.rawValue else { return }
+    private func acceptAll(_ door: Door, _ server: some ConnectionServer) {
+        guard let listening = door.listener?.rawValue else { return }
         for _ in 0..<Self.acceptsPerWakeup {
             let accepted: Descriptor?
             do {
                 accepted = try Syscall.accept(listening)
             } catch where error.errno == EMFILE || error.errno == ENFILE {
-                outOfDescriptors(error, listening: listening)
+                outOfDescriptors(error, door: door)
                 return
             } catch {
                 warn(&acceptWarning, "could not accept a subscriber: \(error)")
                 return
             }
             guard let fd = accepted else { return }
-            consider(fd, server)
+            consider(fd, door.dialect, server)
         }
     }
 
     /// No descriptor left: the spare one makes room to accept the next connection and tell it why it is
     /// refused; then accepting pauses briefly instead of spinning on a backlog it cannot take.
-    private func outOfDescriptors(_ error: SystemCallError, listening: Int32) {
-        if spare != nil {
+    private func outOfDescriptors(_ error: SystemCallError, door: Door) {
+        if spare != nil, let listening = door.listener?.rawValue {
             spare = nil
             if let fd = try? Syscall.accept(listening) {
-                refuse(fd, ProtocolError(.tooManySubscribers, "sensd has no file descriptor left for another subscriber"), limit: limits.maxSubscribers)
+                refuse(fd, door.dialect, ProtocolError(.tooManySubscribers, "sensd has no file descriptor left for another subscriber"), limit: limits.maxSubscribers)
             }
             spare = Syscall.openSpareDescriptor()
         }
         warn(&acceptWarning, "could not accept a subscriber (\(error)); pausing accepts for 100 ms")
-        listenSource?.setEnabled(false)
+        for door in doors { door.source?.setEnabled(false) }
         acceptRetry = try? loop.addTimer(monotonicDeadline: loop.monotonicNow + 100_000) { [unowned self] in
             self.acceptRetry = nil
-            self.listenSource?.setEnabled(true)
+            for door in self.doors { door.source?.setEnabled(true) }
         }
     }
 
     /// Lets a new connection in, unless its user or everyone together is at the limit.
-    private func consider(_ fd: consuming Descriptor, _ server: some ConnectionServer) {
+    private func consider(_ fd: consuming Descriptor, _ dialect: Dialect, _ server: some ConnectionServer) {
         guard let credentials = try? Syscall.peerCredentials(fd.rawValue) else { return }
-        let peer = Peer(uid: credentials.uid, gid: credentials.gid, groups: credentials.groups)
-        if let (refusal, limit) = quota.refusal(for: peer) { return refuse(fd, refusal, limit: limit) }
+        let peer = Peer(uid: credentials.uid, gid: credentials.gid, groups: credentials.groups, dialect: dialect)
+        if let (refusal, limit) = quota.refusal(for: peer) { return refuse(fd, dialect, refusal, limit: limit) }
         quota.admit(peer)
         if !server.serve(fd, peer) { left(uid: peer.uid) }
     }
 
-    private func refuse(_ fd: consuming Descriptor, _ error: ProtocolError, limit: Int) {
+    private func refuse(_ fd: consuming Descriptor, _ dialect: Dialect, _ error: ProtocolError, limit: Int) {
         counts.refused += 1
-        let line = WireFormat.error(error.code, error.message, extra: [("limit", UInt64(limit))])
+        let extra = [("limit", UInt64(limit))]
+        let line = switch dialect {
+        case .jsonLines: WireFormat.error(error.code, error.message, extra: extra)
+        case .varlink: Varlink.error(error, extra: extra)
+        }
         let raw = fd.rawValue
         _ = line.withUnsafeBytes { try? Syscall.send(raw, [$0]) }
+        // What the client already sent (a Varlink client calls at once) is read and dropped: closing a Unix
+        // socket with unread input resets the connection, and the client would get ECONNRESET instead of
+        // the line naming the limit.
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        for _ in 0..<16 {
+            let n = scratch.withUnsafeMutableBytes { buffer in (try? Syscall.read(raw, into: buffer)) ?? nil }
+            guard let n, n > 0 else { break }
+        }
         _ = consume fd
         warn(&refusalWarning, "refused a subscriber: \(error.message)")
     }
 
     private func warn(_ limiter: inout RateLimitedWarning, _ message: String) {
         logger.warning(&limiter, message, now: loop.monotonicNow)
+    }
+}
+
+/// One listening socket and the protocol spoken on it.
+private final class Door {
+    let dialect: Dialect
+    /// nil once stopped.
+    var listener: Descriptor?
+    var source: EventSource?
+
+    init(_ dialect: Dialect, _ listener: consuming Descriptor) {
+        self.dialect = dialect
+        self.listener = .some(listener)
     }
 }
 

@@ -7,19 +7,45 @@ import SystemCalls
 import Glibc
 #endif
 
-/// The socket subscribers connect to: the one systemd passed (socket activation), or one sensd creates
-/// itself where no other user could replace it.
+/// The sockets subscribers connect to: the ones systemd passed (socket activation), told apart by the path
+/// each is bound to, or ones sensd creates itself where no other user could replace them.
 enum ListeningSocket {
-    /// The socket systemd passed, or one sensd creates at the configured path.
+    /// The JSON-lines socket systemd passed, or one sensd creates at the configured path.
     static func open(_ configuration: DaemonConfiguration, logger: Logger, created: inout Bool) throws -> Descriptor {
-        if let passed = ServiceManager.listenFDs().first(where: ServiceManager.isListeningUnixStream) {
+        let passed = ServiceManager.listenFDs().filter { ServiceManager.isListeningUnixStream($0) }
+        let varlink = configuration.varlinkSocketPath.flatMap { path in passed.first { ServiceManager.isListeningUnixStream($0, path: path) } }
+        // By its path; else, as before there were two, the one that is not the Varlink socket.
+        if let chosen = passed.first(where: { ServiceManager.isListeningUnixStream($0, path: configuration.socketPath) }) ?? passed.first(where: { $0 != varlink }) {
             logger.info("using the socket passed by the service manager")
-            let fd = Descriptor(taking: passed)
-            // Accepting drains the backlog until it would block: it must not block.
-            try Syscall.setNonBlocking(fd.rawValue)
-            return fd
+            return try take(chosen)
         }
-        let path = configuration.socketPath
+        return try create(at: configuration.socketPath, configuration, created: &created)
+    }
+
+    /// The Varlink socket: the one systemd passed bound to its path, or one sensd creates; nil when there is
+    /// to be none, or when systemd passed sockets but not this one (a sensd.socket from before the Varlink socket, until it
+    /// is restarted: sensd does not make a socket beside systemd's own).
+    static func openVarlink(_ configuration: DaemonConfiguration, logger: Logger, created: inout Bool) throws -> Descriptor? {
+        guard let path = configuration.varlinkSocketPath else { return nil }
+        let passed = ServiceManager.listenFDs().filter { ServiceManager.isListeningUnixStream($0) }
+        if let fd = passed.first(where: { ServiceManager.isListeningUnixStream($0, path: path) }) {
+            return try take(fd)
+        }
+        if !passed.isEmpty {
+            logger.notice("the service manager passed no socket at \(path): no Varlink interface until sensd.socket is restarted with this release's unit")
+            return nil
+        }
+        return try create(at: path, configuration, created: &created)
+    }
+
+    private static func take(_ passed: Int32) throws -> Descriptor {
+        let fd = Descriptor(taking: passed)
+        // Accepting drains the backlog until it would block: it must not block.
+        try Syscall.setNonBlocking(fd.rawValue)
+        return fd
+    }
+
+    private static func create(at path: String, _ configuration: DaemonConfiguration, created: inout Bool) throws -> Descriptor {
         try Self.checkSocketPlace(path)
         let fd = try Syscall.unixStreamSocket(nonBlocking: true)
         // Created with its mode (umask), its group set on the path itself: nothing follows a symlink.

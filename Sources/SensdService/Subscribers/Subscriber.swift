@@ -9,6 +9,8 @@ final class Subscriber {
         /// Connected: events queue up until a request arrives or `grace` fires (then the default
         /// subscription applies from the hello line on).
         case held(grace: EventSource?)
+        /// A Varlink connection between calls: it gets replies to its calls and no events.
+        case idle
         /// Resuming from the log: live events are read from the log too, until the cursor is caught up.
         case replaying(LogCursor)
         /// Receiving events as they are published.
@@ -31,12 +33,14 @@ final class Subscriber {
 
     /// Who connected (SO_PEERCRED).
     let uid: UInt32
+    /// Which socket it came through, so which protocol it speaks.
+    let dialect: Dialect
     private(set) var phase: Phase = .held(grace: nil)
     var input = Input.awaitingRequest
     private(set) var fd: Descriptor?
     var source: EventSource?
     var queue: SubscriberQueue
-    var reader = LineReader(limit: WireFormat.maxRequestBytes)
+    var reader: LineReader
     /// What it subscribed to; nil while held, until the request or the end of the grace period decides.
     var request: SubscriptionRequest?
     /// The seq of the last event considered for this subscriber (sent or filtered out).
@@ -48,10 +52,15 @@ final class Subscriber {
     /// In the server's list of subscribers to write at the next flush.
     var awaitingFlush = false
 
-    init(fd: consuming Descriptor, uid: UInt32, queueLimit: Int) {
+    init(fd: consuming Descriptor, uid: UInt32, queueLimit: Int, dialect: Dialect = .jsonLines) {
         self.fd = .some(fd)
         self.uid = uid
+        self.dialect = dialect
         queue = SubscriberQueue(limit: queueLimit)
+        reader = switch dialect {
+        case .jsonLines: LineReader(limit: WireFormat.maxRequestBytes)
+        case .varlink: LineReader(limit: Varlink.maxMessageBytes, separator: 0)
+        }
     }
 
     /// The descriptor's number, for a system call; only while connected.
@@ -70,6 +79,10 @@ final class Subscriber {
 
     var isLive: Bool {
         if case .live = phase { true } else { false }
+    }
+
+    var isIdle: Bool {
+        if case .idle = phase { true } else { false }
     }
 
     var isReplaying: Bool {
@@ -96,4 +109,12 @@ final class Subscriber {
         source = nil
         fd = nil
     }
+}
+
+/// The two protocols of the subscriber sockets: the same events, the same limits.
+enum Dialect: Equatable {
+    /// `/run/sensd/events.sock`: a hello line, one optional request line, then event lines (the canonical one).
+    case jsonLines
+    /// `/run/sensd/io.sensd.Events`: Varlink calls and replies, NUL-terminated.
+    case varlink
 }

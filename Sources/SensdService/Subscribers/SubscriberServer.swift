@@ -70,13 +70,13 @@ struct RateLimitedWarning {
 public final class SubscriberServer {
     private let loop: EventLoop
     private let admission: Admission
-    private let limits: SubscriberLimits
+    let limits: SubscriberLimits
     private let logger: Logger
-    private let daemonVersion: String
+    let daemonVersion: String
     /// The daemon, which the server asks and tells and nothing else: see ``SubscriberFeed``.
-    private unowned let feed: any SubscriberFeed
+    unowned let feed: any SubscriberFeed
     /// The event history resuming clients replay from; nil when sensd keeps none.
-    private let log: EventLog?
+    let log: EventLog?
     /// When to write (``FlushTiming``), and the two event sources that carry it out: the loop's idle moment,
     /// and a timer for the wait after an expensive flush.
     private var timing = FlushTiming()
@@ -99,7 +99,7 @@ public final class SubscriberServer {
     private var trimTimer: EventSource?
     /// Serves on `listener`, which must be a listening stream socket; the server closes it when it goes.
     init(
-        loop: EventLoop, listener: consuming Descriptor, limits: SubscriberLimits, logger: Logger,
+        loop: EventLoop, listener: consuming Descriptor, varlinkListener: consuming Descriptor? = nil, limits: SubscriberLimits, logger: Logger,
         daemonVersion: String, feed: any SubscriberFeed, counts: SubscriberCounts = SubscriberCounts(), log: EventLog? = nil
     ) throws(SystemdError) {
         self.daemonVersion = daemonVersion
@@ -109,7 +109,7 @@ public final class SubscriberServer {
         self.loop = loop
         self.limits = limits
         self.logger = logger
-        admission = Admission(loop: loop, listener: listener, limits: limits, counts: counts, logger: logger)
+        admission = Admission(loop: loop, listener: listener, varlinkListener: varlinkListener, limits: limits, counts: counts, logger: logger)
         try admission.start(serving: self)
         idleFlush = try loop.addDefer { [unowned self] in self.flush() }
         idleFlush?.setPriority(EventSource.idlePriority)
@@ -141,7 +141,7 @@ public final class SubscriberServer {
         flush()
     }
 
-    private func markDirty(_ subscriber: Subscriber) {
+    func markDirty(_ subscriber: Subscriber) {
         if !subscriber.awaitingFlush {
             subscriber.awaitingFlush = true
             dirty.append(subscriber)
@@ -152,6 +152,8 @@ public final class SubscriberServer {
     /// Sends an event line to every subscriber whose subscription it matches. Never blocks: a subscriber
     /// whose queue is full is cut off instead. Replaying subscribers read the line from the log instead.
     public func broadcast(_ line: OutgoingLine) {
+        // Wrapped for Varlink once per event, when a Varlink subscriber takes it.
+        var varlinkLine: OutgoingLine?
         for subscriber in subscribers.values where subscriber.isHeld || subscriber.isLive {
             if let seq = line.seq {
                 // The seam between replay and live: never a line twice.
@@ -160,6 +162,8 @@ public final class SubscriberServer {
             }
             // Held (no request yet): everything waits, and the request decides.
             if let facts = line.facts, subscriber.request?.matches(facts) == false { continue }
+            let line = subscriber.dialect == .jsonLines ? line : varlinkLine ?? Varlink.event(line)
+            if subscriber.dialect == .varlink { varlinkLine = line }
             if subscriber.queue.enqueue(line) {
                 // Held lines wait for the request; the others go out at the next flush.
                 if subscriber.isLive { markDirty(subscriber) }
@@ -182,11 +186,11 @@ public final class SubscriberServer {
         admission.stop()
         idleFlush = nil
         backstop = nil
-        let line = WireFormat.error(.shuttingDown, "sensd is stopping")
+        let stopping = ProtocolError(.shuttingDown, "sensd is stopping")
         for subscriber in subscribers.values {
             if !subscriber.isClosing {
                 subscriber.queue.dropUnstarted()
-                subscriber.queue.enqueueFinal(OutgoingLine(bytes: line, seq: nil))
+                subscriber.queue.enqueueFinal(OutgoingLine(bytes: errorBytes(stopping, for: subscriber), seq: nil))
             }
             _ = write(subscriber)
             drop(subscriber)
@@ -204,7 +208,7 @@ public final class SubscriberServer {
     /// Serves a connection the admission let in; false if it cannot be watched.
     func serve(_ fd: consuming Descriptor, _ peer: Peer) -> Bool {
         let raw = fd.rawValue
-        let subscriber = Subscriber(fd: fd, uid: peer.uid, queueLimit: limits.queueLimit)
+        let subscriber = Subscriber(fd: fd, uid: peer.uid, queueLimit: limits.queueLimit, dialect: peer.dialect)
         do {
             subscriber.source = try loop.addIO(fd: raw, events: .readable) { [unowned self, unowned subscriber] events in
                 self.handle(subscriber, events: events)
@@ -218,6 +222,13 @@ public final class SubscriberServer {
         }
         subscribers[ObjectIdentifier(subscriber)] = subscriber
         counts.connected = subscribers.count
+        if subscriber.dialect == .varlink {
+            // Varlink: nothing until the client calls.
+            subscriber.enter(.idle)
+            logger.debug("Varlink client connected", metadata: ["subscribers": "\(subscribers.count)", "uid": "\(peer.uid)"])
+            feed.subscribersChanged()
+            return true
+        }
         // One reading: the hello line's lastSeq is the point a subscription applies from.
         subscriber.helloSeq = feed.emittedSeq
         subscriber.lastSeqSeen = subscriber.helloSeq
@@ -263,15 +274,20 @@ public final class SubscriberServer {
             if n == 0 {
                 // Half-closed (`socat -u`, `nc -N`): the client still reads, so keep sending. EPOLLHUP tells when
                 // it is gone. A request it sent without a final newline counts: the end of its input ends the line.
-                outcomes = subscriber.reader.partial.isEmpty ? [] : [.line(subscriber.reader.partial)]
+                // A Varlink message is not whole without its NUL.
+                outcomes = subscriber.reader.partial.isEmpty || subscriber.dialect == .varlink ? [] : [.line(subscriber.reader.partial)]
             } else {
                 outcomes = buffer.withUnsafeBytes { subscriber.reader.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             }
             for outcome in outcomes {
                 switch outcome {
                 case .tooLong:
-                    close(subscriber, with: ProtocolError(.requestTooLong, "request line exceeds \(WireFormat.maxRequestBytes) bytes"), extra: [("limit", UInt64(WireFormat.maxRequestBytes))])
+                    let what = subscriber.dialect == .varlink ? "message" : "request line"
+                    close(subscriber, with: ProtocolError(.requestTooLong, "\(what) exceeds \(subscriber.reader.limit) bytes"), extra: [("limit", UInt64(subscriber.reader.limit))])
                     return
+                case .line(let line) where subscriber.dialect == .varlink:
+                    called(subscriber, line)
+                    guard subscriber.isAttached, !subscriber.isClosing else { return }
                 case .line(let line):
                     if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
                     guard subscriber.input != .requestReceived else {
@@ -289,6 +305,11 @@ public final class SubscriberServer {
             if n == 0 {
                 // Marked only now: the lines above still had to tell a first request from a second.
                 subscriber.input = .ended
+                if subscriber.isIdle {
+                    // A Varlink client that will call no more: once its replies are read, nothing is left.
+                    finish(subscriber)
+                    return
+                }
                 release(subscriber)
                 updateInterest(subscriber)
                 return
@@ -298,7 +319,7 @@ public final class SubscriberServer {
 
     /// Applies a request to everything not yet written (within the grace period: every event after the hello
     /// line) and to everything after, and confirms it with an `accepted` line.
-    private func subscribe(_ subscriber: Subscriber, to request: SubscriptionRequest) {
+    func subscribe(_ subscriber: Subscriber, to request: SubscriptionRequest) {
         subscriber.input = .requestReceived
         if request.stats {
             subscriber.request = request
@@ -317,30 +338,38 @@ public final class SubscriberServer {
         subscriber.request = request
         subscriber.queue.removeUnstarted { line in line.facts.map { !request.matches($0) } ?? false }
         var fromSeq = subscriber.isHeld ? subscriber.helloSeq + 1 : (subscriber.queue.lastSeqWritten ?? subscriber.helloSeq) + 1
-        var snapshot: [UInt8] = []
+        var snapshot: (seq: UInt64, sessions: [OpenSession])?
         if request.snapshot {
             // The state at one seq, then the events after it: the events it already reflects are not sent.
             let (seq, sessions) = feed.openSessions()
             subscriber.queue.removeUnstarted { line in line.seq.map { $0 <= seq } ?? false }
             subscriber.lastSeqSeen = max(subscriber.lastSeqSeen, seq)
             fromSeq = max(fromSeq, seq + 1)
-            snapshot = WireFormat.snapshot(sessions.filter { request.matchesSession(EventFacts($0.fields)) }, seq: seq)
+            snapshot = (seq, sessions.filter { request.matchesSession(EventFacts($0.fields)) })
         }
-        subscriber.queue.insertBeforeUnstarted(OutgoingLine(bytes: WireFormat.accepted(request, fromSeq: fromSeq) + snapshot, seq: nil))
+        let accepted = switch subscriber.dialect {
+        case .jsonLines: WireFormat.accepted(request, fromSeq: fromSeq) + (snapshot.map { WireFormat.snapshot($0.sessions, seq: $0.seq) } ?? [])
+        case .varlink: Varlink.state(version: daemonVersion, lastSeq: subscriber.helloSeq, oldestSeq: log?.oldestSeq, fromSeq: fromSeq, request: request, snapshot: snapshot)
+        }
+        subscriber.queue.insertBeforeUnstarted(OutgoingLine(bytes: accepted, seq: nil))
         release(subscriber)
         markDirty(subscriber)
     }
 
     /// Starts a replay: every retained event after `since` (and after whatever this connection has already
     /// been sent), read from the log as the client takes it, then the live stream.
-    private func resume(_ subscriber: Subscriber, _ request: SubscriptionRequest, since: UInt64) {
+    func resume(_ subscriber: Subscriber, _ request: SubscriptionRequest, since: UInt64) {
         guard let log else {
             close(subscriber, with: ProtocolError(.logUnavailable, "this sensd keeps no event log (started with --state-directory none), so it cannot resume; connect without \"since\""))
             return
         }
         let last = feed.emittedSeq
         guard since <= last else {
-            close(subscriber, with: ProtocolError(.badRequest, "since \(since) is ahead of the last event sensd has given out (\(last)); its history was reset, so reconnect without \"since\""), extra: [("lastSeq", last)])
+            let message = "since \(since) is ahead of the last event sensd has given out (\(last)); its history was reset, so reconnect without \"since\""
+            if subscriber.dialect == .varlink {
+                return closeVarlink(subscriber, Varlink.error(Varlink.interface + ".NoSuchSeq", message: message, extra: [("lastSeq", last)]))
+            }
+            close(subscriber, with: ProtocolError(.badRequest, message), extra: [("lastSeq", last)])
             return
         }
         // Events already queued live are read again from the log, in order, with the rest.
@@ -348,7 +377,11 @@ public final class SubscriberServer {
         let base = max(since, subscriber.queue.lastSeqStarted ?? 0)
         subscriber.request = request
         subscriber.lastSeqSeen = base
-        subscriber.queue.insertBeforeUnstarted(OutgoingLine(bytes: WireFormat.accepted(request, fromSeq: base + 1), seq: nil))
+        let accepted = switch subscriber.dialect {
+        case .jsonLines: WireFormat.accepted(request, fromSeq: base + 1)
+        case .varlink: Varlink.state(version: daemonVersion, lastSeq: last, oldestSeq: log.oldestSeq, fromSeq: base + 1, request: request, snapshot: nil)
+        }
+        subscriber.queue.insertBeforeUnstarted(OutgoingLine(bytes: accepted, seq: nil))
         subscriber.enter(.replaying(LogCursor(log: log, after: base)))
         pump(subscriber)
         if subscriber.isAttached { markDirty(subscriber) }
@@ -364,9 +397,13 @@ public final class SubscriberServer {
         switch Replay.refill(subscriber, from: cursor, room: room, emittedSeq: feed.emittedSeq, oldestSeq: log?.oldestSeq) {
         case .more:
             break
+        case .missing:
+            // Varlink: the EventsMissing error ends the call (queued by the replay).
+            finish(subscriber)
         case .caughtUp:
             if subscriber.request?.live == false {
-                subscriber.queue.enqueueFinal(OutgoingLine(bytes: WireFormat.replayEnd(lastSeq: subscriber.lastSeqSeen), seq: nil))
+                let end = subscriber.dialect == .varlink ? Varlink.replayEnd(lastSeq: subscriber.lastSeqSeen) : WireFormat.replayEnd(lastSeq: subscriber.lastSeqSeen)
+                subscriber.queue.enqueueFinal(OutgoingLine(bytes: end, seq: nil))
                 finish(subscriber)
                 return
             }
@@ -408,14 +445,29 @@ public final class SubscriberServer {
 
     /// Ends a connection with one final error line: unsent lines are dropped, the error is delivered
     /// once the client reads (within the grace period), then the connection closes.
-    private func close(_ subscriber: Subscriber, with error: ProtocolError, extra: [(String, UInt64)] = []) {
+    func close(_ subscriber: Subscriber, with error: ProtocolError, extra: [(String, UInt64)] = []) {
         subscriber.queue.dropUnstarted()
-        subscriber.queue.enqueueFinal(OutgoingLine(bytes: WireFormat.error(error.code, error.message, extra: extra), seq: nil))
+        subscriber.queue.enqueueFinal(OutgoingLine(bytes: errorBytes(error, extra: extra, for: subscriber), seq: nil))
+        finish(subscriber)
+    }
+
+    /// An error as `subscriber`'s protocol says it.
+    func errorBytes(_ error: ProtocolError, extra: [(String, UInt64)] = [], for subscriber: Subscriber) -> [UInt8] {
+        switch subscriber.dialect {
+        case .jsonLines: WireFormat.error(error.code, error.message, extra: extra)
+        case .varlink: Varlink.error(error, extra: extra)
+        }
+    }
+
+    /// Ends a Varlink connection with one final error reply already encoded.
+    func closeVarlink(_ subscriber: Subscriber, _ reply: [UInt8]) {
+        subscriber.queue.dropUnstarted()
+        subscriber.queue.enqueueFinal(OutgoingLine(bytes: reply, seq: nil))
         finish(subscriber)
     }
 
     /// Closes the connection once what is queued has been read (within the grace period).
-    private func finish(_ subscriber: Subscriber) {
+    func finish(_ subscriber: Subscriber) {
         let deadline = loop.monotonicNow + limits.closeGraceMicroseconds
         subscriber.enter(.closing(deadline: try? loop.addTimer(monotonicDeadline: deadline) { [unowned self, unowned subscriber] in
             self.drop(subscriber)
@@ -482,7 +534,9 @@ public final class SubscriberServer {
 
     private func updateInterest(_ subscriber: Subscriber) {
         var events: IOEvents = []
-        if subscriber.input != .ended { events.insert(.readable) }
+        // A Varlink client's calls wait in its socket while it leaves its replies unread.
+        let readsAhead = subscriber.dialect == .varlink && subscriber.queue.count >= Self.varlinkRepliesAhead
+        if subscriber.input != .ended && !readsAhead { events.insert(.readable) }
         if (!subscriber.queue.isEmpty || subscriber.isReplaying) && !subscriber.isHeld { events.insert(.writable) }
         if events != subscriber.events {
             subscriber.events = events
