@@ -18,7 +18,7 @@ public enum Varlink {
     interface io.sensd.Events
 
     # Where a subscription starts.
-    type State (
+    type State(
     \t# sensd's version.
     \tversion: string,
     \t# The last event sensd had given out when the call arrived.
