@@ -36,7 +36,7 @@ RELEASE_FLAGS = -c release --static-swift-stdlib
 RELEASE_DIR   = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path 2>/dev/null)
 E2E_STAGE  ?= $(CURDIR)/.build-e2e/stage
 
-.PHONY: all build man install uninstall deb deps test-deps check unit-and-integration distro-build examples docs e2e soak bench bench-programs bench-smoke demo clean
+.PHONY: all build man install uninstall deb deps test-deps check unit-and-integration distro-build examples docs client-surface e2e soak bench bench-programs bench-smoke demo clean
 
 all: build
 
@@ -129,6 +129,7 @@ check: test-deps
 	$(MAKE) --no-print-directory unit-and-integration && \
 	$(MAKE) --no-print-directory distro-build && \
 	$(MAKE) --no-print-directory docs && \
+	$(MAKE) --no-print-directory client-surface && \
 	$(MAKE) --no-print-directory bench-smoke && \
 	$(MAKE) --no-print-directory e2e && \
 	echo "make check: every tier passed in $$(( $$(date +%s) - start )) s"
@@ -161,6 +162,10 @@ docs:
 	$(DOCC) convert Sources/SENSClient/SENSClient.docc --additional-symbol-graph-dir $(SYMBOLS)/SENSClient \
 		--fallback-display-name SENSClient --fallback-bundle-identifier org.sensd.SENSClient \
 		--warnings-as-errors --output-path .build/docs/SENSClient.doccarchive
+
+# SENSClient from a package outside sensd's: its API builds, sensd's own parts cannot be named.
+client-surface:
+	SWIFT=$(SWIFT) scripts/check-client-surface.sh
 
 # The benchmark (BENCHMARKS.md): every configuration side by side, results in bench/results/latest.*.
 # Not part of `check`; its smoke run (tiny sizes, fails on any lost or wrong event) is.
@@ -224,4 +229,4 @@ demo: test-deps
 	$(PYTHON) tests/e2e/demo.py --stage $(E2E_STAGE)
 
 clean:
-	rm -rf .build .build-e2e .build-deb sensd_*.deb
+	rm -rf .build .build-e2e .build-deb .build-surface sensd_*.deb

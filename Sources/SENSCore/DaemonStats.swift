@@ -1,6 +1,6 @@
 /// sensd's counters since it started, as a `{"stats": true}` request receives them (docs/protocol.md,
 /// "Counters"): what `systemctl status sensd` shows, for monitoring.
-public struct DaemonStats: Equatable, Sendable {
+package struct DaemonStats: Equatable, Sendable {
     /// Whether events reach the durable log.
     public enum LogState: String, Sendable {
         /// Every event is logged before any subscriber sees it.

@@ -1,5 +1,5 @@
 /// One journal entry as read: its time (CLOCK_REALTIME microseconds) and the fields the ledger uses.
-public struct JournalRecord: Equatable, Sendable {
+package struct JournalRecord: Equatable, Sendable {
     public var realtime: UInt64
     public var fields: [String: String]
 
@@ -10,7 +10,7 @@ public struct JournalRecord: Equatable, Sendable {
 }
 
 /// A session sensd did not see, rebuilt from the journal: when it began and ended, and whose it was.
-public struct MissedSession: Equatable, Sendable {
+package struct MissedSession: Equatable, Sendable {
     public var id: String
     public var userName: String?
     public var leader: UInt32?
@@ -49,7 +49,7 @@ public struct MissedSession: Equatable, Sendable {
 
 /// A session sensd has reported (its log, or this start-up): its id and a moment in its life (its start
 /// where known, else the time of the event).
-public struct KnownSession: Equatable, Sendable {
+package struct KnownSession: Equatable, Sendable {
     public var id: String
     public var at: UInt64
 
@@ -69,7 +69,7 @@ public struct KnownSession: Equatable, Sendable {
 ///   `manager` session has these and no scope.
 ///
 /// Records are fed in journal order; a session is one whose start and end were both seen. No I/O.
-public struct DowntimeLedger: Sendable {
+package struct DowntimeLedger: Sendable {
     public static let reason = "sensd-down"
     public static let unitStarted = "39f53479d3a045ac8e11786248231fbf"
     public static let unitDeactivated = "7ad2d189f7e94e70a38c781354912448"

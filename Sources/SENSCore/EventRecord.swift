@@ -4,7 +4,7 @@
 /// In the event log each line is stored as `<event JSON>\t<CRC-32 of the JSON, 8 hex digits>\n`: the JSON is
 /// byte for byte what subscribers receive, and the checksum catches damage a parser would not (a flipped
 /// byte inside a name, two records run together).
-public enum EventRecord {
+package enum EventRecord {
     /// The stored form of an event line (which ends in a newline).
     public static func stored(_ line: [UInt8]) -> [UInt8] {
         var out = [UInt8]()
@@ -106,7 +106,7 @@ public enum EventRecord {
 }
 
 /// CRC-32 (IEEE 802.3, as zlib computes it), table-driven.
-public enum CRC32 {
+package enum CRC32 {
     static let table: [UInt32] = (0..<256).map { n in
         var c = UInt32(n)
         for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
@@ -230,7 +230,7 @@ struct FlatObjectScanner {
 
 /// The open sessions as the events describe them: what sensd rebuilds at start-up from its last snapshot
 /// plus the events logged after it. Pure bookkeeping; ``apply(_:)`` follows the tracker's rules in reverse.
-public struct RememberedSessions: Sendable {
+package struct RememberedSessions: Sendable {
     public private(set) var byID: [String: SessionTracker.Remembered] = [:]
 
     public init(_ sessions: [SessionTracker.Remembered] = []) {

@@ -2,7 +2,7 @@
 /// packaging/sensd.catalog) and the event's fields as `SENS_*`. So `journalctl MESSAGE_ID=<Logoff>` is to a
 /// Linux administrator what filtering the Security log on 4634/4647 is on Windows, and any journal shipper
 /// forwards logoffs. Pure: the daemon hands the fields to sd-journal.
-public enum JournalEntry {
+package enum JournalEntry {
     /// Stable for the life of the project: never change one, only add.
     public static func messageID(_ kind: EventKind) -> String {
         switch kind {

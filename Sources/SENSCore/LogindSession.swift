@@ -1,5 +1,5 @@
 /// What logind told sensd about one session, remembered from its start because removal carries no details.
-public struct LogindSession: Codable, Equatable, Sendable {
+package struct LogindSession: Codable, Equatable, Sendable {
     /// logind's session id (`c12`, or the audit session id where audit is on). Not unique over time.
     public var id: String
     public var uid: UInt32?

@@ -76,7 +76,7 @@ public struct SENSEvent: Codable, Equatable, Sendable {
     }
 
     /// The event for `session`, with every field the session knows.
-    public init(_ draft: EventDraft, seq: UInt64, time: EventTime, host: String?) {
+    package init(_ draft: EventDraft, seq: UInt64, time: EventTime, host: String?) {
         self.init(event: draft.event, seq: seq, time: time, sessionId: draft.session.id, userName: nil, uid: nil, unresolved: draft.unresolved)
         copyFields(from: draft.session)
         observedLate = draft.observedLate ? true : nil
@@ -112,7 +112,7 @@ public struct SENSEvent: Codable, Equatable, Sendable {
 }
 
 /// An event the tracker has decided on, before the sequencer gives it a `seq` and a `time`.
-public struct EventDraft: Equatable, Sendable {
+package struct EventDraft: Equatable, Sendable {
     public var event: EventKind
     public var session: LogindSession
     public var unresolved: String?
@@ -137,7 +137,7 @@ public struct EventDraft: Equatable, Sendable {
 }
 
 /// Gives events their place in the stream: `seq` one more than the last, `time` when sensd saw the change.
-public struct EventSequencer: Sendable {
+package struct EventSequencer: Sendable {
     public private(set) var lastSeq: UInt64
 
     public init(lastSeq: UInt64 = 0) {

@@ -5,7 +5,7 @@
 ///
 /// `event`, `seq`, `time` and `sessionId` are the event's identity rather than fields of the table: every
 /// event has them, in that order, first.
-public enum SessionFields {
+package enum SessionFields {
     /// The table, in wire order (docs/protocol.md lists the same fields in the same order).
     static let all: [Field] = [
         // Who: always on the wire, `null` when sensd could not learn it (with `unresolved` saying why).
@@ -193,7 +193,7 @@ struct Access<Root, Value>: Sendable {
 }
 
 /// A value of one of logind's session properties, as the bus layer read it (its own type conforms).
-public protocol LogindPropertyValue {
+package protocol LogindPropertyValue {
     var stringValue: String? { get }
     var boolValue: Bool? { get }
     var uint32Value: UInt32? { get }

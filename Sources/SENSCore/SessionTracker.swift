@@ -9,7 +9,7 @@
 /// - `Logoff` exactly once per session that ends.
 /// - Disconnect/Reconnect, DisplayLock/Unlock and Start/StopScreenSaver only on a real change of
 ///   `Active`, `LockedHint` and `IdleHint`, never for a value re-announced unchanged or first learned.
-public struct SessionTracker: Sendable {
+package struct SessionTracker: Sendable {
     /// Said on events of a session that ended before sensd learned its user.
     public static let unresolvedReason = "the session ended before sensd could learn its user"
 

@@ -1,6 +1,6 @@
 /// One encoded line, shared by every subscriber queue that holds it: one reference each, and bytes at a
 /// fixed address, so a write needs no copying and no retaining beyond the line itself.
-public final class OutgoingLine: @unchecked Sendable {
+package final class OutgoingLine: @unchecked Sendable {
     /// The line, newline included. Immutable, and freed with the line.
     public let buffer: UnsafeRawBufferPointer
     /// The event's seq, or nil for control lines.
@@ -26,7 +26,7 @@ public final class OutgoingLine: @unchecked Sendable {
 /// A subscriber's bounded queue of lines not yet written to its socket.
 ///
 /// Bounded in lines, so one stopped reader costs at most `limit` shared references, never unbounded memory.
-public struct SubscriberQueue: Sendable {
+package struct SubscriberQueue: Sendable {
     /// How many lines may wait before the subscriber counts as overflowed.
     public let limit: Int
 

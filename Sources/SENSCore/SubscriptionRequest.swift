@@ -10,7 +10,7 @@ import FoundationEssentials
 /// name them in `classes`.
 /// Unknown keys are refused by name rather than ignored, so a client asking for a feature this daemon
 /// lacks learns so instead of silently getting a stream it did not ask for.
-public struct SubscriptionRequest: Equatable, Sendable {
+package struct SubscriptionRequest: Equatable, Sendable {
     public var events: Set<EventKind>? {
         didSet { eventMask = Self.mask(events) }
     }
@@ -204,7 +204,7 @@ public struct SubscriptionRequest: Equatable, Sendable {
 }
 
 /// What a subscription can filter on, taken from an event once and kept beside its encoded line.
-public struct EventFacts: Sendable {
+package struct EventFacts: Sendable {
     public let event: EventKind
     public let userName: String?
     public let uid: UInt32?

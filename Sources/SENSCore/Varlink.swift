@@ -5,7 +5,7 @@ import FoundationEssentials
 /// `{"parameters":{...},"continues":true}` or an error `{"error":"io.sensd.Events.Overflow","parameters":{...}}`.
 /// The events are the JSON-lines protocol's own objects, byte for byte, under `event`; the JSON-lines
 /// protocol stays the canonical one (docs/protocol.md). Pure: the server does the I/O.
-public enum Varlink {
+package enum Varlink {
     /// The interface sensd implements, beside `org.varlink.service`.
     public static let interface = "io.sensd.Events"
     public static let serviceInterface = "org.varlink.service"

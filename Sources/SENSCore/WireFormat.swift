@@ -3,7 +3,7 @@
 /// Events are written by hand rather than by JSONEncoder for two reasons measured on this code: a stable,
 /// documented key order (`event` first, which people reading `socat` output rely on) and about ten times
 /// less CPU per event on the daemon's hot path. Decoding stays Codable; tests hold the two to each other.
-public enum WireFormat {
+package enum WireFormat {
     /// The protocol's version, in the hello line. Additive changes (new keys, new events) keep it.
     public static let protocolVersion = 1
 
@@ -118,7 +118,7 @@ public enum WireFormat {
 }
 
 /// Why the server ends a connection, as the client sees it in an `error` line.
-public struct ProtocolError: Error, Equatable, Sendable {
+package struct ProtocolError: Error, Equatable, Sendable {
     public enum Code: String, Sendable {
         /// The request line was not a valid request.
         case badRequest = "bad-request"
@@ -238,7 +238,7 @@ struct JSONLineWriter {
 }
 
 /// A session open now, as a `snapshot` request reports it: the fields its events carry, and its state.
-public struct OpenSession: Equatable, Sendable {
+package struct OpenSession: Equatable, Sendable {
     /// The session's fields as its events carry them (`event`, `seq` and `time` are not sent).
     public var fields: SENSEvent
     /// The session as sensd tracks it, with its state now: `state` (`online`, `active` or `closing`),

@@ -79,9 +79,9 @@ public final class LogindSource {
     public func isTracked(_ id: String) -> Bool { tracker.session(id) != nil }
 
     /// The sessions to keep across a restart of sensd.
-    public var remembered: [SessionTracker.Remembered] { tracker.remembered }
+    package var remembered: [SessionTracker.Remembered] { tracker.remembered }
 
-    public init(bus: Bus, loop: EventLoop, logger: Logger, watchSessionFiles: Bool, remembered: [SessionTracker.Remembered]) {
+    package init(bus: Bus, loop: EventLoop, logger: Logger, watchSessionFiles: Bool, remembered: [SessionTracker.Remembered]) {
         self.bus = bus
         self.loop = loop
         self.logger = logger
@@ -471,5 +471,5 @@ extension LogindSource: ScopeRemovals {}
 
 /// logind's property values, read through the field table (SessionFields in SENSCore).
 extension BusValue: LogindPropertyValue {
-    public var firstField: (any LogindPropertyValue)? { structFields?.first }
+    package var firstField: (any LogindPropertyValue)? { structFields?.first }
 }

@@ -151,7 +151,7 @@ public final class SubscriberServer {
 
     /// Sends an event line to every subscriber whose subscription it matches. Never blocks: a subscriber
     /// whose queue is full is cut off instead. Replaying subscribers read the line from the log instead.
-    public func broadcast(_ line: OutgoingLine) {
+    package func broadcast(_ line: OutgoingLine) {
         // Wrapped for Varlink once per event, when a Varlink subscriber takes it.
         var varlinkLine: OutgoingLine?
         for subscriber in subscribers.values where subscriber.isHeld || subscriber.isLive {
