@@ -53,9 +53,29 @@ public struct Gap: Sendable, Equatable, CustomStringConvertible {
 
 /// An error line: sensd ended the connection and says why.
 public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The stable code: `bad-request`, `request-too-long`, `overflow`, `too-many-subscribers`,
-    /// `shutting-down`, `log-unavailable`, or one a newer sensd adds.
-    public var code: String
+    /// sensd's stable code for an error. A struct, not an enum: a newer sensd adds codes, and a program
+    /// compares with the ones it knows (`error.code == .overflow`) instead of switching over all of them.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        /// The code as sensd sends it (`overflow`).
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        /// The request line was not a valid request.
+        public static let badRequest = Code(rawValue: "bad-request")
+        /// The request line was longer than sensd accepts.
+        public static let requestTooLong = Code(rawValue: "request-too-long")
+        /// The client fell further behind than its queue holds.
+        public static let overflow = Code(rawValue: "overflow")
+        /// sensd serves as many connections as its limits allow (in all, or for this user).
+        public static let tooManySubscribers = Code(rawValue: "too-many-subscribers")
+        /// sensd is stopping.
+        public static let shuttingDown = Code(rawValue: "shutting-down")
+        /// sensd keeps no event log, or cannot read it.
+        public static let logUnavailable = Code(rawValue: "log-unavailable")
+    }
+
+    public var code: Code
     /// sensd's sentence for people.
     public var message: String
     /// The limit that was reached, for the errors that have one.
@@ -63,41 +83,83 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible {
     /// For `overflow`: the last event fully written to this client.
     public var lastSeq: UInt64?
 
+    public init(code: Code, message: String, limit: Int? = nil, lastSeq: UInt64? = nil) {
+        self.code = code
+        self.message = message
+        self.limit = limit
+        self.lastSeq = lastSeq
+    }
+
     public var description: String { "\(message) [\(code)]" }
 
     /// Whether a client that reconnects (and resumes) gets past it: sensd restarted, the client fell behind,
     /// or every slot was taken for now.
-    public var isTransient: Bool { ["shutting-down", "overflow", "too-many-subscribers"].contains(code) }
+    public var isTransient: Bool { [.shuttingDown, .overflow, .tooManySubscribers].contains(code) }
 }
 
-/// What can end a stream of events or messages.
-public enum SENSClientError: Error, Sendable, CustomStringConvertible {
-    /// sensd's socket could not be reached (and the stream does not reconnect).
-    case unavailable(socketPath: String, SystemCallError)
-    /// The connection failed while reading or writing (and the stream does not reconnect).
-    case connectionFailed(socketPath: String, SystemCallError)
-    /// sensd refused the request or cut the stream off in a way reconnecting does not cure.
-    case server(ServerError)
-    /// Events are missing from the stream (``SENSClient/events(_:after:reconnect:)`` only; ``SENSClient/messages(_:after:live:reconnect:)``
-    /// yields gaps as values). The stream's position is after the gap: a new `events(after: gap.lastMissing)` goes on.
-    case eventsMissing(Gap)
-    /// sensd sent something this library cannot read: a line over 1 MiB, or no hello.
-    case protocolViolation(String)
+/// What can end a stream of events or messages, or a one-off request: a ``Code`` to compare with (more may
+/// come in a later release, so never switch over them all) and what goes with it.
+public struct SENSClientError: Error, Sendable, CustomStringConvertible {
+    /// Which kind of failure this is.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        public var description: String { name }
 
-    public var description: String {
-        switch self {
-        case .unavailable(let path, let error):
-            let hint = error.errno == ENOENT || error.errno == ECONNREFUSED ? " (is sensd running?)" : ""
-            return "cannot connect to \(path): \(error.reason)\(hint)"
-        case .connectionFailed(let path, let error):
-            return "the connection to \(path) failed: \(error)"
-        case .server(let error):
-            return "sensd: \(error)"
-        case .eventsMissing(let gap):
-            return "events \(gap.firstMissing) to \(gap.lastMissing) are missing: \(gap.message)"
-        case .protocolViolation(let what):
-            return "sensd's stream cannot be read: \(what)"
-        }
+        /// sensd's socket could not be reached (and the stream does not reconnect): ``socketPath``, ``errno``.
+        public static let unavailable = Code("unavailable")
+        /// The connection failed while reading or writing (and the stream does not reconnect): ``socketPath``,
+        /// ``errno``.
+        public static let connectionFailed = Code("connectionFailed")
+        /// sensd refused the request or cut the stream off in a way reconnecting does not cure: ``serverError``.
+        public static let server = Code("server")
+        /// Events are missing from the stream (``SENSClient/events(_:after:reconnect:)`` only;
+        /// ``SENSClient/messages(_:after:live:reconnect:)`` yields gaps as values): ``gap``. The stream ends
+        /// with it; a new `events(after: gap.lastMissing)` goes on after them.
+        public static let eventsMissing = Code("eventsMissing")
+        /// sensd sent something this library cannot read: a line over 1 MiB, or no hello.
+        public static let protocolViolation = Code("protocolViolation")
+    }
+
+    public let code: Code
+    /// The socket, for ``Code/unavailable`` and ``Code/connectionFailed``.
+    public let socketPath: String?
+    /// The system's error number, for ``Code/unavailable`` and ``Code/connectionFailed`` (`ENOENT`: no sensd).
+    public let errno: Int32?
+    /// sensd's error line, for ``Code/server``.
+    public let serverError: ServerError?
+    /// The events that will not come, for ``Code/eventsMissing``.
+    public let gap: Gap?
+    public let description: String
+
+    private init(_ code: Code, socketPath: String? = nil, errno: Int32? = nil, serverError: ServerError? = nil, gap: Gap? = nil, description: String) {
+        self.code = code
+        self.socketPath = socketPath
+        self.errno = errno
+        self.serverError = serverError
+        self.gap = gap
+        self.description = description
+    }
+
+    package static func unavailable(socketPath: String, _ error: SystemCallError) -> SENSClientError {
+        let hint = error.errno == ENOENT || error.errno == ECONNREFUSED ? " (is sensd running?)" : ""
+        return SENSClientError(.unavailable, socketPath: socketPath, errno: error.errno, description: "cannot connect to \(socketPath): \(error.reason)\(hint)")
+    }
+
+    package static func connectionFailed(socketPath: String, _ error: SystemCallError) -> SENSClientError {
+        SENSClientError(.connectionFailed, socketPath: socketPath, errno: error.errno, description: "the connection to \(socketPath) failed: \(error)")
+    }
+
+    package static func server(_ error: ServerError) -> SENSClientError {
+        SENSClientError(.server, serverError: error, description: "sensd: \(error)")
+    }
+
+    package static func eventsMissing(_ gap: Gap) -> SENSClientError {
+        SENSClientError(.eventsMissing, gap: gap, description: "events \(gap.firstMissing) to \(gap.lastMissing) are missing: \(gap.message)")
+    }
+
+    package static func protocolViolation(_ what: String) -> SENSClientError {
+        SENSClientError(.protocolViolation, description: "sensd's stream cannot be read: \(what)")
     }
 }
 
@@ -209,7 +271,7 @@ public struct Message: Sendable {
         /// A replay without `live` has caught up: every event through `lastSeq` came before this. The stream ends.
         case end(lastSeq: UInt64)
         /// sensd ended the connection. A transient one (see ``ServerError/isTransient``) is followed by a
-        /// reconnection when the policy allows; any other ends the stream with ``SENSClientError/server(_:)``.
+        /// reconnection when the policy allows; any other ends the stream with a ``SENSClientError`` whose code is ``SENSClientError/Code/server``.
         case serverError(ServerError)
         /// The connection ended or could not be made; the stream retries after a backoff. Said once per outage.
         case disconnected(reason: String)
@@ -270,7 +332,7 @@ enum LineDecoder {
             return (.hello(Hello(version: c.version ?? "", protocolVersion: c.protocol ?? 1, lastSeq: last, oldestSeq: c.oldestSeq)), c)
         }
         if let code = c.error {
-            return (.serverError(ServerError(code: code, message: c.message ?? code, limit: c.limit, lastSeq: c.lastSeq)), c)
+            return (.serverError(ServerError(code: ServerError.Code(rawValue: code), message: c.message ?? code, limit: c.limit, lastSeq: c.lastSeq)), c)
         }
         if let reason = c.gap, let first = c.firstMissing, let last = c.lastMissing {
             return (.gap(Gap(reason: reason, message: c.message ?? "events \(first) to \(last) are missing", firstMissing: first, lastMissing: last, oldestSeq: c.oldestSeq)), c)

@@ -12,7 +12,7 @@ import SENSCore
 /// A stream reconnects by itself after sensd restarts, cuts it off for falling behind, or before sensd's
 /// socket exists, and resumes after the last event it handed out: nothing the log retains is lost or
 /// repeated. Missing events are never skipped silently: ``events(_:after:reconnect:)`` throws
-/// ``SENSClientError/eventsMissing(_:)``, ``messages(_:after:live:reconnect:)`` yields a ``Gap``.
+/// ``SENSClientError`` with code ``SENSClientError/Code/eventsMissing``, ``messages(_:after:live:reconnect:)`` yields a ``Gap``.
 public struct SENSClient: Sendable {
     /// sensd's socket unless it was started with `--socket`.
     public static let defaultSocketPath = "/run/sensd/events.sock"
@@ -117,11 +117,19 @@ extension SENSClient {
         public struct Iterator: AsyncIteratorProtocol {
             var messages: Messages.Iterator
 
+            /// The seq through which this stream has handed out everything it asked for (nil before sensd's
+            /// hello when it started from now): where a new stream would resume.
+            public var position: UInt64? { messages.position }
+
+            /// The next event; nil once the stream has ended, and after it has thrown (a stream that threw is
+            /// over: make a new one to go on).
             public mutating func next() async throws -> SENSEvent? {
                 while let message = try await messages.next() {
                     switch message.kind {
                     case .event(let event): return event
-                    case .gap(let gap): throw SENSClientError.eventsMissing(gap)
+                    case .gap(let gap):
+                        messages.finish()
+                        throw SENSClientError.eventsMissing(gap)
                     default: continue
                     }
                 }
@@ -153,13 +161,35 @@ extension SENSClient {
 
         public struct Iterator: AsyncIteratorProtocol {
             let engine: StreamEngine
+            private var finished = false
+
+            init(engine: StreamEngine) {
+                self.engine = engine
+            }
 
             /// The seq through which this stream has handed out everything it asked for (nil before sensd's hello
             /// when it started from now): where a new stream would resume.
             public var position: UInt64? { engine.position }
 
+            /// The next message; nil once the stream has ended, and after it has thrown.
             public mutating func next() async throws -> Message? {
-                try await engine.next()
+                guard !finished else { return nil }
+                do {
+                    guard let message = try await engine.next() else {
+                        finished = true
+                        return nil
+                    }
+                    return message
+                } catch {
+                    finish()
+                    throw error
+                }
+            }
+
+            /// Ends the stream: its connection is closed, and `next()` answers nil from now on.
+            mutating func finish() {
+                finished = true
+                engine.end()
             }
         }
     }

@@ -81,10 +81,16 @@ final class StreamEngine {
         connection = nil
     }
 
+    /// Ends the stream now: the connection closes, and the next call answers nil.
+    func end() {
+        finished = true
+        finish()
+    }
+
     /// Makes the next connection, waiting out the backoff first when this is a retry.
     private func connect() async throws -> Message? {
         let isRetry = connections > 0 || outageReported
-        if isRetry && policy.isEnabled && cutOff?.code != "overflow" {
+        if isRetry && policy.isEnabled && cutOff?.code != .overflow {
             try await Task.sleep(for: delay)
             delay = min(delay * 2, policy.maximumDelay)
         }
@@ -177,7 +183,7 @@ final class StreamEngine {
         case .serverError(let error):
             if policy.isEnabled && error.isTransient {
                 cutOff = error
-            } else if error.code == "shutting-down" {
+            } else if error.code == .shuttingDown {
                 finished = true
             } else {
                 failure = SENSClientError.server(error)

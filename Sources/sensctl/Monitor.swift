@@ -58,7 +58,7 @@ struct Monitor: AsyncParsableCommand {
                     show(message, &out, position: messages.position)
                     out.flush()
                 }
-            } catch SENSClientError.server {
+            } catch let error as SENSClientError where error.code == .server {
                 // Printed as it came (show).
                 throw ExitCode(1)
             }
@@ -73,12 +73,12 @@ struct Monitor: AsyncParsableCommand {
         case .gap(let gap):
             printError("sensctl: warning: \(gap.message)")
         case .serverError(let error):
-            if error.code == "shutting-down" {
+            if error.code == .shuttingDown {
                 if !json { printError("sensctl: sensd: \(error.message)") }
             } else if reconnect && error.isTransient {
                 printError("sensctl: sensd: \(error.message); resuming")
             } else {
-                let hint = error.code == "overflow" ? position.map { " (resume with --since \($0))" } ?? "" : ""
+                let hint = error.code == .overflow ? position.map { " (resume with --since \($0))" } ?? "" : ""
                 printError("sensctl: sensd: \(error.message) [\(error.code)]\(hint)")
             }
         case .disconnected(let reason):

@@ -25,14 +25,8 @@ func talkingToSensd(_ body: () async throws -> Void) async throws {
     do {
         try await body()
     } catch let error as SENSClientError {
-        switch error {
-        case .unavailable:
-            printError("sensctl: \(error)")
-            throw ExitCode(69)
-        default:
-            printError("sensctl: \(error)")
-        }
-        throw ExitCode(1)
+        printError("sensctl: \(error)")
+        throw ExitCode(error.code == .unavailable ? 69 : 1)
     } catch let error as CursorError {
         printError("sensctl: \(error)")
         throw ExitCode(1)

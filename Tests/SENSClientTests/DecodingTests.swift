@@ -18,7 +18,7 @@ struct DecodingTests {
         guard case .gap(let gap) = kind(#"{"gap":"not-retained","message":"gone","firstMissing":6,"lastMissing":4999,"oldestSeq":5000}"#) else { Issue.record("gap"); return }
         #expect(gap == Gap(reason: "not-retained", message: "gone", firstMissing: 6, lastMissing: 4999, oldestSeq: 5000))
         guard case .serverError(let overflow) = kind(#"{"error":"overflow","message":"fell behind","limit":4096,"lastSeq":77}"#) else { Issue.record("error"); return }
-        #expect(overflow == ServerError(code: "overflow", message: "fell behind", limit: 4096, lastSeq: 77) && overflow.isTransient)
+        #expect(overflow == ServerError(code: .overflow, message: "fell behind", limit: 4096, lastSeq: 77) && overflow.isTransient)
         guard case .serverError(let bad) = kind(#"{"error":"bad-request","message":"unknown key"}"#) else { Issue.record("error"); return }
         #expect(!bad.isTransient && bad.description == "unknown key [bad-request]")
         guard case .end(lastSeq: 5120) = kind(#"{"end":"caught-up","lastSeq":5120}"#) else { Issue.record("end"); return }

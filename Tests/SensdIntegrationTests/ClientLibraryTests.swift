@@ -44,7 +44,7 @@ struct ClientLibraryTests {
         #expect(seqs == Array(1...24), "every event once, in order: \(seqs)")
         #expect(after.events.filter { $0.event == .logoff }.map(\.sessionId) == ["b0", "b1", "b2"])
         // The restart is visible to a program that wants to see it, as typed values.
-        #expect(after.others.contains { if case .serverError(let e) = $0 { e.code == "shutting-down" } else { false } }, "\(after.others)")
+        #expect(after.others.contains { if case .serverError(let e) = $0 { e.code == .shuttingDown } else { false } }, "\(after.others)")
         #expect(after.others.contains { if case .reconnected(resumingAfter: 15) = $0 { true } else { false } }, "\(after.others)")
     }
 
@@ -74,7 +74,7 @@ struct ClientLibraryTests {
         _ = try watcher.events(1000)
         let got = try await collect(&messages, events: 3000)
         #expect(got.events.map(\.seq) == Array(1...3000), "every event once, in order")
-        #expect(got.others.contains { if case .serverError(let e) = $0 { e.code == "overflow" && e.limit == 16 } else { false } },
+        #expect(got.others.contains { if case .serverError(let e) = $0 { e.code == .overflow && e.limit == 16 } else { false } },
                 "sensd cut the reader off (else this test shows nothing): \(got.others.prefix(6))")
         #expect(got.others.contains { if case .reconnected = $0 { true } else { false } })
     }
@@ -94,9 +94,14 @@ struct ClientLibraryTests {
         do {
             let e = try await events.next()
             Issue.record("an event instead of the gap: \(String(describing: e))")
-        } catch SENSClientError.eventsMissing(let gap) {
+        } catch let error as SENSClientError where error.code == .eventsMissing {
+            let gap = try #require(error.gap)
             #expect(gap.firstMissing == 6 && gap.lastMissing == oldest - 1 && gap.reason == "not-retained")
         }
+        // The stream that threw is over; its position is after the gap, where a new one goes on.
+        #expect(events.position == oldest - 1)
+        let afterThrow = try await events.next()
+        #expect(afterThrow == nil)
 
         // messages(): the gap is a value, in stream order, then the retained events.
         var messages = client.messages(after: 5, live: false, reconnect: .never).makeAsyncIterator()
@@ -160,8 +165,9 @@ struct ClientLibraryTests {
         do {
             _ = try await events.next()
             Issue.record("no error")
-        } catch SENSClientError.server(let error) {
-            #expect(error.code == "bad-request" && error.message.contains("since"), "\(error)")
+        } catch let error as SENSClientError where error.code == .server {
+            let refusal = try #require(error.serverError)
+            #expect(refusal.code == .badRequest && refusal.message.contains("since"), "\(error)")
         }
     }
 
@@ -172,8 +178,8 @@ struct ClientLibraryTests {
             _ = try await events.next()
             Issue.record("no error")
         } catch let error as SENSClientError {
-            guard case .unavailable(let path, let cause) = error else { Issue.record("\(error)"); return }
-            #expect(path == dir.path + "/absent.sock" && cause.errno == ENOENT)
+            #expect(error.code == .unavailable, "\(error)")
+            #expect(error.socketPath == dir.path + "/absent.sock" && error.errno == ENOENT)
             #expect(error.description.contains("is sensd running?"))
         }
     }

@@ -78,7 +78,8 @@ while true {
             try release(event)
             try cursor.save(event.seq)
         }
-    } catch SENSClientError.eventsMissing(let gap) {
+    } catch let error as SENSClientError where error.code == .eventsMissing {
+        guard let gap = error.gap else { throw error }
         // Seats of sessions in the gap may still be held: a real agent would reconcile with the license
         // server here (or with `SENSClient.snapshot()`, the sessions open now).
         say("events \(gap.firstMissing) to \(gap.lastMissing) are lost (\(gap.message)); going on after them")
