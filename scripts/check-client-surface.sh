@@ -26,7 +26,7 @@ import SENSClient
 let kind: EventKind = .logoff
 let event: SENSEvent? = nil
 let time: EventTime? = nil
-print(kind, event as Any, time as Any, SENSClient.self)
+print(kind, event as Any, time as Any, SensdClient.self)
 SWIFT
 if ! out=$(build); then
     printf '%s\n' "$out" | tail -20

@@ -113,8 +113,8 @@ public struct SENSClientError: Error, Sendable, CustomStringConvertible {
         public static let connectionFailed = Code("connectionFailed")
         /// sensd refused the request or cut the stream off in a way reconnecting does not cure: ``serverError``.
         public static let server = Code("server")
-        /// Events are missing from the stream (``SENSClient/events(_:after:reconnect:)`` only;
-        /// ``SENSClient/messages(_:after:live:reconnect:)`` yields gaps as values): ``gap``. The stream ends
+        /// Events are missing from the stream (``SensdClient/events(_:after:reconnect:)`` only;
+        /// ``SensdClient/messages(_:after:live:reconnect:)`` yields gaps as values): ``gap``. The stream ends
         /// with it; a new `events(after: gap.lastMissing)` goes on after them.
         public static let eventsMissing = Code("eventsMissing")
         /// sensd sent something this library cannot read: a line over 1 MiB, or no hello.

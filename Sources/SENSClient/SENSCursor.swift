@@ -9,7 +9,7 @@ import Musl
 /// Where a program stands in sensd's stream, kept in a file across restarts: the seq of the last event it
 /// finished handling.
 ///
-/// Save after handling an event, and resume with ``SENSClient/events(_:resumingFrom:reconnect:)``: a
+/// Save after handling an event, and resume with ``SensdClient/events(_:resumingFrom:reconnect:)``: a
 /// restarted program continues exactly after what it finished. That is at-least-once delivery: an event
 /// being handled when the program died comes again, with the same `seq`, by which it can tell.
 ///

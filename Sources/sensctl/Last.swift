@@ -13,7 +13,7 @@ struct Last: AsyncParsableCommand {
     )
 
     @Option(help: "Path of sensd's socket.")
-    var socket = SENSClient.defaultSocketPath
+    var socket = SensdClient.defaultSocketPath
 
     @Flag(help: "One JSON object per session: sessionId, userName, uid, class, service, tty, seat, remoteHost, logonTime, logoffTime (null while logged in), stillLoggedIn, durationSeconds, logonFromLog, logonSeq, logoffSeq.")
     var json = false
@@ -43,7 +43,7 @@ struct Last: AsyncParsableCommand {
             // Every Logon and Logoff in the log, up to the last event sensd gave out. Service managers reach only
             // a request that names their classes ("*": every class).
             let filter = Filter(events: [.logon, .logoff], classes: all ? [Filter.everyClass] : nil)
-            for try await message in SENSClient(socketPath: socket).messages(filter, after: 0, live: false, reconnect: .never) {
+            for try await message in SensdClient(socketPath: socket).messages(filter, after: 0, live: false, reconnect: .never) {
                 switch message.kind {
                 case .event(let event): history.take(event)
                 case .gap(let gap): printError("sensctl: \(gap.message)")

@@ -13,7 +13,7 @@ struct Monitor: AsyncParsableCommand {
     )
 
     @Option(help: "Path of sensd's socket.")
-    var socket = SENSClient.defaultSocketPath
+    var socket = SensdClient.defaultSocketPath
 
     @Flag(help: "Print the raw JSON lines, including the hello, accepted and error lines.")
     var json = false
@@ -49,7 +49,7 @@ struct Monitor: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let stream = SENSClient(socketPath: socket).messages(filter, after: since, reconnect: reconnect ? .standard : .never)
+        let stream = SensdClient(socketPath: socket).messages(filter, after: since, reconnect: reconnect ? .standard : .never)
         var messages = stream.makeAsyncIterator()
         var out = Output()
         try await talkingToSensd {

@@ -10,7 +10,7 @@ struct Sensctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sensctl",
         abstract: "Watches the SENS logon events sensd publishes.",
-        version: SENSClient.version,
+        version: SensdClient.version,
         subcommands: [Monitor.self, Who.self, Users.self, Last.self, Position.self, Check.self],
         defaultSubcommand: Monitor.self
     )

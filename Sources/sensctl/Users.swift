@@ -17,14 +17,14 @@ struct Users: AsyncParsableCommand {
     )
 
     @Option(help: "Path of sensd's socket.")
-    var socket = SENSClient.defaultSocketPath
+    var socket = SensdClient.defaultSocketPath
 
     @Flag(help: "Name each user once.")
     var unique = false
 
     func run() async throws {
         try await talkingToSensd {
-            let snapshot = try await SENSClient(socketPath: socket).snapshot()
+            let snapshot = try await SensdClient(socketPath: socket).snapshot()
             var names = snapshot.sessions.map { $0.userName ?? $0.uid.map { "uid \($0)" } ?? "?" }.sorted()
             if unique { names = Array(Set(names)).sorted() }
             var out = Output()
@@ -56,7 +56,7 @@ struct CheckUsers: AsyncParsableCommand {
     )
 
     @Option(help: "Path of sensd's socket.")
-    var socket = SENSClient.defaultSocketPath
+    var socket = SensdClient.defaultSocketPath
 
     @Option(name: [.customShort("w"), .long], help: ArgumentHelp("WARNING when the count is outside this range.", valueName: "RANGE"))
     var warning: String?
@@ -94,7 +94,7 @@ struct CheckUsers: AsyncParsableCommand {
         let filter = Filter(users: users.isEmpty ? nil : Set(users), classes: classes.isEmpty ? nil : Set(classes))
         let snapshot: Snapshot
         do {
-            snapshot = try await SENSClient(socketPath: socket).snapshot(filter)
+            snapshot = try await SensdClient(socketPath: socket).snapshot(filter)
         } catch {
             return report(UsersCheck.unknown("cannot ask sensd: \(error)"))
         }

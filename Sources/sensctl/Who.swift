@@ -13,7 +13,7 @@ struct Who: AsyncParsableCommand {
     )
 
     @Option(help: "Path of sensd's socket.")
-    var socket = SENSClient.defaultSocketPath
+    var socket = SensdClient.defaultSocketPath
 
     @Flag(help: "Print sensd's snapshot lines as they are: a begin line with the seq, one JSON object per session (the event field names and its state), an end line.")
     var json = false
@@ -34,7 +34,7 @@ struct Who: AsyncParsableCommand {
         let wanted: Set<String>? = all ? [Filter.everyClass] : classes.isEmpty ? nil : Set(classes)
         let filter = Filter(users: users.isEmpty ? nil : Set(users), uids: uids.isEmpty ? nil : Set(uids), classes: wanted)
         try await talkingToSensd {
-            let snapshot = try await SENSClient(socketPath: socket).snapshot(filter)
+            let snapshot = try await SensdClient(socketPath: socket).snapshot(filter)
             var out = Output()
             if json {
                 out.line(#"{"snapshot":"begin","seq":\#(snapshot.seq),"sessions":\#(snapshot.sessions.count)}"#.utf8)
@@ -66,7 +66,7 @@ struct Position: AsyncParsableCommand {
     )
 
     @Option(help: "Path of sensd's socket.")
-    var socket = SENSClient.defaultSocketPath
+    var socket = SensdClient.defaultSocketPath
 
     @Flag(help: "Print sensd's hello line as JSON.")
     var json = false
@@ -74,7 +74,7 @@ struct Position: AsyncParsableCommand {
     func run() async throws {
         try await talkingToSensd {
             // The first message of a stream is sensd's hello, with its line as sensd sent it.
-            var messages = SENSClient(socketPath: socket).messages(reconnect: .never).makeAsyncIterator()
+            var messages = SensdClient(socketPath: socket).messages(reconnect: .never).makeAsyncIterator()
             guard let first = try await messages.next(), case .hello(let hello) = first.kind else {
                 throw SENSClientError.protocolViolation("sensd's first line was not a hello line")
             }

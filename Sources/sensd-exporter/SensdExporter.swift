@@ -23,11 +23,11 @@ struct SensdExporter: AsyncParsableCommand {
             listens on --listen. With --textfile it writes the metrics for node_exporter's textfile collector instead, \
             after every event and every --interval seconds (--once: once, then exits).
             """,
-        version: SENSClient.version
+        version: SensdClient.version
     )
 
     @Option(help: "Path of sensd's socket.")
-    var socket = SENSClient.defaultSocketPath
+    var socket = SensdClient.defaultSocketPath
 
     @Option(help: ArgumentHelp("Listen on this address when not socket-activated.", valueName: "HOST:PORT"))
     var listen = "127.0.0.1:9848"
@@ -48,7 +48,7 @@ struct SensdExporter: AsyncParsableCommand {
 
     func run() async throws {
         signal(SIGPIPE, SIG_IGN)
-        let client = SENSClient(socketPath: socket)
+        let client = SensdClient(socketPath: socket)
         let metrics = SessionMetrics()
         if let textfile {
             let writer = TextfileWriter(path: textfile, client: client, metrics: metrics)
@@ -81,7 +81,7 @@ struct SensdExporter: AsyncParsableCommand {
 
 /// Feeds the event counters from sensd's stream, reconnecting and resuming after sensd restarts; calls
 /// `changed` after each line that changed something.
-func count(from client: SENSClient, into metrics: SessionMetrics, changed: () async -> Void) async throws {
+func count(from client: SensdClient, into metrics: SessionMetrics, changed: () async -> Void) async throws {
     for try await message in client.messages() {
         switch message.kind {
         case .event(let event):
@@ -103,7 +103,7 @@ func count(from client: SENSClient, into metrics: SessionMetrics, changed: () as
 
 /// One scrape: the open sessions and sensd's counters, asked anew.
 enum Scrape {
-    static func render(_ client: SENSClient, _ metrics: SessionMetrics) async -> (status: Int, text: String) {
+    static func render(_ client: SensdClient, _ metrics: SessionMetrics) async -> (status: Int, text: String) {
         do {
             let snapshot = try await client.snapshot(Filter(classes: [Filter.everyClass]))
             let stats = try await client.stats()
@@ -116,7 +116,7 @@ enum Scrape {
     }
 
     /// For the HTTP thread, which is not part of Swift's concurrency pool and may wait.
-    static func blocking(_ client: SENSClient, _ metrics: SessionMetrics) -> (status: Int, text: String) {
+    static func blocking(_ client: SensdClient, _ metrics: SessionMetrics) -> (status: Int, text: String) {
         let result = Mutex<(status: Int, text: String)?>(nil)
         let done = DispatchSemaphore(value: 0)
         let task = Task {
@@ -136,7 +136,7 @@ enum Scrape {
 /// renamed over the old one, so the collector never reads half a file.
 struct TextfileWriter: Sendable {
     let path: String
-    let client: SENSClient
+    let client: SensdClient
     let metrics: SessionMetrics
 
     func write() async throws {
@@ -167,7 +167,7 @@ struct TextfileWriter: Sendable {
 
     /// Writes now, after each event (a burst is one write: what comes during a write makes one more), and
     /// every `seconds` at the latest.
-    func run(countingFrom client: SENSClient, every seconds: Int) async throws {
+    func run(countingFrom client: SensdClient, every seconds: Int) async throws {
         try await write()
         let (changes, changed) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -12,14 +12,14 @@ final class RuleWorker: Sendable {
     let rule: HookRule
     /// Who its commands run as; nil: the session's user (`User=%u`), looked up for each event.
     let account: Account?
-    private let client: SENSClient
+    private let client: SensdClient
     private let cursor: SENSCursor
     private let executor: Executor
     private let task = Mutex<Task<Void, Never>?>(nil)
     /// Whether a run is going on, and whether the worker should stop after it.
     private let state = Mutex<(running: Bool, stopping: Bool)>((false, false))
 
-    init(rule: HookRule, account: Account?, client: SENSClient, stateDirectory: String, executor: Executor) {
+    init(rule: HookRule, account: Account?, client: SensdClient, stateDirectory: String, executor: Executor) {
         self.rule = rule
         self.account = account
         self.client = client

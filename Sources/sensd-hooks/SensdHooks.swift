@@ -25,11 +25,11 @@ struct SensdHooks: AsyncParsableCommand {
             if the rule says Retry=, tried again; then the rule goes on. A rule file with a mistake is reported \
             and left out; the other rules run. SIGHUP (systemctl reload sensd-hooks) reads the rules again.
             """,
-        version: SENSClient.version
+        version: SensdClient.version
     )
 
     @Option(help: "Path of sensd's socket.")
-    var socket = SENSClient.defaultSocketPath
+    var socket = SensdClient.defaultSocketPath
 
     @Option(name: .customLong("rules-directory"), help: ArgumentHelp("Where to look for rule files, the first winning (repeatable; default: \(RuleSet.defaultDirectories.joined(separator: ", "))).", valueName: "DIR"))
     var rulesDirectories: [String] = []
@@ -112,7 +112,7 @@ struct SensdHooks: AsyncParsableCommand {
     private func runDryRun() async throws {
         let (rules, errors, _) = load()
         for error in errors { printError("sensd-hooks: \(error) (left out)") }
-        let client = SENSClient(socketPath: socket)
+        let client = SensdClient(socketPath: socket)
         var count = 0
         do {
             for try await message in client.messages(Filter(classes: [Filter.everyClass]), after: since ?? 0, live: false, reconnect: .never) {
@@ -147,7 +147,7 @@ struct SensdHooks: AsyncParsableCommand {
             printError("sensd-hooks: cannot make the state directory \(stateDirectory): \(String(cString: strerror(errno)))")
             throw ExitCode(1)
         }
-        let client = SENSClient(socketPath: socket)
+        let client = SensdClient(socketPath: socket)
         let executor = Executor(limiter: Limiter(limit: maxParallel))
         let (signals, delivery) = AsyncStream.makeStream(of: Int32.self)
         var sources: [any DispatchSourceSignal] = []

@@ -11,7 +11,7 @@ import Glibc
 @Suite("SENSClient against sensd", .timeLimit(.minutes(2)))
 struct ClientLibraryTests {
     /// Reads messages until `count` events came; returns them with every other message's kind.
-    func collect(_ messages: inout SENSClient.Messages.Iterator, events count: Int) async throws -> (events: [SENSEvent], others: [Message.Kind]) {
+    func collect(_ messages: inout SensdClient.Messages.Iterator, events count: Int) async throws -> (events: [SENSEvent], others: [Message.Kind]) {
         var events: [SENSEvent] = []
         var others: [Message.Kind] = []
         while events.count < count {
@@ -22,7 +22,7 @@ struct ClientLibraryTests {
     }
 
     /// Reads messages through the first `accepted`: from then on, sensd applies the request.
-    func awaitAccepted(_ messages: inout SENSClient.Messages.Iterator) async throws {
+    func awaitAccepted(_ messages: inout SensdClient.Messages.Iterator) async throws {
         while let message = try await messages.next() {
             if case .accepted = message.kind { return }
         }
@@ -31,7 +31,7 @@ struct ClientLibraryTests {
 
     @Test func aStreamReconnectsAcrossASensdRestartWithNothingLostOrTwice() async throws {
         let rig = try Rig()
-        var messages = SENSClient(socketPath: rig.sensd.socketPath).messages(reconnect: .backoff(initial: .milliseconds(50), maximum: .milliseconds(400))).makeAsyncIterator()
+        var messages = SensdClient(socketPath: rig.sensd.socketPath).messages(reconnect: .backoff(initial: .milliseconds(50), maximum: .milliseconds(400))).makeAsyncIterator()
         try await awaitAccepted(&messages)
         try rig.logind.run("burst 5 a 1000 alice")
         let before = try await collect(&messages, events: 15)
@@ -53,7 +53,7 @@ struct ClientLibraryTests {
         rig.sensd.child.signal(SIGTERM)
         _ = try rig.sensd.child.waitForExit()
         #expect(access(rig.sensd.socketPath, F_OK) != 0, "sensd removed its socket")
-        var messages = SENSClient(socketPath: rig.sensd.socketPath).messages(Filter(events: [.logoff]), reconnect: .backoff(initial: .milliseconds(20), maximum: .milliseconds(200))).makeAsyncIterator()
+        var messages = SensdClient(socketPath: rig.sensd.socketPath).messages(Filter(events: [.logoff]), reconnect: .backoff(initial: .milliseconds(20), maximum: .milliseconds(200))).makeAsyncIterator()
         let first = try #require(try await messages.next())
         guard case .disconnected(let reason) = first.kind else { Issue.record("first: \(first.kind)"); return }
         #expect(reason.contains("cannot connect to \(rig.sensd.socketPath)"), "\(reason)")
@@ -67,7 +67,7 @@ struct ClientLibraryTests {
     @Test func aReaderThatFellBehindIsCutOffAndResumesWithEveryEventOnce() async throws {
         let rig = try Rig(sensdArguments: ["--queue-limit", "16"])
         let watcher = try rig.sensd.subscribe()
-        var messages = SENSClient(socketPath: rig.sensd.socketPath).messages(reconnect: .backoff(initial: .milliseconds(50), maximum: .milliseconds(400))).makeAsyncIterator()
+        var messages = SensdClient(socketPath: rig.sensd.socketPath).messages(reconnect: .backoff(initial: .milliseconds(50), maximum: .milliseconds(400))).makeAsyncIterator()
         try await awaitAccepted(&messages)
         // Not reading while 3,000 events go out: far more than the socket buffer and the 16 sensd may hold.
         try rig.logind.run("burst 1000 a 1000 alice")
@@ -84,7 +84,7 @@ struct ClientLibraryTests {
         let watcher = try rig.sensd.subscribe(nil)
         try rig.logind.run("burst 100 a 1000 alice")
         _ = try watcher.events(300)
-        let client = SENSClient(socketPath: rig.sensd.socketPath)
+        let client = SensdClient(socketPath: rig.sensd.socketPath)
         let hello = try await client.hello()
         let oldest = try #require(hello.oldestSeq)
         #expect(hello.lastSeq == 300)
@@ -120,7 +120,7 @@ struct ClientLibraryTests {
         let (connected, signalConnected) = AsyncStream.makeStream(of: Void.self)
         let task = Task {
             var count = 0
-            for try await message in SENSClient(socketPath: socketPath).messages() {
+            for try await message in SensdClient(socketPath: socketPath).messages() {
                 if case .accepted = message.kind { signalConnected.yield() }
                 if case .event = message.kind { count += 1 }
             }
@@ -144,7 +144,7 @@ struct ClientLibraryTests {
         try rig.logind.run("open s2 1001 bob")
         // The snapshot holds what has gone out: both Logons.
         _ = try watcher.events(2)
-        let client = SENSClient(socketPath: rig.sensd.socketPath)
+        let client = SensdClient(socketPath: rig.sensd.socketPath)
         let snapshot = try await client.snapshot(Filter(users: ["alice"]))
         #expect(snapshot.sessions.map(\.sessionId) == ["s1"])
         let alice = try #require(snapshot.sessions.first)
@@ -161,7 +161,7 @@ struct ClientLibraryTests {
 
     @Test func aRefusedRequestIsAnErrorNamingTheProblem() async throws {
         let rig = try Rig()
-        var events = SENSClient(socketPath: rig.sensd.socketPath).events(after: 1 << 40).makeAsyncIterator()
+        var events = SensdClient(socketPath: rig.sensd.socketPath).events(after: 1 << 40).makeAsyncIterator()
         do {
             _ = try await events.next()
             Issue.record("no error")
@@ -173,7 +173,7 @@ struct ClientLibraryTests {
 
     @Test func withoutReconnectingAMissingSocketIsUnavailable() async throws {
         let dir = try ScratchDirectory()
-        var events = SENSClient(socketPath: dir.path + "/absent.sock").events(reconnect: .never).makeAsyncIterator()
+        var events = SensdClient(socketPath: dir.path + "/absent.sock").events(reconnect: .never).makeAsyncIterator()
         do {
             _ = try await events.next()
             Issue.record("no error")

@@ -11,7 +11,7 @@ struct StatsRequestTests {
         try rig.logind.run("open 2 1001 bob")
         try rig.logind.run("spoof-unicast 2")
         _ = try rig.barrier(watcher)
-        let stats = try await SENSClient(socketPath: rig.sensd.socketPath).stats()
+        let stats = try await SensdClient(socketPath: rig.sensd.socketPath).stats()
         #expect(stats.sessions == 2)
         #expect(stats.subscribers == 2, "the watcher and this connection")
         #expect(stats.lastSeq == 5, "two Logons and the barrier's three events")
@@ -23,7 +23,7 @@ struct StatsRequestTests {
 
     @Test func statsSayWhenThereIsNoLog() async throws {
         let rig = try Rig(sensdArguments: ["--state-directory", "none"])
-        let stats = try await SENSClient(socketPath: rig.sensd.socketPath).stats()
+        let stats = try await SensdClient(socketPath: rig.sensd.socketPath).stats()
         #expect(stats.log == "none")
         #expect(stats.oldestSeq == nil)
     }

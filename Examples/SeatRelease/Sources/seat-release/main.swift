@@ -37,7 +37,7 @@ guard let cursorPath = option("--cursor") else {
     say("usage: seat-release --cursor FILE [--ledger FILE] [--socket PATH]")
     exit(64)
 }
-let client = SENSClient(socketPath: option("--socket") ?? SENSClient.defaultSocketPath)
+let client = SensdClient(socketPath: option("--socket") ?? SensdClient.defaultSocketPath)
 let cursor = SENSCursor(path: cursorPath)
 let ledger = option("--ledger") ?? "/dev/stdout"
 
@@ -81,7 +81,7 @@ while true {
     } catch let error as SENSClientError where error.code == .eventsMissing {
         guard let gap = error.gap else { throw error }
         // Seats of sessions in the gap may still be held: a real agent would reconcile with the license
-        // server here (or with `SENSClient.snapshot()`, the sessions open now).
+        // server here (or with `SensdClient.snapshot()`, the sessions open now).
         say("events \(gap.firstMissing) to \(gap.lastMissing) are lost (\(gap.message)); going on after them")
         try cursor.save(gap.lastMissing)
     } catch {

@@ -4,7 +4,7 @@ import SENSCore
 /// A client of sensd: the SENS logon events of this machine's sessions, as Swift values.
 ///
 /// ```swift
-/// for try await event in SENSClient().events(Filter(events: [.logoff])) {
+/// for try await event in SensdClient().events(Filter(events: [.logoff])) {
 ///     print(event.userName ?? "?", "left session", event.sessionId)
 /// }
 /// ```
@@ -13,7 +13,7 @@ import SENSCore
 /// socket exists, and resumes after the last event it handed out: nothing the log retains is lost or
 /// repeated. Missing events are never skipped silently: ``events(_:after:reconnect:)`` throws
 /// ``SENSClientError`` with code ``SENSClientError/Code/eventsMissing``, ``messages(_:after:live:reconnect:)`` yields a ``Gap``.
-public struct SENSClient: Sendable {
+public struct SensdClient: Sendable {
     /// sensd's socket unless it was started with `--socket`.
     public static let defaultSocketPath = "/run/sensd/events.sock"
     /// This library's version (the sensd release it comes with).
@@ -21,7 +21,7 @@ public struct SENSClient: Sendable {
 
     public let socketPath: String
 
-    public init(socketPath: String = SENSClient.defaultSocketPath) {
+    public init(socketPath: String = SensdClient.defaultSocketPath) {
         self.socketPath = socketPath
     }
 
@@ -104,8 +104,8 @@ public struct SENSClient: Sendable {
     }
 }
 
-extension SENSClient {
-    /// The events of a stream (``SENSClient/events(_:after:reconnect:)``).
+extension SensdClient {
+    /// The events of a stream (``SensdClient/events(_:after:reconnect:)``).
     public struct Events: AsyncSequence, Sendable {
         public typealias Element = SENSEvent
         let messages: Messages
@@ -138,7 +138,7 @@ extension SENSClient {
         }
     }
 
-    /// Every message of a stream (``SENSClient/messages(_:after:live:reconnect:)``).
+    /// Every message of a stream (``SensdClient/messages(_:after:live:reconnect:)``).
     public struct Messages: AsyncSequence, Sendable {
         public typealias Element = Message
         let socketPath: String
