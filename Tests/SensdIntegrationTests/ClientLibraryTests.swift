@@ -1,10 +1,18 @@
 import Foundation
 import SENSClient
+import SystemCalls
 import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// How many of this process's threads sleep in the kernel function `name` (their wchan).
+func threadsIn(_ name: String) throws -> Int {
+    try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").filter { tid in
+        (try? String(contentsOfFile: "/proc/self/task/\(tid)/wchan", encoding: .utf8)) == name
+    }.count
+}
 
 /// The SENSClient library against sensd and the logind stand-in: reconnecting, resuming, overflow, gaps,
 /// cancellation and the snapshot, as a program using the library sees them.
@@ -46,6 +54,42 @@ struct ClientLibraryTests {
         // The restart is visible to a program that wants to see it, as typed values.
         #expect(after.others.contains { if case .serverError(let e) = $0 { e.code == .shuttingDown } else { false } }, "\(after.others)")
         #expect(after.others.contains { if case .reconnected(resumingAfter: 15) = $0 { true } else { false } }, "\(after.others)")
+    }
+
+    @Test func fiftyStreamsWaitingForEventsHoldNoThreadEachAndEndAtOnceWhenCancelled() async throws {
+        let rig = try Rig()
+        let client = SensdClient(socketPath: rig.sensd.socketPath)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<50 {
+                group.addTask {
+                    var messages = client.messages(Filter(users: ["nobody-logs-in"]), reconnect: .never).makeAsyncIterator()
+                    try await self.awaitAccepted(&messages)
+                    do {
+                        let nothing = try await messages.next()  // nothing comes: it waits until cancelled
+                        Issue.record("a message for nobody: \(String(describing: nothing))")
+                    } catch is CancellationError {}
+                }
+            }
+            // Every stream is parked in the library's one readiness thread, not in a read of its own. (Other
+            // suites' streams may wait there too: they only make the count come sooner.)
+            try await until("the 50 streams and a stats request connected") { try counters(rig)["subscribers"] as? Int == 51 }
+            try await until("50 streams waiting for readiness") { Readiness.shared.waiting >= 50 }
+            let reading = try threadsIn("unix_stream_read_generic")
+            #expect(reading < 10, "\(reading) threads wait in a socket read for 50 streams")
+            group.cancelAll()
+            while try await group.next() != nil {}
+        }
+        // Cancelled, every stream closed its connection at once: sensd counts only the stats request.
+        try await until("sensd to see the 50 connections closed") { try counters(rig)["subscribers"] as? Int == 1 }
+    }
+
+    /// Waits for `condition`, looking again every 10 ms; the deadline guards against a hang only.
+    func until(_ what: String, _ condition: () throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(patience)
+        while try !condition() {
+            guard Date() < deadline else { throw HarnessError("timed out waiting for \(what)") }
+            try await Task.sleep(for: .milliseconds(10))
+        }
     }
 
     @Test func aStreamWaitsForASocketThatIsNotThereYet() async throws {
