@@ -70,7 +70,7 @@ public final class Readiness: Sendable {
     private func run() -> Never {
         var events = [epoll_event](repeating: epoll_event(), count: 64)
         while true {
-            let n = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, Int32($0.count), -1) }
+            let n = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress!, Int32($0.count), -1) }
             if n < 0 {
                 precondition(errno == EINTR, "epoll_wait: \(String(cString: strerror(errno)))")
                 continue
