@@ -320,25 +320,53 @@ struct ControlLine: Decodable {
     var sessions: Int?
 }
 
-/// Tells the lines apart (docs/protocol.md, "Lines the server sends").
-enum LineDecoder {
-    static func decode(_ line: ArraySlice<UInt8>) -> (Message.Kind, ControlLine?) {
-        let data = Data(line)
-        let decoder = JSONDecoder()
-        // An event of a type this version does not know fails here and is then "other", as it must be.
-        if let event = try? decoder.decode(SENSEvent.self, from: data) { return (.event(event), nil) }
-        guard let c = try? decoder.decode(ControlLine.self, from: data) else { return (.other, nil) }
+/// Tells the lines apart (docs/protocol.md, "Lines the server sends") by the key that says what each is,
+/// which sensd always writes first, and decodes each line once, with one decoder for the stream: an event as
+/// an event, a hello, accepted, gap, end or error line as a control line; snapshot and stats lines, and any
+/// kind a newer sensd adds, are handed on undecoded for whoever asked for them.
+final class LineDecoder {
+    private let decoder = JSONDecoder()
+
+    func decode(_ line: ArraySlice<UInt8>) -> Message.Kind {
+        switch Self.firstKey(line) {
+        case "event":
+            // An event of a type this version does not know fails here and is then "other", as it must be.
+            guard let event = try? decoder.decode(SENSEvent.self, from: Data(line)) else { return .other }
+            return .event(event)
+        case "hello", "accepted", "gap", "end", "error":
+            guard let c = try? decoder.decode(ControlLine.self, from: Data(line)) else { return .other }
+            return Self.kind(of: c)
+        default:
+            return .other
+        }
+    }
+
+    /// What a decoded control line is.
+    static func kind(of c: ControlLine) -> Message.Kind {
         if c.hello != nil, let last = c.lastSeq {
-            return (.hello(Hello(version: c.version ?? "", protocolVersion: c.protocol ?? 1, lastSeq: last, oldestSeq: c.oldestSeq)), c)
+            return .hello(Hello(version: c.version ?? "", protocolVersion: c.protocol ?? 1, lastSeq: last, oldestSeq: c.oldestSeq))
         }
         if let code = c.error {
-            return (.serverError(ServerError(code: ServerError.Code(rawValue: code), message: c.message ?? code, limit: c.limit, lastSeq: c.lastSeq)), c)
+            return .serverError(ServerError(code: ServerError.Code(rawValue: code), message: c.message ?? code, limit: c.limit, lastSeq: c.lastSeq))
         }
         if let reason = c.gap, let first = c.firstMissing, let last = c.lastMissing {
-            return (.gap(Gap(reason: reason, message: c.message ?? "events \(first) to \(last) are missing", firstMissing: first, lastMissing: last, oldestSeq: c.oldestSeq)), c)
+            return .gap(Gap(reason: reason, message: c.message ?? "events \(first) to \(last) are missing", firstMissing: first, lastMissing: last, oldestSeq: c.oldestSeq))
         }
-        if c.accepted != nil, let from = c.fromSeq { return (.accepted(fromSeq: from), c) }
-        if c.end != nil, let last = c.lastSeq { return (.end(lastSeq: last), c) }
-        return (.other, c)
+        if c.accepted != nil, let from = c.fromSeq { return .accepted(fromSeq: from) }
+        if c.end != nil, let last = c.lastSeq { return .end(lastSeq: last) }
+        return .other
+    }
+
+    /// The first key of a JSON object line (`{"event":...` -> `event`); nil if the line does not start so.
+    static func firstKey(_ line: ArraySlice<UInt8>) -> Substring? {
+        var i = line.startIndex
+        while i < line.endIndex, line[i] == 0x20 || line[i] == 0x09 { i += 1 }
+        guard i < line.endIndex, line[i] == UInt8(ascii: "{") else { return nil }
+        i += 1
+        while i < line.endIndex, line[i] == 0x20 || line[i] == 0x09 { i += 1 }
+        guard i < line.endIndex, line[i] == UInt8(ascii: "\"") else { return nil }
+        let start = i + 1
+        guard let end = line[start...].firstIndex(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }), line[end] != UInt8(ascii: "\\") else { return nil }
+        return Substring(decoding: line[start..<end], as: UTF8.self)
     }
 }

@@ -80,12 +80,9 @@ public struct SensdClient: Sendable {
         let decoder = JSONDecoder()
         while let message = try await engine.next() {
             if case .serverError(let error) = message.kind { throw SENSClientError.server(error) }
-            guard case .other = message.kind, let line = message.line,
-                  let control = try? decoder.decode(ControlLine.self, from: Data(line.utf8)) else { continue }
-            switch control.snapshot {
-            case "begin":
-                snapshot = Snapshot(seq: control.seq ?? 0, sessions: [])
-            case "session":
+            guard case .other = message.kind, let line = message.line, LineDecoder.firstKey(Array(line.utf8.prefix(16))[...]) == "snapshot" else { continue }
+            // Each line decoded once: a session line as a session, a begin or end line as a control line.
+            if line.hasPrefix(#"{"snapshot":"session""#) {
                 do {
                     var session = try decoder.decode(Snapshot.Session.self, from: Data(line.utf8))
                     session.line = line
@@ -93,6 +90,12 @@ public struct SensdClient: Sendable {
                 } catch {
                     throw SENSClientError.protocolViolation("a snapshot session line that does not decode (\(error)): \(line)")
                 }
+                continue
+            }
+            guard let control = try? decoder.decode(ControlLine.self, from: Data(line.utf8)) else { continue }
+            switch control.snapshot {
+            case "begin":
+                snapshot = Snapshot(seq: control.seq ?? 0, sessions: [])
             case "end":
                 if let snapshot { return snapshot }
                 throw SENSClientError.protocolViolation("a snapshot end line without its begin line")

@@ -21,6 +21,7 @@ final class StreamEngine {
 
     private var connection: Connection?
     private var reader = LineReader(limit: 1 << 20)
+    private let decoder = LineDecoder()
     private var lines: [ArraySlice<UInt8>] = []
     private var nextLine = 0
     private var connections = 0
@@ -163,7 +164,7 @@ final class StreamEngine {
 
     /// One line: updates the position and says what to hand out, if anything.
     private func take(_ line: ArraySlice<UInt8>) -> Message? {
-        let (kind, _) = LineDecoder.decode(line)
+        let kind = decoder.decode(line)
         let text = String(decoding: line, as: UTF8.self)
         switch kind {
         case .hello(let hello):
