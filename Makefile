@@ -36,7 +36,7 @@ RELEASE_FLAGS = -c release --static-swift-stdlib
 RELEASE_DIR   = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path 2>/dev/null)
 E2E_STAGE  ?= $(CURDIR)/.build-e2e/stage
 
-.PHONY: all build man install uninstall deb deps test-deps check unit-and-integration distro-build examples docs client-surface e2e soak bench bench-programs bench-smoke demo clean
+.PHONY: all build man install uninstall deb deps test-deps check unit-and-integration distro-build examples docs client-surface api-check e2e soak bench bench-programs bench-smoke demo clean
 
 all: build
 
@@ -130,6 +130,7 @@ check: test-deps
 	$(MAKE) --no-print-directory distro-build && \
 	$(MAKE) --no-print-directory docs && \
 	$(MAKE) --no-print-directory client-surface && \
+	$(MAKE) --no-print-directory api-check && \
 	$(MAKE) --no-print-directory bench-smoke && \
 	$(MAKE) --no-print-directory e2e && \
 	echo "make check: every tier passed in $$(( $$(date +%s) - start )) s"
@@ -166,6 +167,13 @@ docs:
 # SENSClient from a package outside sensd's: its API builds, sensd's own parts cannot be named.
 client-surface:
 	SWIFT=$(SWIFT) scripts/check-client-surface.sh
+
+# SENSClient's public API against the commit that set it: a change that would break a program compiled
+# against it fails here (swift-api-digester), until the baseline is moved in a commit that says why. Adding
+# is always allowed (docs/protocol.md, "The client library").
+SENSCLIENT_API_BASELINE ?= 4e8e8eaccb1fb1681ca6c8f8a9f1d41cd4e3d1bc
+api-check:
+	$(SWIFT) package diagnose-api-breaking-changes $(SENSCLIENT_API_BASELINE) --products SENSClient
 
 # The benchmark (BENCHMARKS.md): every configuration side by side, results in bench/results/latest.*.
 # Not part of `check`; its smoke run (tiny sizes, fails on any lost or wrong event) is.
