@@ -178,6 +178,8 @@ def test_the_varlink_socket_shares_the_limits_and_refuses_bad_messages_clearly(c
     pid = c.main_pid("sensd.service")
     stop = f"{SHARE}/vl-hold-stop"
     c.run(f"rm -f {stop}")
+    # What is connected before mallory comes (the earlier tests' followers, and the stats request itself).
+    base = sensd_stats(c)["subscribers"]
     # mallory holds 40 JSON-lines connections, then tries 100 Varlink ones: 24 are let in, the rest refused
     # with the limit named: one cap for both sockets.
     shutil.copy(Path(__file__).with_name("hostile_client.py"), c.path(f"{SHARE}/hostile_client.py"))
@@ -193,6 +195,8 @@ def test_the_varlink_socket_shares_the_limits_and_refuses_bad_messages_clearly(c
     # bob is not mallory: he still gets in, on either socket.
     assert python_call(c, "org.varlink.service.GetInfo", user="bob")[0]["parameters"]["interfaces"]
     c.run(f"touch {stop}")
+    # mallory's holders see the stop file and go: awaited, or her next connections would still meet her cap.
+    wait_until(lambda: sensd_stats(c)["subscribers"] == base, f"mallory's 64 connections to close ({base} connections before them)")
     # Malformed, oversized, unfinished: each a named error or silence, never a crash.
     c.run(f"runuser -u mallory -- python3 {CLIENT} {VARLINK} probe {SHARE}/vl-probe.json", timeout=60)
     probe = json.loads(c.path(f"{SHARE}/vl-probe.json").read_text())
