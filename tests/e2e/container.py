@@ -112,8 +112,16 @@ class Container:
             ["systemd-nspawn", "-D", str(self.root), "--register=no", "--keep-unit", "--private-network",
              "-b", "--console=pipe"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
-        self.init_pid = wait_until(self._find_init, "the container's init", timeout=30)
-        wait_until(lambda: self.run("true", check=False).returncode == 0, "entering the container", timeout=30)
+        # nspawn's first child can be its own short-lived helper that forks the container's init and exits:
+        # found too early, that pid is never enterable. So the child is looked up again at every attempt
+        # (once, on a busy host, a whole module's container was lost to a stale pid).
+        def enterable():
+            pid = self._find_init()
+            if pid is None:
+                return False
+            self.init_pid = pid
+            return self.run("true", check=False).returncode == 0
+        wait_until(enterable, "entering the container", timeout=60)
         # "offline" means systemd is not answering yet; --wait then blocks until boot has finished.
         state = wait_until(
             lambda: (lambda s: s if s not in ("", "offline") else None)(
