@@ -67,7 +67,8 @@ public final class Readiness: Sendable {
         if let waiting = waiters.withLock({ $0.removeValue(forKey: fd) }) { waiting.resume(returning: false) }
     }
 
-    private func run() -> Never {
+    /// Runs for the life of the process.
+    private func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 64)
         while true {
             let n = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress!, Int32($0.count), -1) }
