@@ -37,12 +37,13 @@ def varlinkctl(c, args, user=None, check=True):
     return c.run(f"{prefix}varlinkctl {args}", check=check)
 
 
-def python_call(c, method, parameters=None, more=False, user=None, until=None):
-    """A Varlink call by a plain Python client (for Debian 12): the replies, until one without continues."""
-    script = ("import json,socket,sys\n"
+# A Varlink call by a plain Python client (Debian 12 has no varlinkctl): argv is the socket, the method, the
+# parameters (JSON), "more" or "once", and what to print of each reply ("reply" or "parameters", as varlinkctl
+# does), a line each, until a reply without continues.
+PY_VARLINK = ("import json,socket,sys\n"
               "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
               "m={'method':sys.argv[2],'parameters':json.loads(sys.argv[3])}\n"
-              "if sys.argv[4]=='1': m['more']=True\n"
+              "if sys.argv[4]=='more': m['more']=True\n"
               "s.sendall(json.dumps(m).encode()+b'\\0')\n"
               "buf=b''\n"
               "while True:\n"
@@ -51,10 +52,19 @@ def python_call(c, method, parameters=None, more=False, user=None, until=None):
               "    buf+=b\n"
               "    *done,buf=buf.split(b'\\0')\n"
               "    for d in done:\n"
-              "        r=json.loads(d); print(json.dumps(r), flush=True)\n"
+              "        r=json.loads(d); print(json.dumps(r if sys.argv[5]=='reply' else r.get('parameters')), flush=True)\n"
               "        if not r.get('continues'): sys.exit(0)\n")
+
+
+def py_varlink_command(method, parameters, more, show, user=None):
     prefix = f"runuser -u {user} -- " if user else ""
-    out = c.run(f"{prefix}python3 -c {shlex.quote(script)} {VARLINK} {method} {shlex.quote(json.dumps(parameters or {}))} {'1' if more else '0'}").stdout
+    return (f"{prefix}python3 -c {shlex.quote(PY_VARLINK)} {VARLINK} {method} {shlex.quote(json.dumps(parameters or {}))} "
+            f"{'more' if more else 'once'} {show}")
+
+
+def python_call(c, method, parameters=None, more=False, user=None):
+    """A Varlink call by the plain Python client: every reply, whole."""
+    out = c.run(py_varlink_command(method, parameters, more, "reply", user=user)).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
@@ -62,22 +72,10 @@ def follow(c, name, parameters, user):
     """A subscription that runs in the background, writing what it gets: varlinkctl where there is one."""
     out = f"{SHARE}/{name}.out"
     c.run(f"install -m 666 /dev/null {out}")
-    params = shlex.quote(json.dumps(parameters))
     if HAS_VARLINKCTL:
-        c.spawn(f"runuser -u {user} -- varlinkctl call -E {VARLINK} io.sensd.Events.Subscribe {params} > {out} 2>&1")
+        c.spawn(f"runuser -u {user} -- varlinkctl call -E {VARLINK} io.sensd.Events.Subscribe {shlex.quote(json.dumps(parameters))} > {out} 2>&1")
     else:
-        script = ("import json,socket,sys\n"
-                  "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
-                  "s.sendall(json.dumps({'method':'io.sensd.Events.Subscribe','parameters':json.loads(sys.argv[2]),'more':True}).encode()+b'\\0')\n"
-                  "f=open(sys.argv[3],'w')\n"
-                  "buf=b''\n"
-                  "while True:\n"
-                  "    b=s.recv(65536)\n"
-                  "    if not b: break\n"
-                  "    buf+=b\n"
-                  "    *done,buf=buf.split(b'\\0')\n"
-                  "    for d in done: f.write(json.dumps(json.loads(d).get('parameters'))+'\\n'); f.flush()\n")
-        c.spawn(f"runuser -u {user} -- python3 -c {shlex.quote(script)} {VARLINK} {params} {out}")
+        c.spawn(py_varlink_command("io.sensd.Events.Subscribe", parameters, True, "parameters", user=user) + f" > {out}")
     path = c.path(out)
     wait_until(lambda: any("state" in r for r in replies(path.read_text())), f"{name}'s subscription to start")
     return path
