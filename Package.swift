@@ -6,20 +6,21 @@ import PackageDescription
 // 1.10.1, swift-prometheus 2.4, swift-metrics 2.9); SwiftPM passes over releases a compiler cannot read, so
 // older ones are taken, and sensd's log handlers use swift-log's older call before 1.11 (README, "Swift
 // versions"). `make distro-build` builds and tests all this with Debian's compiler, offline. Where no release
-// of swift-log (for sensd) or of swift-prometheus and swift-metrics (for sensd-exporter) that Swift 6.0 reads
-// is at hand, SENSD_WITHOUT_DAEMON=1 or SENSD_WITHOUT_EXPORTER=1 leaves that program out (distro-build says
-// when it does).
+// that Swift 6.0 reads is at hand of swift-log and swift-collections (for sensd), of swift-log,
+// swift-service-lifecycle and swift-async-algorithms (for sensd-hooks), or of swift-prometheus and
+// swift-metrics (for sensd-exporter), SENSD_WITHOUT_DAEMON=1, SENSD_WITHOUT_HOOKS=1 or
+// SENSD_WITHOUT_EXPORTER=1 leaves that program out (distro-build says when it does).
 #if compiler(>=6.2)
-let withDaemon = true, withExporter = true, withIntegrationTests = true
+let withDaemon = true, withHooks = true, withExporter = true, withIntegrationTests = true
 #else
 let withDaemon = Context.environment["SENSD_WITHOUT_DAEMON"] == nil
+let withHooks = Context.environment["SENSD_WITHOUT_HOOKS"] == nil
 let withExporter = Context.environment["SENSD_WITHOUT_EXPORTER"] == nil
 let withIntegrationTests = false
 #endif
 
 var products: [Product] = [
     .executable(name: "sensctl", targets: ["sensctl"]),
-    .executable(name: "sensd-hooks", targets: ["sensd-hooks"]),
     // For programs that react to sessions: `.product(name: "SENSClient", package: "sensd")`.
     .library(name: "SENSClient", targets: ["SENSClient"]),
 ]
@@ -48,14 +49,6 @@ var targets: [Target] = [
     .target(name: "SENSClient", dependencies: ["SENSCore", "SystemCalls"]),
     // Rule files for the hook runner (sensd.hook(5)): parsing, matching, specifiers. No I/O but reading them.
     .target(name: "SENSHooks", dependencies: ["SENSClient", "SystemCalls"]),
-    // The hook runner: a client of sensd's socket through SENSClient, never of sensd's internals.
-    .executableTarget(
-        name: "sensd-hooks",
-        dependencies: [
-            "SENSHooks", "SENSClient", "Systemd", "SystemCalls", "CLinux",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]
-    ),
     .executableTarget(
         name: "sensctl",
         dependencies: [
@@ -75,8 +68,7 @@ var targets: [Target] = [
     .testTarget(name: "SensctlTests", dependencies: ["sensctl", "SENSClient"]),
 ]
 
-if withDaemon {
-    products.append(.executable(name: "sensd", targets: ["sensd"]))
+if withDaemon || withHooks {
     #if compiler(>=6.2)
     // 1.11: the log handlers implement log(event:).
     dependencies.append(.package(url: "https://github.com/apple/swift-log", from: "1.11.0"))
@@ -84,6 +76,38 @@ if withDaemon {
     // Before 1.11 the log handlers implement the older call; 1.5 brought what the daemon uses.
     dependencies.append(.package(url: "https://github.com/apple/swift-log", "1.5.0"..<"1.11.0"))
     #endif
+    // sensd's and sensd-hooks' log handlers: structured journal entries, or lines on standard error.
+    targets.append(.target(
+        name: "SensdLogging",
+        dependencies: ["Systemd", "SENSCore", .product(name: "Logging", package: "swift-log")]
+    ))
+}
+
+if withHooks {
+    products.append(.executable(name: "sensd-hooks", targets: ["sensd-hooks"]))
+    #if compiler(>=6.2)
+    // 2.7: services added to a running group (a reload's new rules).
+    dependencies.append(.package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.7.0"))
+    #else
+    // From 2.11 it needs swift-async-algorithms 1.1.3, whose releases declare tools 6.2.
+    dependencies.append(.package(url: "https://github.com/swift-server/swift-service-lifecycle", "2.7.0"..<"2.11.0"))
+    #endif
+    // The hook runner: a client of sensd's socket through SENSClient, never of sensd's internals. Each rule
+    // is a service of a swift-service-lifecycle group.
+    targets.append(.executableTarget(
+        name: "sensd-hooks",
+        dependencies: [
+            "SENSHooks", "SENSClient", "Systemd", "SystemCalls", "CLinux", "SensdLogging",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+        ]
+    ))
+}
+
+if withDaemon {
+    products.append(.executable(name: "sensd", targets: ["sensd"]))
     // Deque: the queue of session detail requests waiting for a free slot on the bus.
     dependencies.append(.package(url: "https://github.com/apple/swift-collections", from: "1.1.0"))
     targets += [
@@ -91,7 +115,7 @@ if withDaemon {
         .target(
             name: "SensdService",
             dependencies: [
-                "Systemd", "SENSCore", "SystemCalls",
+                "Systemd", "SENSCore", "SystemCalls", "SensdLogging",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
@@ -99,7 +123,7 @@ if withDaemon {
         .executableTarget(
             name: "sensd",
             dependencies: [
-                "SensdService", "SystemCalls",
+                "SensdService", "SensdLogging", "SystemCalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

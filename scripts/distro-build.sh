@@ -46,16 +46,21 @@ def walk(node):
         print(d["url"])
         walk(d)
 walk(json.load(sys.stdin))' | sort -u)
+# SENSD_VENDOR_FROM=DIR takes DIR/OWNER/NAME instead, where it exists: a packager's own copies with more
+# releases than this machine's package mirror holds (README.md, "Swift versions").
 for url in $urls; do
     path=${url#https://github.com/}
-    echo "distro-build: vendoring $url"
-    git clone --quiet --mirror "$url" "$work/root/vendor/$path"
+    source=$url
+    if [ -n "${SENSD_VENDOR_FROM:-}" ] && [ -e "$SENSD_VENDOR_FROM/$path" ]; then source="$SENSD_VENDOR_FROM/$path"; fi
+    echo "distro-build: vendoring $url from $source"
+    git clone --quiet --mirror "$source" "$work/root/vendor/$path"
 done
 
 # Whether a vendored package has a release Swift 6.0 can read: a Package.swift of tools 6.0 or lower, or a
 # Package@swift-6.0.swift. This machine's offline package copies hold one release of each, and swift-log
-# 1.16.2, swift-prometheus 2.4.1 and swift-metrics 2.13.0 all declare tools 6.2: then the program that needs
-# it is left out of the build, and this says so; everything else is still built and tested.
+# 1.16.2, swift-collections 1.6.0, swift-service-lifecycle 2.13.0, swift-async-algorithms 1.1.4,
+# swift-prometheus 2.4.1 and swift-metrics 2.13.0 all declare tools 6.2: then the program that needs it is
+# left out of the build, and this says so; everything else is still built and tested.
 readable() {
     repo="$work/root/vendor/$1"
     [ -d "$repo" ] || repo="$repo.git"
@@ -68,7 +73,9 @@ readable() {
     return 1
 }
 leave_out=""
-readable apple/swift-log sensd || leave_out="$leave_out SENSD_WITHOUT_DAEMON=1"
+{ readable apple/swift-log sensd && readable apple/swift-collections sensd; } || leave_out="$leave_out SENSD_WITHOUT_DAEMON=1"
+{ readable apple/swift-log sensd-hooks && readable swift-server/swift-service-lifecycle sensd-hooks \
+    && readable apple/swift-async-algorithms sensd-hooks; } || leave_out="$leave_out SENSD_WITHOUT_HOOKS=1"
 { readable swift-server/swift-prometheus sensd-exporter && readable apple/swift-metrics sensd-exporter; } || leave_out="$leave_out SENSD_WITHOUT_EXPORTER=1"
 
 inside "
@@ -80,11 +87,13 @@ inside "
     swift build --build-tests > /build/build.log 2>&1 || { cat /build/build.log; exit 1; }
     swift test --skip-build > /build/test.log 2>&1 || { cat /build/test.log; exit 1; }
     grep -E "Test run with|Executed [0-9]+ tests" /build/test.log | tail -n 2
+    # Which releases Swift 6.0 took.
+    swift package show-dependencies 2>/dev/null | sed -n "s/.*[-─] \([a-z-]*\)<[^@]*@\([0-9.]*\)>.*/  \1 \2/p" | sort -u
     # The programs run: the hook runner checks the shipped example rules.
     .build/debug/sensctl --version
     if [ -x .build/debug/sensd ]; then .build/debug/sensd --version; fi
     if [ -x .build/debug/sensd-exporter ]; then .build/debug/sensd-exporter --help | head -n 1; fi
-    .build/debug/sensd-hooks --check --rules-directory docs/examples
+    if [ -x .build/debug/sensd-hooks ]; then .build/debug/sensd-hooks --check --rules-directory docs/examples; fi
 '
 if [ -z "$leave_out" ]; then
     echo "distro-build: every program, the libraries and their unit tests build and pass with Debian 13's swiftlang, offline"

@@ -1,5 +1,6 @@
 import Logging
 import SENSCore
+import SensdLogging
 import Systemd
 import SystemCalls
 

@@ -1,6 +1,7 @@
 import SENSClient
 import SENSHooks
 import Dispatch
+import Logging
 import Systemd
 import SystemCalls
 
@@ -113,13 +114,16 @@ struct Executor: Sendable {
             let who = event.userName.map { "\($0) " } ?? ""
             let what = "rule \(rule.name): seq \(event.seq) \(event.event.rawValue) \(who)session \(event.sessionId): "
             let retry = !outcome.succeeded && attempt < rule.retries ? "; retrying in \(rule.retryDelay.seconds) (\(attempt + 1) of \(rule.retries))" : ""
-            let fields = [("SENSD_HOOK", rule.name), ("SENSD_SEQ", String(event.seq)), ("SENSD_EVENT", event.event.rawValue),
-                          ("SENSD_STATUS", outcome.field), ("SENSD_DURATION_USEC", String(took.components.seconds * 1_000_000 + took.components.attoseconds / 1_000_000_000_000))]
+            // Journal fields SENSD_HOOK, SENSD_SEQ, SENSD_EVENT, SENSD_STATUS, SENSD_DURATION_USEC.
+            let fields: Logger.Metadata = [
+                "hook": "\(rule.name)", "seq": "\(event.seq)", "event": "\(event.event.rawValue)", "status": "\(outcome.field)",
+                "duration_usec": "\(took.components.seconds * 1_000_000 + took.components.attoseconds / 1_000_000_000_000)",
+            ]
             if outcome.succeeded {
-                Log.info(what + "\(outcome.description) in \(took.seconds)", fields)
+                log.info("\(what)\(outcome.description) in \(took.seconds)", metadata: fields)
                 return outcome
             }
-            Log.warning(what + "\(outcome.description) after \(took.seconds)" + retry, fields)
+            log.warning("\(what)\(outcome.description) after \(took.seconds)\(retry)", metadata: fields)
         }
         return outcome
     }

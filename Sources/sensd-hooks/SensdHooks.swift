@@ -1,7 +1,9 @@
 import ArgumentParser
-import Dispatch
+import Logging
 import SENSClient
 import SENSHooks
+import SensdLogging
+import ServiceLifecycle
 import Systemd
 
 #if canImport(Glibc)
@@ -23,7 +25,9 @@ struct SensdHooks: AsyncParsableCommand {
             stop or a reboot it runs every matching event it missed, in seq order. That is at least once: a run \
             that was going on when the runner died is run again (SENS_SEQ tells). A failed run is logged and, \
             if the rule says Retry=, tried again; then the rule goes on. A rule file with a mistake is reported \
-            and left out; the other rules run. SIGHUP (systemctl reload sensd-hooks) reads the rules again.
+            and left out; the other rules run. SIGHUP (systemctl reload sensd-hooks) reads the rules again. SIGTERM \
+            or SIGINT stops the runner: running commands finish, no new one starts, and the events left run at \
+            the next start.
             """,
         version: SensdClient.version
     )
@@ -57,7 +61,7 @@ struct SensdHooks: AsyncParsableCommand {
     var directories: [String] { rulesDirectories.isEmpty ? RuleSet.defaultDirectories : rulesDirectories }
 
     /// The rules, with each rule's User= looked up; mistakes in `errors`.
-    func load() -> (rules: [(HookRule, Account?)], errors: [RuleError], masked: [String]) {
+    func load() -> LoadedRules {
         let set = RuleSet.load(from: directories)
         var errors = set.errors
         var rules: [(HookRule, Account?)] = []
@@ -77,21 +81,23 @@ struct SensdHooks: AsyncParsableCommand {
             }
             rules.append((rule, account))
         }
-        return (rules, errors, set.masked)
+        return LoadedRules(rules: rules, errors: errors, masked: set.masked)
     }
 
     func run() async throws {
         // A command that exits without reading its standard input must not kill the runner.
         signal(SIGPIPE, SIG_IGN)
         if check { return try runCheck() }
+        LoggingSystem.bootstrap(JournalLogHandler.standard(identifier: "sensd-hooks", level: .info, metadataInMessage: false))
         if dryRun { return try await runDryRun() }
         try await runService()
     }
 
     private func runCheck() throws {
-        let (rules, errors, masked) = load()
+        let loaded = load()
+        let (rules, errors) = (loaded.rules, loaded.errors)
         for error in errors { print(error) }
-        for path in masked { print("\(path): empty, masks the rule of that name") }
+        for path in loaded.masked { print("\(path): empty, masks the rule of that name") }
         for (rule, account) in rules {
             print("\(rule.path): ok: \(Self.summary(rule, account))")
         }
@@ -110,7 +116,8 @@ struct SensdHooks: AsyncParsableCommand {
     }
 
     private func runDryRun() async throws {
-        let (rules, errors, _) = load()
+        let loaded = load()
+        let (rules, errors) = (loaded.rules, loaded.errors)
         for error in errors { printError("sensd-hooks: \(error) (left out)") }
         let client = SensdClient(socketPath: socket)
         var count = 0
@@ -147,52 +154,18 @@ struct SensdHooks: AsyncParsableCommand {
             printError("sensd-hooks: cannot make the state directory \(stateDirectory): \(String(cString: strerror(errno)))")
             throw ExitCode(1)
         }
-        let client = SensdClient(socketPath: socket)
-        let executor = Executor(limiter: Limiter(limit: maxParallel))
-        let (signals, delivery) = AsyncStream.makeStream(of: Int32.self)
-        var sources: [any DispatchSourceSignal] = []
-        for sig in [SIGHUP, SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { delivery.yield(sig) }
-            source.resume()
-            sources.append(source)
-        }
-        defer { sources.forEach { $0.cancel() } }
-
-        var workers: [String: RuleWorker] = [:]
-        func apply() async {
-            let (rules, errors, _) = load()
-            for error in errors { Log.error("\(error); the rule is left out", [("SENSD_HOOK_FILE", error.path)]) }
-            let wanted = Dictionary(rules.map { ($0.0.name, $0) }, uniquingKeysWith: { a, _ in a })
-            for (name, worker) in workers where wanted[name].map({ $0.0 != worker.rule || $0.1 != worker.account }) ?? true {
-                await worker.stop()
-                workers[name] = nil
-            }
-            for (name, (rule, account)) in wanted.sorted(by: { $0.key < $1.key }) where workers[name] == nil {
-                let worker = RuleWorker(rule: rule, account: account, client: client, stateDirectory: stateDirectory, executor: executor)
-                workers[name] = worker
-                worker.start()
-            }
-            let status = "\(workers.count) rule\(workers.count == 1 ? "" : "s")" + (errors.isEmpty ? "" : ", \(errors.count) mistake\(errors.count == 1 ? "" : "s") in rule files")
-            Log.notice("rules loaded: \(status) (\(workers.keys.sorted().joined(separator: " ")))")
-            ServiceManager.notify("STATUS=\(status)")
-        }
-
-        await apply()
-        ServiceManager.notify("READY=1")
-        for await sig in signals {
-            if sig == SIGHUP {
-                ServiceManager.notify("RELOADING=1")
-                await apply()
-                ServiceManager.notify("READY=1")
-                continue
-            }
-            ServiceManager.notify("STOPPING=1")
-            Log.notice("stopping: letting running commands finish")
-            for worker in workers.values { await worker.stop() }
-            return
-        }
+        let command = self
+        // SIGTERM and SIGINT: the group's graceful shutdown, each rule letting its running command finish.
+        var configuration = ServiceGroupConfiguration(services: [ServiceGroupConfiguration.ServiceConfiguration](), gracefulShutdownSignals: [.sigterm, .sigint], logger: log)
+        configuration.logging.keys.serviceKey = "service"
+        let group = ServiceGroup(configuration: configuration)
+        let supervisor = RuleSupervisor(
+            group: group, load: { command.load() }, client: SensdClient(socketPath: socket),
+            stateDirectory: stateDirectory, executor: Executor(limiter: Limiter(limit: maxParallel)), shutdown: Shutdown()
+        )
+        await group.addServiceUnlessShutdown(ServiceGroupConfiguration.ServiceConfiguration(service: supervisor, successTerminationBehavior: .gracefullyShutdownGroup,
+                                                   failureTerminationBehavior: .cancelGroup))
+        try await group.run()
     }
 }
 

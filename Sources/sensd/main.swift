@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import SensdLogging
 import SensdService
 import SystemCalls
 
@@ -110,11 +111,7 @@ struct Sensd: ParsableCommand {
         }
         let level = Logger.Level(rawValue: logLevel)!
         // Under systemd, straight to the journal with structured fields; elsewhere to stderr.
-        if StderrLogHandler.stderrIsJournal() {
-            LoggingSystem.bootstrap { _ in JournalLogHandler(level: level) }
-        } else {
-            LoggingSystem.bootstrap { StderrLogHandler(label: $0, level: level) }
-        }
+        LoggingSystem.bootstrap(JournalLogHandler.standard(identifier: "sensd", level: level))
         let logger = Logger(label: "sensd")
         var groups: Set<UInt32> = []
         for name in administratorsGroups.isEmpty ? ["sudo", "wheel", "adm"] : administratorsGroups {

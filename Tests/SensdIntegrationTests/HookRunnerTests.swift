@@ -109,6 +109,34 @@ struct HookRunnerTests {
         #expect(runner.file("ledger") == "3 s1\n6 s2\n9 s3\n12 s4\n", "each once, in seq order")
     }
 
+    /// SIGTERM is swift-service-lifecycle's graceful shutdown: a running command is let finish and its
+    /// position saved, no rule starts another run once the stop has begun (the group tells its services one
+    /// after another), and what was left runs at the next start.
+    @Test func aStopLetsTheRunningCommandFinishAndStartsNoOther() throws {
+        let rig = try Rig()
+        let runner = try Runner(rig)
+        let out = runner.out
+        // slow waits for a file the test makes, so that the stop comes while it runs.
+        try runner.rule("slow", "[Match]\nEvent=Logoff\n[Run]\nExec=/bin/sh -c 'touch \(out)/started-$SENS_SEQ; while [ ! -e \(out)/go ]; do sleep 0.02; done; echo $SENS_SEQ >> \(out)/slow'\n")
+        try runner.rule("other", "[Match]\nEvent=Logoff\n[Run]\nExec=/bin/sh -c 'echo $SENS_SEQ >> \(out)/other'\n")
+        try runner.start(["slow", "other"])
+        try session(rig, "g1", 1000, "alice")
+        try runner.waitFor("slow's start and other's run") { access("\(out)/started-3", F_OK) == 0 && runner.file("other") == "3\n" }
+        runner.child?.signal(SIGTERM)
+        try runner.waitFor("the stop") { runner.log.contains("stopping: letting running commands finish") }
+        try session(rig, "g2", 1000, "alice")
+        try runner.waitFor("other's refusal") { runner.log.contains("rule other: seq 6 Logoff is left for the next start: stopping") }
+        #expect(runner.child?.isRunning == true, "slow's command still runs, so the runner waits")
+        close(creat("\(out)/go", 0o644))
+        #expect(try runner.child?.waitForExit() == 0)
+        runner.child = nil
+        #expect(runner.file("slow") == "3\n" && runner.file("other") == "3\n", "slow finished its run; other ran nothing more")
+        let position = { (name: String) in try? String(contentsOfFile: "\(runner.state)/\(name).seq", encoding: .utf8) }
+        #expect(position("slow") == "3\n" && position("other") == "3\n")
+        try runner.start(["slow", "other"])
+        try runner.waitFor("the runs left over") { runner.file("slow") == "3\n6\n" && runner.file("other") == "3\n6\n" }
+    }
+
     @Test func aHangingCommandIsStoppedAtItsTimeoutAndOtherRulesDoNotWait() throws {
         let rig = try Rig()
         let runner = try Runner(rig)

@@ -3,13 +3,29 @@ import Systemd
 
 /// swift-log to the journal as structured entries: the message, its priority, where in the code it was
 /// logged, and each metadata key as a `SENSD_<KEY>` field (`journalctl -u sensd SENSD_SESSION=c12`).
-/// Used when sensd runs under systemd; elsewhere ``StderrLogHandler``.
+/// Used when sensd or sensd-hooks runs under systemd; elsewhere ``StderrLogHandler``.
 public struct JournalLogHandler: LogHandler {
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
+    /// SYSLOG_IDENTIFIER: the program's name.
+    private let identifier: String
+    /// Whether the text ends with the metadata as `key=value` too, for `journalctl -o cat` and
+    /// `systemctl status` (sensd's messages are short and lean on it; the hook runner's say it all in words).
+    private let metadataInMessage: Bool
 
-    public init(level: Logger.Level) {
-        logLevel = level
+    public init(identifier: String = "sensd", level: Logger.Level, metadataInMessage: Bool = true) {
+        self.identifier = identifier
+        self.logLevel = level
+        self.metadataInMessage = metadataInMessage
+    }
+
+    /// The handler for a program: structured journal entries when its standard error is the journal, lines
+    /// on standard error otherwise.
+    public static func standard(identifier: String, level: Logger.Level, metadataInMessage: Bool = true) -> @Sendable (String) -> any LogHandler {
+        if StderrLogHandler.stderrIsJournal() {
+            return { _ in JournalLogHandler(identifier: identifier, level: level, metadataInMessage: metadataInMessage) }
+        }
+        return { StderrLogHandler(label: $0, level: level) }
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -31,10 +47,9 @@ public struct JournalLogHandler: LogHandler {
     private func write(_ level: Logger.Level, _ logged: Logger.Message, _ eventMetadata: Logger.Metadata?, file: String, function: String, line: UInt) {
         let merged = metadata.merging(eventMetadata ?? [:]) { $1 }
         var message = logged.description
-        var fields: [(String, String)] = [("PRIORITY", String(StderrLogHandler.priority(level))), ("SYSLOG_IDENTIFIER", "sensd")]
+        var fields: [(String, String)] = [("PRIORITY", String(StderrLogHandler.priority(level))), ("SYSLOG_IDENTIFIER", identifier)]
         for key in merged.keys.sorted() {
-            // The text keeps the metadata too, for `journalctl -o cat` and `systemctl status`.
-            message += " \(key)=\(merged[key]!)"
+            if metadataInMessage { message += " \(key)=\(merged[key]!)" }
             fields.append(("SENSD_" + Self.fieldName(key), "\(merged[key]!)"))
         }
         fields.insert(("MESSAGE", message), at: 0)
@@ -45,7 +60,7 @@ public struct JournalLogHandler: LogHandler {
     }
 
     /// A journal field name: upper case letters, digits and underscores.
-    static func fieldName(_ key: String) -> String {
+    package static func fieldName(_ key: String) -> String {
         String(key.unicodeScalars.map { c -> Character in
             if c.properties.isASCIIHexDigit || ("a"..."z").contains(c) || ("A"..."Z").contains(c) {
                 return Character(String(c).uppercased())
