@@ -12,72 +12,115 @@ public struct Snapshot: Sendable, Equatable {
     }
 
     /// An open session: the fields its events carry, and its state now.
+    ///
+    /// Read by the table sensd writes the line with (SENSCore's `SessionFields`), not by a second list of
+    /// keys; ``fields`` has every field an event of the session would carry, a newer one's too.
     public struct Session: Decodable, Sendable, Equatable {
-        public var sessionId: String
-        public var userName: String?
-        public var uid: UInt32?
-        public var unresolved: String?
-        public var host: String?
-        public var sessionClass: String?
-        public var type: String?
-        public var service: String?
-        public var tty: String?
-        public var seat: String?
-        public var display: String?
-        public var remote: Bool?
-        public var remoteHost: String?
-        public var remoteUser: String?
-        public var leader: UInt32?
-        public var audit: UInt32?
-        public var sessionStart: EventTime?
-        public var logonType: LogonType?
-        /// logind's state: `online`, `active` or `closing`.
-        public var state: String?
-        public var active: Bool?
-        public var locked: Bool?
-        public var idle: Bool?
-        /// Whether the session's `LogoffInitiated` has gone out.
-        public var logoffInitiated: Bool
+        package var open: OpenSession
         /// The line exactly as sensd sent it, with every key (a newer sensd's too).
         public var line: String = ""
 
-        enum CodingKeys: String, CodingKey {
-            case sessionId, userName, uid, unresolved, host, type, service, tty, seat, display, remote, remoteHost, remoteUser
-            case leader, audit, sessionStart, logonType, state, active, locked, idle, logoffInitiated
-            case sessionClass = "class"
+        public init(from decoder: any Decoder) throws {
+            open = try OpenSession(from: decoder)
         }
 
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            sessionId = try c.decode(String.self, forKey: .sessionId)
-            userName = try c.decodeIfPresent(String.self, forKey: .userName)
-            uid = try c.decodeIfPresent(UInt32.self, forKey: .uid)
-            unresolved = try c.decodeIfPresent(String.self, forKey: .unresolved)
-            host = try c.decodeIfPresent(String.self, forKey: .host)
-            sessionClass = try c.decodeIfPresent(String.self, forKey: .sessionClass)
-            type = try c.decodeIfPresent(String.self, forKey: .type)
-            service = try c.decodeIfPresent(String.self, forKey: .service)
-            tty = try c.decodeIfPresent(String.self, forKey: .tty)
-            seat = try c.decodeIfPresent(String.self, forKey: .seat)
-            display = try c.decodeIfPresent(String.self, forKey: .display)
-            remote = try c.decodeIfPresent(Bool.self, forKey: .remote)
-            remoteHost = try c.decodeIfPresent(String.self, forKey: .remoteHost)
-            remoteUser = try c.decodeIfPresent(String.self, forKey: .remoteUser)
-            leader = try c.decodeIfPresent(UInt32.self, forKey: .leader)
-            audit = try c.decodeIfPresent(UInt32.self, forKey: .audit)
-            if let text = try c.decodeIfPresent(String.self, forKey: .sessionStart) {
-                guard let time = EventTime(rfc3339: text) else {
-                    throw DecodingError.dataCorruptedError(forKey: .sessionStart, in: c, debugDescription: "not RFC 3339 UTC: \(text)")
-                }
-                sessionStart = time
-            }
-            // A logon type a newer sensd adds is left out rather than failing the whole snapshot.
-            logonType = (try? c.decodeIfPresent(LogonType.self, forKey: .logonType)) ?? nil
-            state = try c.decodeIfPresent(String.self, forKey: .state)
-            active = try c.decodeIfPresent(Bool.self, forKey: .active)
-            locked = try c.decodeIfPresent(Bool.self, forKey: .locked)
-            idle = try c.decodeIfPresent(Bool.self, forKey: .idle)
-            logoffInitiated = try c.decodeIfPresent(Bool.self, forKey: .logoffInitiated) ?? false
+        /// The session's fields as its events carry them: a `Logon` with seq 0 and time 0 (a snapshot line
+        /// has neither), whatever else it is.
+        public var fields: SENSEvent { open.fields }
+
+        public var sessionId: String {
+            get { open.fields.sessionId }
+            set { open.fields.sessionId = newValue }
+        }
+        public var userName: String? {
+            get { open.fields.userName }
+            set { open.fields.userName = newValue }
+        }
+        public var uid: UInt32? {
+            get { open.fields.uid }
+            set { open.fields.uid = newValue }
+        }
+        public var unresolved: String? {
+            get { open.fields.unresolved }
+            set { open.fields.unresolved = newValue }
+        }
+        public var host: String? {
+            get { open.fields.host }
+            set { open.fields.host = newValue }
+        }
+        public var sessionClass: String? {
+            get { open.fields.sessionClass }
+            set { open.fields.sessionClass = newValue }
+        }
+        public var type: String? {
+            get { open.fields.type }
+            set { open.fields.type = newValue }
+        }
+        public var service: String? {
+            get { open.fields.service }
+            set { open.fields.service = newValue }
+        }
+        public var tty: String? {
+            get { open.fields.tty }
+            set { open.fields.tty = newValue }
+        }
+        public var seat: String? {
+            get { open.fields.seat }
+            set { open.fields.seat = newValue }
+        }
+        public var display: String? {
+            get { open.fields.display }
+            set { open.fields.display = newValue }
+        }
+        public var remote: Bool? {
+            get { open.fields.remote }
+            set { open.fields.remote = newValue }
+        }
+        public var remoteHost: String? {
+            get { open.fields.remoteHost }
+            set { open.fields.remoteHost = newValue }
+        }
+        public var remoteUser: String? {
+            get { open.fields.remoteUser }
+            set { open.fields.remoteUser = newValue }
+        }
+        public var leader: UInt32? {
+            get { open.fields.leader }
+            set { open.fields.leader = newValue }
+        }
+        public var audit: UInt32? {
+            get { open.fields.audit }
+            set { open.fields.audit = newValue }
+        }
+        public var sessionStart: EventTime? {
+            get { open.fields.sessionStart }
+            set { open.fields.sessionStart = newValue }
+        }
+        public var logonType: LogonType? {
+            get { open.fields.logonType }
+            set { open.fields.logonType = newValue }
+        }
+        /// logind's state: `online`, `active` or `closing`.
+        public var state: String? {
+            get { open.session.state }
+            set { open.session.state = newValue }
+        }
+        public var active: Bool? {
+            get { open.session.active }
+            set { open.session.active = newValue }
+        }
+        public var locked: Bool? {
+            get { open.session.locked }
+            set { open.session.locked = newValue }
+        }
+        public var idle: Bool? {
+            get { open.session.idle }
+            set { open.session.idle = newValue }
+        }
+        /// Whether the session's `LogoffInitiated` has gone out.
+        public var logoffInitiated: Bool {
+            get { open.logoffInitiated }
+            set { open.logoffInitiated = newValue }
         }
     }
 }

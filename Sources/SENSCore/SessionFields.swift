@@ -70,6 +70,8 @@ package enum SessionFields {
         let writeState: @Sendable (LogindSession, inout JSONLineWriter) -> Void
         let journalText: @Sendable (SENSEvent) -> String?
         let decode: @Sendable (inout SENSEvent, KeyedDecodingContainer<FieldKey>) throws -> Void
+        /// A snapshot line's state now (`state`, `active`, ...), read back into the session.
+        let decodeState: @Sendable (inout LogindSession, KeyedDecodingContainer<FieldKey>) throws -> Void
         let encode: @Sendable (SENSEvent, inout KeyedEncodingContainer<FieldKey>) throws -> Void
         /// Session -> event, event -> session (a Logon describes its session), newer -> older.
         let fromSession: @Sendable (LogindSession, inout SENSEvent) -> Void
@@ -115,6 +117,7 @@ package enum SessionFields {
             writeState = { _, _ in }
             journalText = { e in kept(event.get(e)).map(\.journalText).flatMap { $0.isEmpty ? nil : $0 } }
             decode = { e, c in event.set(&e, try E.decode(c, key)) }
+            decodeState = { _, _ in }
             encode = { e, c in
                 if let v = event.get(e) { try v.encode(&c, key) } else if omit == .never { try c.encodeNil(forKey: key) }
             }
@@ -149,6 +152,8 @@ package enum SessionFields {
             writeState = { s, w in session.get(s)?.write(wire, into: &w) }
             journalText = { _ in nil }
             decode = { _, _ in }
+            let key = FieldKey(wire)
+            decodeState = { s, c in session.set(&s, try S.decode(c, key)) }
             encode = { _, _ in }
             fromSession = { _, _ in }
             toSession = { _, _ in }

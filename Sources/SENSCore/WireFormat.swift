@@ -253,3 +253,21 @@ package struct OpenSession: Equatable, Sendable {
         self.logoffInitiated = logoffInitiated
     }
 }
+
+extension OpenSession: Decodable {
+    private static let sessionIdKey = FieldKey("sessionId"), logoffInitiatedKey = FieldKey("logoffInitiated")
+
+    /// A snapshot's `session` line read back by the table that wrote it (``WireFormat/snapshot(_:seq:)``):
+    /// the event fields into ``fields`` (a Logon, seq 0), the state now into ``session``. A field added to
+    /// the table is read here with nothing else to change.
+    package init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: FieldKey.self)
+        let id = try c.decode(String.self, forKey: Self.sessionIdKey)
+        fields = SENSEvent(event: .logon, seq: 0, time: EventTime(microsecondsSinceEpoch: 0), sessionId: id, userName: nil, uid: nil)
+        for field in SessionFields.all { try field.decode(&fields, c) }
+        // The session as its fields describe it, then its state now.
+        session = LogindSession(event: fields)
+        for field in SessionFields.all { try field.decodeState(&session, c) }
+        logoffInitiated = try c.decodeIfPresent(Bool.self, forKey: Self.logoffInitiatedKey) ?? false
+    }
+}

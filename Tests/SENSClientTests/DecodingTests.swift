@@ -67,3 +67,52 @@ struct DecodingTests {
         #expect(ReconnectPolicy.backoff(initial: .seconds(2), maximum: .seconds(1)).maximumDelay == .seconds(2))
     }
 }
+
+import Foundation
+import SENSCore
+
+/// A snapshot's session lines are read by the field table that writes them: every field sensd writes comes
+/// back, the session's state too, with no list of keys in the client.
+@Suite("snapshot sessions, read by the field table")
+struct SnapshotSessionTests {
+    @Test func everyFieldWrittenIsReadBack() throws {
+        var session = LogindSession(id: "c7")
+        session.userName = "alice"
+        session.uid = 1000
+        session.sessionClass = "user"
+        session.type = "tty"
+        session.service = "sshd"
+        session.tty = "pts/3"
+        session.remote = true
+        session.remoteHost = "192.0.2.7"
+        session.remoteUser = "al"
+        session.leader = 4242
+        session.audit = 17
+        session.startedAt = 1_764_000_000_123_456
+        session.state = "active"
+        session.active = true
+        session.locked = false
+        session.idle = true
+        let open = OpenSession(session, logoffInitiated: true, host: "vm1")
+        let lines = WireFormat.snapshot([open], seq: 9).split(separator: UInt8(ascii: "\n"))
+        #expect(lines.count == 3)
+        let read = try JSONDecoder().decode(Snapshot.Session.self, from: Data(lines[1]))
+        #expect(read.fields == open.fields, "the event fields, every one")
+        #expect(read.sessionId == "c7" && read.userName == "alice" && read.uid == 1000 && read.host == "vm1")
+        #expect(read.remoteHost == "192.0.2.7" && read.leader == 4242 && read.audit == 17 && read.logonType == .remoteInteractive)
+        #expect(read.sessionStart == EventTime(microsecondsSinceEpoch: 1_764_000_000_123_456))
+        #expect(read.state == "active" && read.active == true && read.locked == false && read.idle == true, "the state now")
+        #expect(read.logoffInitiated)
+    }
+
+    @Test func aSessionLineWithOnlyItsIdIsReadAndABadTimeIsAnError() throws {
+        let bare = try JSONDecoder().decode(Snapshot.Session.self, from: Data(#"{"snapshot":"session","sessionId":"4"}"#.utf8))
+        #expect(bare.sessionId == "4" && bare.userName == nil && bare.state == nil && !bare.logoffInitiated)
+        // A logon type a newer sensd adds is unknown, not an error.
+        let newer = try JSONDecoder().decode(Snapshot.Session.self, from: Data(#"{"sessionId":"5","logonType":"Teleport"}"#.utf8))
+        #expect(newer.logonType == nil)
+        #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode(Snapshot.Session.self, from: Data(#"{"sessionId":"6","sessionStart":"yesterday"}"#.utf8))
+        }
+    }
+}
