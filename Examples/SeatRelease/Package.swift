@@ -8,11 +8,18 @@ let package = Package(
     platforms: [.macOS(.v13)],
     dependencies: [
         .package(name: "sensd", path: "../.."),
+        // SIGTERM as a graceful shutdown, the way server programs run.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
         .executableTarget(
             name: "seat-release",
-            dependencies: [.product(name: "SENSClient", package: "sensd")]
+            dependencies: [
+                .product(name: "SENSClient", package: "sensd"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ]
 )

@@ -2,7 +2,8 @@
 agent (Examples/SeatRelease, a Swift package outside sensd's that depends on it by path) and the Python
 example of docs/protocol.md ("Resuming with a cursor"), taken from the installed document, both follow real
 su sessions' Logoffs; both are killed with SIGKILL while sessions end, started again, and sensd is restarted
-under them. Each must have handled every Logoff exactly once."""
+under them. Each must have handled every Logoff exactly once. Last, `systemctl stop` is the Swift agent's
+graceful shutdown (swift-service-lifecycle): it exits 0 with its cursor on the last Logoff it handled."""
 
 import re
 import shlex
@@ -14,7 +15,10 @@ STATE = "/var/lib/e2e-agents"
 
 
 def start_agents(c):
-    c.run(f"systemd-run --unit seat-release --collect {AGENT} --cursor {STATE}/seat.cursor --ledger {STATE}/seat.ledger")
+    # How it ended, as systemd saw it: "exited 0" after a graceful stop, "killed TERM" had SIGTERM killed it.
+    # ($$ is systemd's escape for the shell's $.)
+    c.run(f"systemd-run --unit seat-release --collect -p 'ExecStopPost=/bin/sh -c \"echo $$EXIT_CODE $$EXIT_STATUS > {STATE}/seat.exit\"' "
+          f"{AGENT} --cursor {STATE}/seat.cursor --ledger {STATE}/seat.ledger")
     c.run(f"systemd-run --unit py-resume --collect -p StandardOutput=append:{STATE}/py.out "
           f"-p StandardError=append:{STATE}/py.err python3 -u {STATE}/resume.py {STATE}/py.cursor")
     # Each saves its cursor once it knows where it stands (sensd's hello); from then on nothing is missed.
@@ -77,4 +81,11 @@ def test_client_programs_resume_after_sigkill_and_a_sensd_restart_with_every_log
             assert (int(seq), user) == (logoffs[sid]["seq"], expected[sid]), f"{name}: {seq} {user} {sid} vs {logoffs[sid]}"
         record[f"client_{name}_logoffs_handled"] = len(lines)
     assert c.run(f"cat {STATE}/py.err", check=False).stdout.count("Traceback") == 0
+
+    # SIGTERM from systemctl stop: a graceful shutdown, not a death by signal.
+    c.run(f"rm -f {STATE}/seat.exit")
     c.run("systemctl stop seat-release.service py-resume.service", check=False)
+    wait_until(lambda: c.path(f"{STATE}/seat.exit").exists(), "seat-release's stop to be recorded")
+    assert c.path(f"{STATE}/seat.exit").read_text().split() == ["exited", "0"]
+    last = handled(c)["seat-release"][-1][0]
+    assert c.path(f"{STATE}/seat.cursor").read_text().strip() == last
