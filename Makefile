@@ -173,7 +173,7 @@ client-surface:
 # is always allowed (docs/protocol.md, "The client library").
 SENSCLIENT_API_BASELINE ?= 4e8e8eaccb1fb1681ca6c8f8a9f1d41cd4e3d1bc
 api-check:
-	$(SWIFT) package diagnose-api-breaking-changes $(SENSCLIENT_API_BASELINE) --products SENSClient
+	SWIFT=$(SWIFT) scripts/api-check.sh $(SENSCLIENT_API_BASELINE)
 
 # The benchmark (BENCHMARKS.md): every configuration side by side, results in bench/results/latest.*.
 # Not part of `check`; its smoke run (tiny sizes, fails on any lost or wrong event) is.
