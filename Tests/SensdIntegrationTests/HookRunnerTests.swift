@@ -116,8 +116,9 @@ struct HookRunnerTests {
         let rig = try Rig()
         let runner = try Runner(rig)
         let out = runner.out
-        // slow waits for a file the test makes, so that the stop comes while it runs.
-        try runner.rule("slow", "[Match]\nEvent=Logoff\n[Run]\nExec=/bin/sh -c 'touch \(out)/started-$SENS_SEQ; while [ ! -e \(out)/go ]; do sleep 0.02; done; echo $SENS_SEQ >> \(out)/slow'\n")
+        // slow waits for a file the test makes, so that the stop comes while it runs (a minute at most: a
+        // failed test leaves nothing behind for long).
+        try runner.rule("slow", "[Match]\nEvent=Logoff\n[Run]\nExec=/bin/sh -c 'touch \(out)/started-$SENS_SEQ; for i in $(seq 3000); do [ -e \(out)/go ] && break; sleep 0.02; done; echo $SENS_SEQ >> \(out)/slow'\n")
         try runner.rule("other", "[Match]\nEvent=Logoff\n[Run]\nExec=/bin/sh -c 'echo $SENS_SEQ >> \(out)/other'\n")
         try runner.start(["slow", "other"])
         try session(rig, "g1", 1000, "alice")
