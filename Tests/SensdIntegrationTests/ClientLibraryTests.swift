@@ -1,6 +1,7 @@
 import Foundation
 import SENSClient
 import SystemCalls
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -59,11 +60,14 @@ struct ClientLibraryTests {
     @Test func fiftyStreamsWaitingForEventsHoldNoThreadEachAndEndAtOnceWhenCancelled() async throws {
         let rig = try Rig()
         let client = SensdClient(socketPath: rig.sensd.socketPath)
+        final class Count: Sendable { let value = Mutex(0) }
+        let accepted = Count()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<50 {
                 group.addTask {
                     var messages = client.messages(Filter(users: ["nobody-logs-in"]), reconnect: .never).makeAsyncIterator()
                     try await self.awaitAccepted(&messages)
+                    accepted.value.withLock { $0 += 1 }
                     do {
                         let nothing = try await messages.next()  // nothing comes: it waits until cancelled
                         Issue.record("a message for nobody: \(String(describing: nothing))")
@@ -73,6 +77,8 @@ struct ClientLibraryTests {
             // Every stream is parked in the library's one readiness thread, not in a read of its own. (Other
             // suites' streams may wait there too: they only make the count come sooner.)
             try await until("the 50 streams and a stats request connected") { try counters(rig)["subscribers"] as? Int == 51 }
+            // Accepted too: a stream cancelled before its answer came would end with the cancellation.
+            try await until("the 50 streams' requests accepted") { accepted.value.withLock { $0 } == 50 }
             try await until("50 streams waiting for readiness") { Readiness.shared.waiting >= 50 }
             let reading = try threadsIn("unix_stream_read_generic")
             #expect(reading < 10, "\(reading) threads wait in a socket read for 50 streams")
