@@ -50,4 +50,30 @@ SWIFT
         exit 1
     fi
 done
+# Kinds a later release adds must not break a program: a switch over EventKind or LogonType that lists
+# every value of today and has no default does not compile (it would, were they enums).
+for type in "EventKind:logon logoffInitiated logoff sessionDisconnect sessionReconnect displayLock displayUnlock startScreenSaver stopScreenSaver" \
+            "LogonType:interactive batch service remoteInteractive"; do
+    name=${type%%:*}
+    cases=$(for value in ${type#*:}; do printf '    case .%s: return "%s"\n' "$value" "$value"; done)
+    cat > "$dir/Sources/outside/main.swift" <<SWIFT
+import SENSClient
+func name(_ value: $name) -> String {
+    switch value {
+$cases
+    }
+}
+print($name.allCases.map(name))
+SWIFT
+    if out=$(build); then
+        echo "client-surface: a switch over $name without default compiles: a value added later would break it" >&2
+        exit 1
+    fi
+    if ! printf '%s\n' "$out" | grep -q "switch must be exhaustive"; then
+        printf '%s\n' "$out" | tail -20
+        echo "client-surface: the switch over $name failed, but not for want of a default" >&2
+        exit 1
+    fi
+done
+echo "client-surface: a switch over EventKind or LogonType needs a default"
 echo "client-surface: SENSEvent, EventKind, EventTime and SENSClient are API; SessionTracker, EventSequencer, SubscriberQueue, OutgoingLine, RememberedSessions and WireFormat cannot be named"

@@ -261,6 +261,8 @@ public struct ReconnectPolicy: Sendable, Equatable {
 
 /// One line of the stream, typed, with the line itself; or a change of connection.
 public struct Message: Sendable {
+    /// What a line is. Its cases stay as they are for all of 1.x: a kind of line a later sensd adds arrives as
+    /// ``other``, so a `switch` without `default` keeps compiling.
     public enum Kind: Sendable {
         /// A connection's first line.
         case hello(Hello)

@@ -253,6 +253,7 @@ package struct RememberedSessions: Sendable {
         case .displayUnlock: byID[e.sessionId]?.session.locked = false
         case .startScreenSaver: byID[e.sessionId]?.session.idle = true
         case .stopScreenSaver: byID[e.sessionId]?.session.idle = false
+        default: break
         }
     }
 }

@@ -95,11 +95,54 @@ package struct LogindSession: Codable, Equatable, Sendable {
 }
 
 /// Windows' LogonType, as security events 4624/4634 carry it.
-public enum LogonType: String, Codable, Sendable {
-    case interactive = "Interactive"
-    case batch = "Batch"
-    case service = "Service"
-    case remoteInteractive = "RemoteInteractive"
+///
+/// A struct with a static member per type rather than an enum, as ``EventKind`` is: Windows has more
+/// (Network, Unlock, CachedInteractive, ...) than logind's sessions map to today, and a later sensd may
+/// use them. A `switch` over it needs a `default`.
+public struct LogonType: RawRepresentable, Hashable, Codable, Sendable, CaseIterable, CustomStringConvertible {
+    /// The name on the wire: `"Interactive"`, ...
+    public let rawValue: String
+    /// The numeric code Windows uses (`logonTypeCode` on the wire).
+    public let code: Int
+
+    /// A type this version knows; nil for any other name.
+    public init?(rawValue: String) {
+        guard let known = Self.allCases.first(where: { $0.rawValue == rawValue }) else { return nil }
+        self = known
+    }
+
+    private init(known name: String, code: Int) {
+        rawValue = name
+        self.code = code
+    }
+
+    /// A person at a seat or terminal: 2.
+    public static let interactive = LogonType(known: "Interactive", code: 2)
+    /// Work started on a user's behalf with no person at it: 4.
+    public static let batch = LogonType(known: "Batch", code: 4)
+    /// A service, here the user's service manager: 5.
+    public static let service = LogonType(known: "Service", code: 5)
+    /// Someone who came over the network (ssh, xrdp, ...): 10.
+    public static let remoteInteractive = LogonType(known: "RemoteInteractive", code: 10)
+
+    /// Every type this version knows. A later version's list may be longer.
+    public static let allCases: [LogonType] = [.interactive, .batch, .service, .remoteInteractive]
+
+    public var description: String { rawValue }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let name = try c.decode(String.self)
+        guard let known = LogonType(rawValue: name) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "a logon type this version does not know: \(name)")
+        }
+        self = known
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
 
     /// PAM services that only ever open a session for someone who came over the network, whatever class they
     /// ask for (Teleport's ssh sessions are class `background`, teleport#69773) and even from localhost
@@ -130,16 +173,6 @@ public enum LogonType: String, Codable, Sendable {
             }
         default:
             return nil
-        }
-    }
-
-    /// The numeric code Windows uses.
-    public var code: Int {
-        switch self {
-        case .interactive: 2
-        case .batch: 4
-        case .service: 5
-        case .remoteInteractive: 10
         }
     }
 }

@@ -1,23 +1,63 @@
 /// The SENS logon family, by the names of Windows' ISensLogon/ISensLogon2 methods.
-public enum EventKind: String, Codable, CaseIterable, Sendable {
+/// A kind of SENS event.
+///
+/// A struct with a static member per kind rather than an enum: sensd adds kinds in later releases (the
+/// protocol's add-never-break rule), and a `switch` over an enum without `default` would stop compiling
+/// the day one is added. Compare with the kinds a program handles; treat the others alike.
+public struct EventKind: RawRepresentable, Hashable, Codable, Sendable, CaseIterable, CustomStringConvertible {
+    /// The name on the wire: `"Logon"`, `"Logoff"`, ...
+    public let rawValue: String
+
+    /// A kind this version knows (one of ``allCases``); nil for any other name.
+    public init?(rawValue: String) {
+        guard let known = Self.allCases.first(where: { $0.rawValue == rawValue }) else { return nil }
+        self = known
+    }
+
+    private init(known name: String) {
+        rawValue = name
+    }
+
     /// A new session: ISensLogon2::Logon, security event 4624.
-    case logon = "Logon"
+    public static let logon = EventKind(known: "Logon")
     /// The user logged out; processes may linger (logind's state "closing"): security event 4647.
-    case logoffInitiated = "LogoffInitiated"
+    public static let logoffInitiated = EventKind(known: "LogoffInitiated")
     /// The session is gone: ISensLogon2::Logoff, security event 4634.
-    case logoff = "Logoff"
+    public static let logoff = EventKind(known: "Logoff")
     /// The session stopped being the active one of its seat: ISensLogon2::SessionDisconnect, 4779.
-    case sessionDisconnect = "SessionDisconnect"
+    public static let sessionDisconnect = EventKind(known: "SessionDisconnect")
     /// The session became the active one of its seat again: ISensLogon2::SessionReconnect, 4778.
-    case sessionReconnect = "SessionReconnect"
+    public static let sessionReconnect = EventKind(known: "SessionReconnect")
     /// `LockedHint` became true: ISensLogon::DisplayLock, 4800.
-    case displayLock = "DisplayLock"
+    public static let displayLock = EventKind(known: "DisplayLock")
     /// `LockedHint` became false: ISensLogon::DisplayUnlock, 4801.
-    case displayUnlock = "DisplayUnlock"
+    public static let displayUnlock = EventKind(known: "DisplayUnlock")
     /// `IdleHint` became true: ISensLogon::StartScreenSaver.
-    case startScreenSaver = "StartScreenSaver"
+    public static let startScreenSaver = EventKind(known: "StartScreenSaver")
     /// `IdleHint` became false: ISensLogon::StopScreenSaver.
-    case stopScreenSaver = "StopScreenSaver"
+    public static let stopScreenSaver = EventKind(known: "StopScreenSaver")
+
+    /// Every kind this version knows, in the order of docs/protocol.md. A later version's list is longer.
+    public static let allCases: [EventKind] = [
+        .logon, .logoffInitiated, .logoff, .sessionDisconnect, .sessionReconnect,
+        .displayLock, .displayUnlock, .startScreenSaver, .stopScreenSaver,
+    ]
+
+    public var description: String { rawValue }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let name = try c.decode(String.self)
+        guard let known = EventKind(rawValue: name) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "an event kind this version does not know: \(name)")
+        }
+        self = known
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
 }
 
 /// One event as subscribers receive it.
