@@ -21,6 +21,7 @@ let withIntegrationTests = false
 
 var products: [Product] = [
     .executable(name: "sensctl", targets: ["sensctl"]),
+    .executable(name: "sensd-pam-report", targets: ["sensd-pam-report"]),
     // For programs that react to sessions: `.product(name: "SENSClient", package: "sensd")`.
     .library(name: "SENSClient", targets: ["SENSClient"]),
 ]
@@ -49,6 +50,8 @@ var targets: [Target] = [
     .target(name: "SENSClient", dependencies: ["SENSCore", "SystemCalls"]),
     // Rule files for the hook runner (sensd.hook(5)): parsing, matching, specifiers. No I/O but reading them.
     .target(name: "SENSHooks", dependencies: ["SENSClient", "SystemCalls"]),
+    // pam_exec's program for the failed-logon hook: PAM's items to sensd's root-only socket, never waiting.
+    .executableTarget(name: "sensd-pam-report", dependencies: ["SENSCore", "SystemCalls"]),
     .executableTarget(
         name: "sensctl",
         dependencies: [
@@ -156,7 +159,7 @@ targets.append(.target(name: "SENSMonitoring", dependencies: monitoringDependenc
 if withIntegrationTests {
     targets.append(.testTarget(
         name: "SensdIntegrationTests",
-        dependencies: ["SENSCore", "SENSClient", "Systemd", "SystemCalls", "CLinux", "sensd", "sensctl", "sensd-hooks", "sensd-exporter", "logind-standin"]
+        dependencies: ["SENSCore", "SENSClient", "Systemd", "SystemCalls", "CLinux", "sensd", "sensctl", "sensd-hooks", "sensd-exporter", "sensd-pam-report", "logind-standin"]
     ))
 }
 

@@ -15,6 +15,7 @@ package enum JournalEntry {
         .displayUnlock: "47a53982fefa48d590286cb97df3231e",
         .startScreenSaver: "d96f37ab685e47fba426dc18db3e292a",
         .stopScreenSaver: "90fe187b76d04b4db27a68d2c0448d82",
+        .logonFailed: "1a76e8835ab84f6ab383b777609c29d4",
     ]
 
     public static func messageID(_ kind: EventKind) -> String {
@@ -40,9 +41,16 @@ package enum JournalEntry {
         case .displayUnlock: message = "session \(e.sessionId) of \(who) was unlocked"
         case .startScreenSaver: message = "session \(e.sessionId) of \(who) went idle (screen saver started)"
         case .stopScreenSaver: message = "session \(e.sessionId) of \(who) is no longer idle (screen saver stopped)"
+        case .logonFailed:
+            var how: [String] = [e.failureReason ?? "other"]
+            if let s = e.service { how.append("via \(s)") }
+            if let h = e.remoteHost { how.append("from \(h)") } else if let t = e.tty { how.append("on \(t)") }
+            if let n = e.count, n > 1 { how.append("\(n) times") }
+            let name = e.userName.map { "'\($0)'" + (e.targetExists == false ? " (no such user)" : "") } ?? "an unknown user"
+            message = "failed logon as \(name): " + how.joined(separator: " ")
         default: message = "\(e.event) of session \(e.sessionId) of \(who)"
         }
-        let notable: Set<EventKind> = [.logon, .logoffInitiated, .logoff]
+        let notable: Set<EventKind> = [.logon, .logoffInitiated, .logoff, .logonFailed]
         var f: [(String, String)] = [
             ("MESSAGE", message + (e.observedLate == true ? " (observed late)" : "")),
             ("MESSAGE_ID", messageID(e.event)),

@@ -36,11 +36,14 @@ public struct EventKind: RawRepresentable, Hashable, Codable, Sendable, CaseIter
     public static let startScreenSaver = EventKind(known: "StartScreenSaver")
     /// `IdleHint` became false: ISensLogon::StopScreenSaver.
     public static let stopScreenSaver = EventKind(known: "StopScreenSaver")
+    /// Someone failed to log on (a wrong password, an unknown user): security event 4625. No session was
+    /// made; `sessionId` is empty. Sent only to root and administrators (docs/protocol.md).
+    public static let logonFailed = EventKind(known: "LogonFailed")
 
     /// Every kind this version knows, in the order of docs/protocol.md. A later version's list is longer.
     public static let allCases: [EventKind] = [
         .logon, .logoffInitiated, .logoff, .sessionDisconnect, .sessionReconnect,
-        .displayLock, .displayUnlock, .startScreenSaver, .stopScreenSaver,
+        .displayLock, .displayUnlock, .startScreenSaver, .stopScreenSaver, .logonFailed,
     ]
 
     public var description: String { rawValue }
@@ -101,6 +104,17 @@ public struct SENSEvent: Codable, Equatable, Sendable {
     public var sessionStart: EventTime?
     public var logonType: LogonType?
     public var logonTypeCode: Int?
+    /// LogonFailed: whether the user name as typed is an account of this machine.
+    public var targetExists: Bool?
+    /// LogonFailed: the client's port, where the source says (sshd's messages).
+    public var remotePort: UInt32?
+    /// LogonFailed: `bad-password`, `unknown-user`, `account-locked`, `expired` or `other`.
+    public var failureReason: String?
+    /// LogonFailed: the record it came from: `audit`, `pam`, `sshd-message`.
+    public var source: String?
+    /// LogonFailed: how many failures of the same user, service and origin this one stands for; more than 1
+    /// when a flood was summarised (docs/protocol.md, "LogonFailed").
+    public var count: Int?
 
     public init(
         event: EventKind, seq: UInt64, time: EventTime, sessionId: String,
@@ -122,6 +136,15 @@ public struct SENSEvent: Codable, Equatable, Sendable {
         observedLate = draft.observedLate ? true : nil
         reason = draft.reason
         self.host = host
+        if let failure = draft.failure {
+            targetExists = failure.targetExists
+            remotePort = failure.remotePort
+            failureReason = failure.reason.rawValue
+            source = failure.source
+            count = failure.count
+            logonType = failure.logonType
+            logonTypeCode = failure.logonType?.code
+        }
     }
 
     /// The event's identity; every other key is a row of ``SessionFields``.
@@ -162,14 +185,17 @@ package struct EventDraft: Equatable, Sendable {
     /// When the change really happened, for one sensd learned of later from a record of it (the journal):
     /// the event's `time`, and the moment sensd noticed becomes its `observedAt`.
     public var time: EventTime?
+    /// A LogonFailed's own facts; its user, service, terminal and origin are in `session`.
+    public var failure: FailedLogon?
 
-    public init(event: EventKind, session: LogindSession, unresolved: String? = nil, observedLate: Bool = false, reason: String? = nil, time: EventTime? = nil) {
+    public init(event: EventKind, session: LogindSession, unresolved: String? = nil, observedLate: Bool = false, reason: String? = nil, time: EventTime? = nil, failure: FailedLogon? = nil) {
         self.event = event
         self.session = session
         self.unresolved = unresolved
         self.observedLate = observedLate
         self.reason = reason
         self.time = time
+        self.failure = failure
     }
 
     /// Whether it is part of a session's end (the events a `reason` belongs to).

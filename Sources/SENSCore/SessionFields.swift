@@ -41,6 +41,12 @@ package enum SessionFields {
         // Windows' terms for the session (docs/protocol.md, "Logon types"): from the session, never stored in it.
         Field("logonType", journal: "SENS_LOGON_TYPE", event: Access({ $0.logonType }, { $0.logonType = $1 }), derived: { $0.logonType }),
         Field("logonTypeCode", journal: "SENS_LOGON_TYPE_CODE", event: Access({ $0.logonTypeCode }, { $0.logonTypeCode = $1 }), derived: { $0.logonType?.code }),
+        // A failed logon's own facts (LogonFailed only).
+        Field("targetExists", journal: "SENS_TARGET_EXISTS", event: Access({ $0.targetExists }, { $0.targetExists = $1 })),
+        Field("remotePort", journal: "SENS_REMOTE_PORT", event: Access({ $0.remotePort }, { $0.remotePort = $1 })),
+        Field("failureReason", journal: "SENS_FAILURE_REASON", event: Access({ $0.failureReason }, { $0.failureReason = $1 })),
+        Field("source", journal: "SENS_SOURCE", event: Access({ $0.source }, { $0.source = $1 })),
+        Field("count", journal: "SENS_COUNT", event: Access({ $0.count }, { $0.count = $1 })),
         // The session's state now: in snapshot lines and in sensd's memory, never in an event.
         Field("state", session: Access({ $0.state }, { $0.state = $1 }), logind: ("State", text)),
         Field("active", session: Access({ $0.active }, { $0.active = $1 }), logind: ("Active", flag)),

@@ -212,6 +212,8 @@ package struct EventFacts: Sendable {
     /// Worked out once per event rather than by each subscriber it is matched against.
     let eventBit: UInt32
     let hiddenUnlessNamed: Bool
+    /// LogonFailed: only for root and administrators (the subscriber server checks).
+    public var isRestricted: Bool { event == .logonFailed }
 
     public init(_ e: SENSEvent) {
         self.init(event: e.event, userName: e.userName, uid: e.uid, sessionClass: e.sessionClass)

@@ -14,7 +14,7 @@ import Glibc
 ///   them and asks ``SubscriberServer`` for a flush;
 /// - at its flush the server asks its ``SubscriberFeed`` (``DaemonState``) for what is pending: the pipeline
 ///   takes it to the log (``Durability``), the journal and then the server's broadcast, in that order.
-public final class Daemon: LogindObserver {
+public final class Daemon: LogindObserver, FailedLogonObserver {
     public static let version = Release.version
     /// How long sensd waits, stopping while the machine goes down, for the sessions still tracked to end.
     static let finalWaitMicroseconds: UInt64 = 3_000_000
@@ -38,6 +38,8 @@ public final class Daemon: LogindObserver {
     private let pipeline: EventPipeline
     private let state: DaemonState
     private let server: SubscriberServer
+    /// The PAM hook's reports of failed logons; nil without its socket.
+    private let failedLogons: FailedLogonSource?
     private var phase = Phase.startingUp
     private var signalSources: [EventSource] = []
     /// The socket files sensd made (and so removes when it stops).
@@ -88,6 +90,14 @@ public final class Daemon: LogindObserver {
             server = try SubscriberServer(
                 loop: loop, listener: listener, varlinkListener: varlink, limits: configuration.limits, logger: logger,
                 daemonVersion: Self.version, feed: state, counts: counts, log: durability?.log)
+            if let path = configuration.failedLogonSocketPath {
+                made = false
+                let socket = try FailedLogonSource.openSocket(at: path, created: &made)
+                if made { created.append(path) }
+                failedLogons = FailedLogonSource(socket: socket, window: configuration.failedLogonWindowMicroseconds, loop: loop, logger: logger)
+            } else {
+                failedLogons = nil
+            }
         } catch {
             for path in created { try? Syscall.unlinkIfPresent(path) }
             throw error
@@ -105,6 +115,7 @@ public final class Daemon: LogindObserver {
         defer { for path in createdSocketFiles { try? Syscall.unlinkIfPresent(path) } }
         try durability?.start(sessions: logind)
         try logind.start(reportingTo: self)
+        try failedLogons?.start(reportingTo: self)
 
         let code = try loop.run { [unowned self] in self.server.afterIteration() }
         pipeline.flush(to: server)
@@ -170,7 +181,7 @@ public final class Daemon: LogindObserver {
         guard !drafts.isEmpty else { return }
         let startingUp = if case .startingUp = phase { true } else { false }
         if startingUp {
-            reportedAtStart += drafts.map { KnownSession(id: $0.session.id, at: $0.session.startedAt ?? loop.now) }
+            reportedAtStart += drafts.filter { $0.event != .logonFailed }.map { KnownSession(id: $0.session.id, at: $0.session.startedAt ?? loop.now) }
         }
         pipeline.publish(drafts, at: EventTime(microsecondsSinceEpoch: Int64(loop.now)), startingUp: startingUp)
         server.requestFlush()

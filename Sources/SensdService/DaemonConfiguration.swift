@@ -9,6 +9,11 @@ public struct DaemonConfiguration: Sendable {
     public var socketPath: String
     /// The Varlink socket (`io.sensd.Events`), beside the JSON-lines one by default; nil for none.
     public var varlinkSocketPath: String?
+    /// The root-only datagram socket the PAM hook (sensd-pam-report) reports failed logons to, beside the
+    /// JSON-lines one by default; nil for none.
+    public var failedLogonSocketPath: String?
+    /// The window failed logons of one origin are counted in during a flood (docs/protocol.md), µs.
+    public var failedLogonWindowMicroseconds: Int64 = 60_000_000
     /// Permission bits of a socket sensd creates itself.
     public var socketMode: UInt32
     /// Group of a socket sensd creates itself, if not the daemon's own.
@@ -37,13 +42,22 @@ public struct DaemonConfiguration: Sendable {
         return socketPath[...slash] + varlinkSocketName
     }
     public static let defaultStateDirectory = "/var/lib/sensd"
+    /// The PAM hook's socket's name.
+    public static let failedLogonSocketName = "failures.sock"
+
+    /// The PAM hook's socket beside the JSON-lines socket at `socketPath`.
+    public static func failedLogonSocketPath(beside socketPath: String) -> String {
+        guard let slash = socketPath.lastIndex(of: "/") else { return failedLogonSocketName }
+        return socketPath[...slash] + failedLogonSocketName
+    }
 
     public init(
         socketPath: String = DaemonConfiguration.defaultSocketPath, varlinkSocketPath: String?? = .none, socketMode: UInt32 = 0o666, socketGroup: String? = nil,
         limits: SubscriberLimits = SubscriberLimits(), stateDirectory: String? = DaemonConfiguration.defaultStateDirectory,
         watchSessionFiles: Bool? = nil, retention: LogRetention = LogRetention(), syncIntervalMicroseconds: UInt64 = 1_000_000,
-        journalEvents: Bool? = nil
+        journalEvents: Bool? = nil, failedLogonSocketPath: String?? = .none
     ) {
+        self.failedLogonSocketPath = failedLogonSocketPath ?? Self.failedLogonSocketPath(beside: socketPath)
         self.journalEvents = journalEvents
         self.retention = retention
         self.syncIntervalMicroseconds = syncIntervalMicroseconds

@@ -63,6 +63,37 @@ public enum Syscall {
         return Descriptor(taking: fd)
     }
 
+    /// A new non-blocking, close-on-exec Unix datagram socket.
+    public static func unixDatagramSocket() throws(SystemCallError) -> Descriptor {
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw SystemCallError.last("socket(AF_UNIX, SOCK_DGRAM)") }
+        return Descriptor(taking: fd)
+    }
+
+    /// The next datagram on a non-blocking socket, cut at `limit` bytes (`truncated` says so); nil when none
+    /// waits.
+    public static func receiveDatagram(_ fd: Int32, limit: Int) throws(SystemCallError) -> (bytes: [UInt8], truncated: Bool)? {
+        var buffer = [UInt8](repeating: 0, count: limit + 1)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_TRUNC)) }
+            if n >= 0 { return (Array(buffer.prefix(min(n, limit))), n > limit) }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
+            throw SystemCallError.last("recv")
+        }
+    }
+
+    /// Sends one datagram to the socket at `path` without waiting: false when it cannot be sent now (nobody
+    /// there, or its queue is full).
+    public static func sendDatagram(_ bytes: [UInt8], to path: String) -> Bool {
+        guard let fd = try? unixDatagramSocket() else { return false }
+        let sent = try? withUnixAddress(path) { address, length in
+            bytes.withUnsafeBytes { sendto(fd.rawValue, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL), address, length) }
+        }
+        try? fd.close()
+        return sent == bytes.count
+    }
+
     public static func bind(_ fd: Int32, path: String) throws(SystemCallError) {
         let r = try withUnixAddress(path) { Glibc.bind(fd, $0, $1) }
         guard r == 0 else { throw SystemCallError.last("bind(\(path))") }

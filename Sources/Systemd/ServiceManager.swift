@@ -27,4 +27,9 @@ public enum ServiceManager {
         return sd_is_socket_unix(fd, Int32(SOCK_STREAM.rawValue), 1, path, 0) > 0
     }
 
+    /// Whether `fd` is a Unix datagram socket bound to `path`.
+    public static func isUnixDatagram(_ fd: Int32, path: String) -> Bool {
+        sd_is_socket_unix(fd, Int32(SOCK_DGRAM.rawValue), -1, path, 0) > 0
+    }
+
 }

@@ -34,6 +34,12 @@ struct Sensd: ParsableCommand {
     @Option(help: ArgumentHelp("Path of the Varlink socket (io.sensd.Events), or 'none' for none. Default: beside --socket.", valueName: "PATH"))
     var varlinkSocket: String?
 
+    @Option(help: ArgumentHelp("Path of the root-only datagram socket the PAM hook reports failed logons to (LogonFailed events), or 'none' for none. Default: failures.sock beside --socket.", valueName: "PATH"))
+    var failedLogonSocket: String?
+
+    @Option(help: ArgumentHelp("During a flood of failed logons from one origin, the first 5 of each window are reported one by one and the rest as one summary (count) when the window ends.", valueName: "SECONDS"))
+    var failedLogonWindow: Double = 60
+
     @Option(help: "Permissions of the sockets, in octal; 0666 lets every local user subscribe, as logind lets every user list sessions.")
     var socketMode = "0666"
 
@@ -86,6 +92,9 @@ struct Sensd: ParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        guard failedLogonWindow >= 0.1 && failedLogonWindow <= 3600 else {
+            throw ValidationError("--failed-logon-window must be between 0.1 and 3600 seconds, not \(failedLogonWindow)")
+        }
         guard maxSubscribers > 0, queueLimit > 0, maxPerUser > 0 else {
             throw ValidationError("--max-subscribers, --max-per-user and --queue-limit must be positive")
         }
@@ -129,7 +138,7 @@ struct Sensd: ParsableCommand {
             subscribers = max(1, (descriptors - 64) / 2)
             logger.warning("--max-subscribers \(maxSubscribers) is more than the descriptor limit (\(descriptors)) allows; serving at most \(subscribers)")
         }
-        let configuration = DaemonConfiguration(
+        var configuration = DaemonConfiguration(
             socketPath: socket, varlinkSocketPath: varlinkSocket == "none" ? .some(nil) : varlinkSocket.map { .some($0) } ?? .none, socketMode: UInt32(socketMode, radix: 8)!, socketGroup: socketGroup,
             limits: SubscriberLimits(
                 maxSubscribers: subscribers, maxPerUser: maxPerUser, reservedForAdministrators: min(reservedForAdministrators ?? subscribers / 16, subscribers - 1),
@@ -138,7 +147,9 @@ struct Sensd: ParsableCommand {
             watchSessionFiles: sessionFiles.value,
             retention: LogRetention(maxEvents: logEvents, maxBytes: logMaxMib << 20),
             syncIntervalMicroseconds: UInt64(syncInterval * 1_000_000),
-            journalEvents: journalEvents.value)
+            journalEvents: journalEvents.value,
+            failedLogonSocketPath: failedLogonSocket == "none" ? .some(nil) : failedLogonSocket.map { .some($0) } ?? .none)
+        configuration.failedLogonWindowMicroseconds = Int64(failedLogonWindow * 1_000_000)
         let code: Int32
         do {
             code = try Daemon(configuration: configuration, logger: logger).run()

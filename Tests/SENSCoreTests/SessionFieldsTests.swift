@@ -8,7 +8,7 @@ import Testing
 @Suite("Field table: one row per field drives the wire, the journal and the logind mapping")
 struct SessionFieldsTests {
     /// A line with every key an event can carry, in the documented order.
-    static let everyKey = #"{"event":"Logoff","seq":7,"time":"2026-11-20T10:00:00.000001Z","sessionId":"c1","userName":"alice","uid":1000,"unresolved":"why","observedLate":true,"observedAt":"2026-11-20T10:00:01.000000Z","reason":"reboot","host":"h","class":"user","type":"tty","service":"sshd","tty":"pts/1","seat":"seat0","display":":0","remote":true,"remoteHost":"10.0.0.1","remoteUser":"bob","invokedBy":"carol","invokedByUid":1002,"elevated":true,"leader":42,"audit":3,"sessionStart":"2026-11-20T09:00:00.000000Z","logonType":"RemoteInteractive","logonTypeCode":10}"#
+    static let everyKey = #"{"event":"Logoff","seq":7,"time":"2026-11-20T10:00:00.000001Z","sessionId":"c1","userName":"alice","uid":1000,"unresolved":"why","observedLate":true,"observedAt":"2026-11-20T10:00:01.000000Z","reason":"reboot","host":"h","class":"user","type":"tty","service":"sshd","tty":"pts/1","seat":"seat0","display":":0","remote":true,"remoteHost":"10.0.0.1","remoteUser":"bob","invokedBy":"carol","invokedByUid":1002,"elevated":true,"leader":42,"audit":3,"sessionStart":"2026-11-20T09:00:00.000000Z","logonType":"RemoteInteractive","logonTypeCode":10,"targetExists":true,"remotePort":22,"failureReason":"bad-password","source":"pam","count":3}"#
 
     @Test func everyPropertyOfAnEventHasARowAndTheLineComesBackByteForByte() throws {
         let event = try JSONDecoder().decode(SENSEvent.self, from: Data(Self.everyKey.utf8))

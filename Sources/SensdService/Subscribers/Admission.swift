@@ -14,6 +14,12 @@ struct Peer {
     let groups: [UInt32]
     /// Which socket it connected to.
     var dialect: Dialect = .jsonLines
+
+    /// Root, or a member of one of `groups` (sensd's administrators' groups): such a peer takes from the
+    /// reserved share and is sent LogonFailed events.
+    func isAdministrator(_ administratorGroups: Set<UInt32>) -> Bool {
+        uid == 0 || administratorGroups.contains(gid) || !administratorGroups.isDisjoint(with: groups)
+    }
 }
 
 /// The door of the subscriber socket: accepts connections, a bounded number per wake-up, and lets in only
@@ -192,8 +198,7 @@ struct AdmissionQuota {
         if admitted >= limits.maxSubscribers {
             return (ProtocolError(.tooManySubscribers, "sensd serves at most \(limits.maxSubscribers) subscribers at once"), limits.maxSubscribers)
         }
-        let administrator = peer.uid == 0 || limits.administratorGroups.contains(peer.gid) || !limits.administratorGroups.isDisjoint(with: peer.groups)
-        guard !administrator else { return nil }
+        guard !peer.isAdministrator(limits.administratorGroups) else { return nil }
         let open = limits.maxSubscribers - limits.reservedForAdministrators
         if admitted >= open {
             return (ProtocolError(.tooManySubscribers, "sensd serves at most \(open) subscribers of ordinary users at once (\(limits.reservedForAdministrators) more are kept for root and administrators)"), open)

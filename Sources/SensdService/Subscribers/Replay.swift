@@ -22,7 +22,6 @@ enum Replay {
     /// `cursor`: each retained event its request matches, and a gap line for each run of seqs the log
     /// lacks. Caught up, it accounts for every seq up to `emittedSeq`, the last one given out.
     static func refill(_ subscriber: Subscriber, from cursor: LogCursor, room: Int, emittedSeq: UInt64, oldestSeq: UInt64?) -> Outcome {
-        let request = subscriber.request
         // JSON-lines says a gap with a line and goes on; Varlink ends the call with an error.
         var missing = false
         func gap(through last: UInt64) {
@@ -42,7 +41,7 @@ enum Replay {
                 if missing { return }
             }
             subscriber.lastSeqSeen = seq
-            if let request, let facts = EventRecord.facts(of: line), !request.matches(facts) { return }
+            if let facts = EventRecord.facts(of: line), !subscriber.wants(facts) { return }
             switch subscriber.dialect {
             case .jsonLines:
                 var bytes = [UInt8](line)

@@ -52,15 +52,28 @@ final class Subscriber {
     /// In the server's list of subscribers to write at the next flush.
     var awaitingFlush = false
 
-    init(fd: consuming Descriptor, uid: UInt32, queueLimit: Int, dialect: Dialect = .jsonLines) {
+    /// Whether it may see the events of ``SENSCore/EventFacts/isRestricted`` (LogonFailed): root and the
+    /// administrators' groups, as the Security log is theirs on Windows. A user name typed at a failed
+    /// logon can be another user's password.
+    let administrator: Bool
+
+    init(fd: consuming Descriptor, uid: UInt32, queueLimit: Int, dialect: Dialect = .jsonLines, administrator: Bool = false) {
         self.fd = .some(fd)
         self.uid = uid
+        self.administrator = administrator
         self.dialect = dialect
         queue = SubscriberQueue(limit: queueLimit)
         reader = switch dialect {
         case .jsonLines: LineReader(limit: WireFormat.maxRequestBytes)
         case .varlink: LineReader(limit: Varlink.maxMessageBytes, separator: 0)
         }
+    }
+
+    /// Whether an event with these facts is for it: its subscription matches, and a restricted event is
+    /// only for an administrator. Held (no request yet), every event that is not restricted waits.
+    func wants(_ facts: EventFacts) -> Bool {
+        if facts.isRestricted && !administrator { return false }
+        return request?.matches(facts) != false
     }
 
     /// The descriptor's number, for a system call; only while connected.

@@ -161,7 +161,7 @@ public final class SubscriberServer {
                 subscriber.lastSeqSeen = seq
             }
             // Held (no request yet): everything waits, and the request decides.
-            if let facts = line.facts, subscriber.request?.matches(facts) == false { continue }
+            if let facts = line.facts, !subscriber.wants(facts) { continue }
             let line = subscriber.dialect == .jsonLines ? line : varlinkLine ?? Varlink.event(line)
             if subscriber.dialect == .varlink { varlinkLine = line }
             if subscriber.queue.enqueue(line) {
@@ -208,7 +208,8 @@ public final class SubscriberServer {
     /// Serves a connection the admission let in; false if it cannot be watched.
     func serve(_ fd: consuming Descriptor, _ peer: Peer) -> Bool {
         let raw = fd.rawValue
-        let subscriber = Subscriber(fd: fd, uid: peer.uid, queueLimit: limits.queueLimit, dialect: peer.dialect)
+        let subscriber = Subscriber(fd: fd, uid: peer.uid, queueLimit: limits.queueLimit, dialect: peer.dialect,
+                                    administrator: peer.isAdministrator(limits.administratorGroups))
         do {
             subscriber.source = try loop.addIO(fd: raw, events: .readable) { [unowned self, unowned subscriber] events in
                 self.handle(subscriber, events: events)
@@ -336,7 +337,7 @@ public final class SubscriberServer {
             return
         }
         subscriber.request = request
-        subscriber.queue.removeUnstarted { line in line.facts.map { !request.matches($0) } ?? false }
+        subscriber.queue.removeUnstarted { line in line.facts.map { !subscriber.wants($0) } ?? false }
         var fromSeq = subscriber.isHeld ? subscriber.helloSeq + 1 : (subscriber.queue.lastSeqWritten ?? subscriber.helloSeq) + 1
         var snapshot: (seq: UInt64, sessions: [OpenSession])?
         if request.snapshot {
@@ -423,7 +424,7 @@ public final class SubscriberServer {
         if subscriber.request == nil {
             let request = SubscriptionRequest()
             subscriber.request = request
-            subscriber.queue.removeUnstarted { line in line.facts.map { !request.matches($0) } ?? false }
+            subscriber.queue.removeUnstarted { line in line.facts.map { !subscriber.wants($0) } ?? false }
         }
         subscriber.enter(.live)
         markDirty(subscriber)
