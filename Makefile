@@ -25,6 +25,8 @@ ZSHCOMPDIR ?= $(PREFIX)/share/zsh/vendor-completions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 SYSCONFDIR ?= /etc
 HOOKSDIR   ?= $(PREFIX)/lib/sensd/hooks.d
+LIBEXECDIR ?= $(PREFIX)/libexec/sensd
+PAMCONFIGDIR ?= $(PREFIX)/share/pam-configs
 DESTDIR    ?=
 VERSION    := $(shell sed -n 's/.*static let version = "\(.*\)"/\1/p' Sources/SENSCore/Release.swift)
 # The date in the man pages: the last commit's, so that a build is reproducible.
@@ -36,7 +38,7 @@ RELEASE_FLAGS = -c release --static-swift-stdlib
 RELEASE_DIR   = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path 2>/dev/null)
 E2E_STAGE  ?= $(CURDIR)/.build-e2e/stage
 
-.PHONY: all build man install uninstall deb deps test-deps check unit-and-integration distro-build examples docs client-surface api-check e2e soak bench bench-programs bench-smoke demo clean
+.PHONY: all build man install uninstall deb deps test-deps check unit-and-integration distro-build examples docs client-surface api-check formats-check e2e soak bench bench-programs bench-smoke demo clean
 
 all: build
 
@@ -45,6 +47,7 @@ build:
 	$(SWIFT) build $(RELEASE_FLAGS) --product sensctl
 	$(SWIFT) build $(RELEASE_FLAGS) --product sensd-hooks
 	$(SWIFT) build $(RELEASE_FLAGS) --product sensd-exporter
+	$(SWIFT) build $(RELEASE_FLAGS) --product sensd-pam-report
 
 # sensd(8) and sensctl(1) from the programs' own --help, by swift-argument-parser's generate-manual tool
 # (built with the same flags, so that the programs are not rebuilt without the static runtime, as its
@@ -60,17 +63,20 @@ man: build
 	$(PYTHON) scripts/md2man.py docs/protocol.md sensd-protocol 7 $(MANDATE) "the sensd subscriber protocol: lines, events, requests, resuming, durability" > .build/man/sensd-protocol.7
 
 install: build man
-	@if ldd $(RELEASE_DIR)/sensd $(RELEASE_DIR)/sensctl $(RELEASE_DIR)/sensd-hooks $(RELEASE_DIR)/sensd-exporter | grep -q libswiftCore; then \
+	@if ldd $(RELEASE_DIR)/sensd $(RELEASE_DIR)/sensctl $(RELEASE_DIR)/sensd-hooks $(RELEASE_DIR)/sensd-exporter $(RELEASE_DIR)/sensd-pam-report | grep -q libswiftCore; then \
 		echo "install: the programs are linked to a shared Swift runtime; refusing to install them" >&2; exit 1; fi
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CATALOGDIR) $(DESTDIR)$(SYSUSERSDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(SYSCONFDIR)/sensd/hooks.d $(DESTDIR)$(HOOKSDIR) $(DESTDIR)$(DOCDIR)/examples \
-		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(PAMCONFIGDIR)
 	install -m 0755 -s $(RELEASE_DIR)/sensd $(DESTDIR)$(SBINDIR)/sensd
+	install -m 0755 -s $(RELEASE_DIR)/sensd-pam-report $(DESTDIR)$(LIBEXECDIR)/sensd-pam-report
+	sed -e 's|/usr/libexec/sensd|$(LIBEXECDIR)|g' packaging/pam-configs/sensd-failed-logons > $(DESTDIR)$(PAMCONFIGDIR)/sensd-failed-logons
+	chmod 0644 $(DESTDIR)$(PAMCONFIGDIR)/sensd-failed-logons
 	install -m 0755 -s $(RELEASE_DIR)/sensctl $(DESTDIR)$(BINDIR)/sensctl
 	install -m 0755 -s $(RELEASE_DIR)/sensd-hooks $(DESTDIR)$(SBINDIR)/sensd-hooks
 	install -m 0755 -s $(RELEASE_DIR)/sensd-exporter $(DESTDIR)$(BINDIR)/sensd-exporter
-	for unit in sensd.service sensd.socket sensd-hooks.service sensd-exporter.service sensd-exporter.socket sensd-exporter-textfile.service; do \
+	for unit in sensd.service sensd.socket sensd-failures.socket sensd-hooks.service sensd-exporter.service sensd-exporter.socket sensd-exporter-textfile.service; do \
 		sed -e 's|/usr/sbin/sensd|$(SBINDIR)/sensd|g' -e 's|/usr/bin/sensd-exporter|$(BINDIR)/sensd-exporter|g' \
 			-e 's|/usr/share/doc/sensd|$(DOCDIR)|g' packaging/$$unit > $(DESTDIR)$(UNITDIR)/$$unit && \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit; done
@@ -93,6 +99,8 @@ install: build man
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/sensd $(DESTDIR)$(BINDIR)/sensctl $(DESTDIR)$(UNITDIR)/sensd.service $(DESTDIR)$(UNITDIR)/sensd.socket
+	rm -f $(DESTDIR)$(UNITDIR)/sensd-failures.socket $(DESTDIR)$(LIBEXECDIR)/sensd-pam-report $(DESTDIR)$(PAMCONFIGDIR)/sensd-failed-logons
+	-rmdir $(DESTDIR)$(LIBEXECDIR)
 	rm -f $(DESTDIR)$(SBINDIR)/sensd-hooks $(DESTDIR)$(UNITDIR)/sensd-hooks.service $(DESTDIR)$(MANDIR)/man8/sensd-hooks.8 $(DESTDIR)$(MANDIR)/man5/sensd.hook.5
 	rm -f $(DESTDIR)$(BINDIR)/sensd-exporter $(DESTDIR)$(UNITDIR)/sensd-exporter.service $(DESTDIR)$(UNITDIR)/sensd-exporter.socket \
 		$(DESTDIR)$(UNITDIR)/sensd-exporter-textfile.service $(DESTDIR)$(MANDIR)/man8/sensd-exporter.8 \
@@ -131,6 +139,7 @@ check: test-deps
 	$(MAKE) --no-print-directory docs && \
 	$(MAKE) --no-print-directory client-surface && \
 	$(MAKE) --no-print-directory api-check && \
+	$(MAKE) --no-print-directory formats-check && \
 	$(MAKE) --no-print-directory bench-smoke && \
 	$(MAKE) --no-print-directory e2e && \
 	echo "make check: every tier passed in $$(( $$(date +%s) - start )) s"
@@ -175,6 +184,15 @@ client-surface:
 SENSCLIENT_API_BASELINE ?= 590e2bcf2d15cdf5e3dc2aaf3934fd2e1e1c3f6c
 api-check:
 	SWIFT=$(SWIFT) scripts/api-check.sh $(SENSCLIENT_API_BASELINE)
+
+# sensctl's ECS and OCSF output (tests/formats) against the schemas: OCSF's own, as the ocsf-json-schema
+# package publishes it, with jsonschema; both from PyPI, into a virtual environment in .build.
+FORMATS_VENV = $(CURDIR)/.build/formats-venv
+formats-check:
+	$(SWIFT) build --product sensctl
+	test -x $(FORMATS_VENV)/bin/python || $(PYTHON) -m venv --system-site-packages $(FORMATS_VENV)
+	$(FORMATS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check ocsf-json-schema==1.2.0 'jsonschema>=4.18'
+	SENSCTL=$$($(SWIFT) build --show-bin-path)/sensctl $(FORMATS_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/formats
 
 # The benchmark (BENCHMARKS.md): every configuration side by side, results in bench/results/latest.*.
 # Not part of `check`; its smoke run (tiny sizes, fails on any lost or wrong event) is.

@@ -18,6 +18,8 @@ public struct HookRule: Sendable, Equatable {
     public var retries: Int
     /// The wait before each retry.
     public var retryDelay: Duration
+    /// How the event is written on the command's standard input: sensd's line, ECS or OCSF (`InputFormat=`).
+    public var inputFormat: EventFormat = .sensd
 
     public static let defaultTimeout: Duration = .seconds(60)
     public static let defaultRetryDelay: Duration = .seconds(10)

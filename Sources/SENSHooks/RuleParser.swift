@@ -55,6 +55,7 @@ public enum RuleParser {
         var timeout: Duration? = HookRule.defaultTimeout
         var retries = 0
         var retryDelay = HookRule.defaultRetryDelay
+        var inputFormat = EventFormat.sensd
         var section: String?
         var sawEvent = false
 
@@ -166,10 +167,16 @@ public enum RuleParser {
                         continue
                     }
                     retryDelay = duration
+                case ("Run", "InputFormat"):
+                    guard let format = EventFormat(rawValue: value) else {
+                        fail(number, "InputFormat= takes \(EventFormat.allCases.map(\.rawValue).joined(separator: ", ")), got '\(value)'")
+                        continue
+                    }
+                    inputFormat = format
                 case ("Match", _):
                     fail(number, "unknown key \(key)= in [Match]; known: Event= UserName= UID= Class= Service= Remote=")
                 default:
-                    fail(number, "unknown key \(key)= in [Run]; known: Exec= Unit= User= TimeoutSec= Retry= RetrySec=")
+                    fail(number, "unknown key \(key)= in [Run]; known: Exec= Unit= User= TimeoutSec= Retry= RetrySec= InputFormat=")
                 }
             }
         }
@@ -180,7 +187,9 @@ public enum RuleParser {
         if (!sawEvent || match.events.isEmpty) && errors.isEmpty { fail(0, "no Event= in [Match]: name the events the rule is for, such as Event=Logoff") }
         guard errors.isEmpty else { throw RuleErrors(errors: errors) }
         let action: HookRule.Action = exec.map { .exec($0) } ?? .unit(unit!)
-        return (HookRule(name: name, path: path, match: match, action: action, user: user, timeout: timeout, retries: retries, retryDelay: retryDelay))
+        var rule = HookRule(name: name, path: path, match: match, action: action, user: user, timeout: timeout, retries: retries, retryDelay: retryDelay)
+        rule.inputFormat = inputFormat
+        return rule
     }
 
     /// systemd's booleans (parse_boolean).

@@ -18,6 +18,9 @@ struct Monitor: AsyncParsableCommand {
     @Flag(help: "Print the raw JSON lines, including the hello, accepted and error lines.")
     var json = false
 
+    @Option(help: ArgumentHelp("Print each event as one JSON object for a SIEM: ecs (Elastic Common Schema \(EventFormat.ecsVersion)) or ocsf (OCSF \(EventFormat.ocsfVersion) Authentication); sensd prints sensd's own lines, events only. Other lines go to standard error as usual.", valueName: "FORMAT"))
+    var format: String?
+
     @Option(name: .customLong("event"), help: ArgumentHelp("Only this event type (repeatable): \(EventKind.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "EVENT"))
     var events: [String] = []
 
@@ -37,6 +40,10 @@ struct Monitor: AsyncParsableCommand {
     var reconnect = false
 
     func validate() throws {
+        if let format, EventFormat(rawValue: format) == nil {
+            throw ValidationError("unknown format '\(format)'; known: \(EventFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if format != nil && json { throw ValidationError("--json and --format exclude each other") }
         for e in events where EventKind(rawValue: e) == nil {
             throw ValidationError("unknown event '\(e)'; known: \(EventKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -69,7 +76,11 @@ struct Monitor: AsyncParsableCommand {
         if json, let line = message.line { out.line(line.utf8) }
         switch message.kind {
         case .event(let event):
-            if !json { out.line(Self.describe(event).utf8) }
+            if let format = format.flatMap(EventFormat.init(rawValue:)) {
+                out.line(event.formatted(format, line: message.line).utf8)
+            } else if !json {
+                out.line(Self.describe(event).utf8)
+            }
         case .gap(let gap):
             printError("sensctl: warning: \(gap.message)")
         case .serverError(let error):
@@ -87,7 +98,7 @@ struct Monitor: AsyncParsableCommand {
             printError("sensctl: reconnected; resuming after seq \(after.map(String.init) ?? "none")")
         case .other:
             // A line this version does not know (a newer daemon): show it rather than hide it.
-            if !json, let line = message.line { out.line(line.utf8) }
+            if !json, format == nil, let line = message.line { out.line(line.utf8) }
         case .hello, .accepted, .end:
             break
         }
@@ -97,6 +108,15 @@ struct Monitor: AsyncParsableCommand {
         let who = e.userName.map { "\($0) (uid \(e.uid.map(String.init) ?? "?"))" } ?? "unknown user"
         var text = "\(e.time.rfc3339)  \(e.event.rawValue.padding(16))  session \(e.sessionId.padding(6))  \(who)  seq \(e.seq)"
         var details: [String] = []
+        if e.event == .logonFailed {
+            details.append(e.failureReason ?? "other")
+            if e.targetExists == false { details.append("no such user") }
+            if let s = e.service { details.append("via \(s)") }
+            if let h = e.remoteHost { details.append("from \(h)" + (e.remotePort.map { " port \($0)" } ?? "")) }
+            if let t = e.tty { details.append("on \(t)") }
+            if let n = e.count, n > 1 { details.append("\(n) times") }
+            if let s = e.source { details.append("reported by \(s)") }
+        }
         if e.event == .logon {
             if let t = e.logonType { details.append(t.rawValue) }
             if let s = e.service { details.append("via \(s)") }

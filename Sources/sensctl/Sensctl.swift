@@ -11,7 +11,7 @@ struct Sensctl: AsyncParsableCommand {
         commandName: "sensctl",
         abstract: "Watches the SENS logon events sensd publishes.",
         version: SensdClient.version,
-        subcommands: [Monitor.self, Who.self, Users.self, Last.self, Position.self, Check.self],
+        subcommands: [Monitor.self, Who.self, Users.self, Last.self, Position.self, Check.self, Convert.self],
         defaultSubcommand: Monitor.self
     )
 }

@@ -163,7 +163,9 @@ struct Executor: Sendable {
         let output = stream ?? 2
         // Standard input: the line in a pipe, written in full and closed before the command starts (a line is
         // far smaller than a pipe's buffer), so that nothing waits on the command reading it.
-        guard let input = Self.pipe(holding: Array((line + "\n").utf8)) else {
+        // In the rule's InputFormat= (sensd's own line unless it says ecs or ocsf).
+        let input = rule.inputFormat == .sensd ? line : event.formatted(rule.inputFormat, line: line)
+        guard let input = Self.pipe(holding: Array((input + "\n").utf8)) else {
             return .couldNotStart("pipe: \(String(cString: strerror(errno)))")
         }
         let child: ChildProcess

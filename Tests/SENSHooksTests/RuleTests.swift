@@ -89,6 +89,9 @@ struct RuleParserTests {
         #expect(rule.timeout == HookRule.defaultTimeout && rule.retries == 0 && rule.retryDelay == HookRule.defaultRetryDelay)
         let other = try parse("[Match]\nEvent=Logoff\n[Run]\nExec=/bin/true\nTimeoutSec=infinity\nRetry=3\nRetrySec=2.5\n")
         #expect(other.timeout == nil && other.retries == 3 && other.retryDelay == .milliseconds(2500))
+        #expect(rule.inputFormat == .sensd)
+        #expect(try parse("[Match]\nEvent=LogonFailed\n[Run]\nExec=/bin/true\nInputFormat=ocsf\n").inputFormat == .ocsf)
+        #expect(errors("[Match]\nEvent=Logoff\n[Run]\nExec=/bin/true\nInputFormat=cef\n") == ["/etc/sensd/hooks.d/test.hook:5: InputFormat= takes sensd, ecs, ocsf, got 'cef'"])
     }
 
     @Test func quotingAndEscapesWorkAsInSystemdExecLines() throws {

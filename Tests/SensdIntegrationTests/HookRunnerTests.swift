@@ -91,6 +91,24 @@ struct HookRunnerTests {
         #expect(runner.log.contains("rule alice: seq 3 Logoff alice session a1: exited with status 0"), "\(runner.log)")
     }
 
+    /// InputFormat=: the event on standard input in a SIEM's shape, the same projection as sensctl's.
+    @Test func aRuleCanTakeTheEventAsOCSFOrECSOnItsInput() throws {
+        let rig = try Rig()
+        let runner = try Runner(rig)
+        try runner.rule("ocsf", "[Match]\nEvent=Logoff\n[Run]\nExec=/bin/sh -c 'cat > \(runner.out)/ocsf'\nInputFormat=ocsf\n")
+        try runner.rule("ecs", "[Match]\nEvent=Logoff\n[Run]\nExec=/bin/sh -c 'cat > \(runner.out)/ecs'\nInputFormat=ecs\n")
+        try runner.start(["ocsf", "ecs"])
+        try session(rig, "o1", 1000, "alice")
+        try runner.waitFor("both runs") { runner.log.contains("rule ocsf: seq 3") && runner.log.contains("rule ecs: seq 3") }
+        let ocsf = try object(runner.file("ocsf"))
+        #expect(ocsf["class_uid"] as? Int == 3002 && ocsf["activity_id"] as? Int == 2)
+        #expect((ocsf["user"] as? [String: Any])?["name"] as? String == "alice")
+        #expect((ocsf["metadata"] as? [String: Any])?["sequence"] as? Int == 3)
+        let ecs = try object(runner.file("ecs"))
+        #expect((ecs["event"] as? [String: Any])?["action"] as? String == "logged-out")
+        #expect((ecs["sensd"] as? [String: Any])?["sessionId"] as? String == "o1", "sensd's own event under sensd")
+    }
+
     @Test func afterSigkillTheRunnerRunsEveryMissedEventOnce() throws {
         let rig = try Rig()
         let runner = try Runner(rig)
