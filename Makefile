@@ -82,7 +82,7 @@ install: build man
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit; done
 	install -m 0644 packaging/sensd.catalog $(DESTDIR)$(CATALOGDIR)/sensd.catalog
 	install -m 0644 packaging/sensd.sysusers $(DESTDIR)$(SYSUSERSDIR)/sensd.conf
-	install -m 0644 README.md docs/protocol.md docs/upgrades.md docs/systemd-versions.md docs/hooks.md docs/monitoring.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md docs/protocol.md docs/upgrades.md docs/systemd-versions.md docs/hooks.md docs/monitoring.md docs/siem.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 docs/examples/*.hook $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0644 .build/man/sensd.8 $(DESTDIR)$(MANDIR)/man8/sensd.8
 	install -m 0644 .build/man/sensctl.1 $(DESTDIR)$(MANDIR)/man1/sensctl.1

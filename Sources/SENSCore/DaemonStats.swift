@@ -27,6 +27,9 @@ package struct DaemonStats: Equatable, Sendable {
     public var log: LogState
     /// Problems with the state directory set aside at start (`sensd --check-state` lists them).
     public var stateDamaged: Int
+    /// Reports of failed logons read from the PAM hook's socket, and of those the ones that were not reports.
+    public var failedLogonReports: Int = 0
+    public var failedLogonReportsRejected: Int = 0
 
     public init(version: String, startedAt: EventTime, sessions: Int, subscribers: Int, eventsSinceStart: UInt64, lastSeq: UInt64,
                 oldestSeq: UInt64?, overflowed: Int, refused: Int, forgedSignals: Int, log: LogState, stateDamaged: Int) {
@@ -62,6 +65,8 @@ extension WireFormat {
         w.field("forgedSignals", integer: UInt64(s.forgedSignals))
         w.field("log", string: s.log.rawValue)
         w.field("stateDamaged", integer: UInt64(s.stateDamaged))
+        w.field("failedLogonReports", integer: UInt64(s.failedLogonReports))
+        w.field("failedLogonReportsRejected", integer: UInt64(s.failedLogonReportsRejected))
         return w.finish()
     }
 }

@@ -78,7 +78,9 @@ public final class Daemon: LogindObserver, FailedLogonObserver {
             journalEvents: configuration.journalEvents ?? StderrLogHandler.stderrIsJournal(),
             host: Syscall.hostName(), localLogind: local, logger: logger)
         let counts = SubscriberCounts()
-        state = DaemonState(loop: loop, pipeline: pipeline, sessions: logind, durability: durability, subscribers: counts, stateDirectory: configuration.stateDirectory)
+        let failedLogonCounts = FailedLogonCounts()
+        state = DaemonState(loop: loop, pipeline: pipeline, sessions: logind, durability: durability, subscribers: counts,
+                            failedLogons: failedLogonCounts, stateDirectory: configuration.stateDirectory)
         var created: [String] = []
         do {
             var made = false
@@ -94,7 +96,8 @@ public final class Daemon: LogindObserver, FailedLogonObserver {
                 made = false
                 let socket = try FailedLogonSource.openSocket(at: path, created: &made)
                 if made { created.append(path) }
-                failedLogons = FailedLogonSource(socket: socket, window: configuration.failedLogonWindowMicroseconds, loop: loop, logger: logger)
+                failedLogons = FailedLogonSource(socket: socket, window: configuration.failedLogonWindowMicroseconds, counts: failedLogonCounts,
+                                                 loop: loop, logger: logger)
             } else {
                 failedLogons = nil
             }

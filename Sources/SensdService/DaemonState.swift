@@ -12,6 +12,7 @@ final class DaemonState: SubscriberFeed {
     private let sessions: LogindSource
     private let durability: Durability?
     private let subscribers: SubscriberCounts
+    private let failedLogons: FailedLogonCounts
     private let keepsNoLog: Bool
     /// When this run of sensd started, for `stats`.
     let startedAt: EventTime
@@ -19,7 +20,9 @@ final class DaemonState: SubscriberFeed {
     private var ready = false
     private var statusTimer: EventSource?
 
-    init(loop: EventLoop, pipeline: EventPipeline, sessions: LogindSource, durability: Durability?, subscribers: SubscriberCounts, stateDirectory: String?) {
+    init(loop: EventLoop, pipeline: EventPipeline, sessions: LogindSource, durability: Durability?, subscribers: SubscriberCounts,
+         failedLogons: FailedLogonCounts = FailedLogonCounts(), stateDirectory: String?) {
+        self.failedLogons = failedLogons
         self.loop = loop
         self.pipeline = pipeline
         self.sessions = sessions
@@ -55,11 +58,14 @@ final class DaemonState: SubscriberFeed {
     /// What `systemctl status` shows, as numbers: the answer to a `{"stats": true}` request.
     func stats() -> DaemonStats {
         let logState: DaemonStats.LogState = durability?.log == nil ? .none : durability?.logHealth == .failing ? .failing : .written
-        return DaemonStats(
+        var stats = DaemonStats(
             version: Release.version, startedAt: startedAt, sessions: sessions.sessionCount, subscribers: subscribers.connected,
             eventsSinceStart: UInt64(pipeline.eventsSinceStart), lastSeq: pipeline.emittedSeq, oldestSeq: durability?.log?.oldestSeq,
             overflowed: subscribers.overflowed, refused: subscribers.refused, forgedSignals: sessions.ignoredSignals, log: logState,
             stateDamaged: durability?.setAside.count ?? 0)
+        stats.failedLogonReports = failedLogons.received
+        stats.failedLogonReportsRejected = failedLogons.rejected
+        return stats
     }
 
     // MARK: systemctl status

@@ -249,7 +249,7 @@ extension RuleSetTests {
         let rule = set.rules.first { $0.name == "cleanup" }
         #expect(rule?.match.userNames == ["alice", "bob"] && rule?.timeout == .seconds(120) && rule?.user == "carol", "\(String(describing: rule))")
         #expect(!set.rules.contains { $0.name == "broken" }, "a mistake in a drop-in leaves the rule out, like one in the rule")
-        #expect(set.errors.map(\.description) == ["\(etc)/broken.hook.d/typo.conf:2: unknown key Usr= in [Run]; known: Exec= Unit= User= TimeoutSec= Retry= RetrySec="])
+        #expect(set.errors.map(\.description) == ["\(etc)/broken.hook.d/typo.conf:2: unknown key Usr= in [Run]; known: Exec= Unit= User= TimeoutSec= Retry= RetrySec= InputFormat="])
     }
 }
 

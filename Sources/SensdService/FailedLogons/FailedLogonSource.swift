@@ -12,6 +12,14 @@ protocol FailedLogonObserver: AnyObject {
     func publish(_ drafts: [EventDraft])
 }
 
+/// How many reports came: written by ``FailedLogonSource``, read for `stats`.
+final class FailedLogonCounts {
+    /// Datagrams read from the socket.
+    var received = 0
+    /// Of those, the ones that were not a report sensd could read.
+    var rejected = 0
+}
+
 /// Failed logons reported by the PAM hook: one datagram per failure on a socket only root can write to
 /// (mode 0600, sensd's own or passed by sensd-failures.socket). Each is looked up in the user database
 /// (`targetExists`, `uid`), then goes through the ``FailureGate`` (duplicates, floods) to the observer.
@@ -30,12 +38,11 @@ final class FailedLogonSource {
     private var gate: FailureGate
     private weak var observer: FailedLogonObserver?
     private var malformed = RateLimitedWarning(intervalMicroseconds: 60_000_000)
-    /// Counted for `stats`: datagrams read, and reports that were not failures sensd could read.
-    private(set) var received = 0
-    private(set) var rejected = 0
+    private let counts: FailedLogonCounts
 
-    init(socket: consuming Descriptor, window: Int64, loop: EventLoop, logger: Logger) {
+    init(socket: consuming Descriptor, window: Int64, counts: FailedLogonCounts, loop: EventLoop, logger: Logger) {
         self.socket = socket
+        self.counts = counts
         gate = FailureGate(window: window)
         self.loop = loop
         self.logger = logger
@@ -51,9 +58,9 @@ final class FailedLogonSource {
         let now = Int64(loop.now)
         for _ in 0..<Self.datagramsPerWakeup {
             guard let datagram = try? Syscall.receiveDatagram(socket.rawValue, limit: FailureReport.maximumDatagram) else { break }
-            received += 1
+            counts.received += 1
             guard !datagram.truncated, let items = FailureReport.fromPAM(datagram.bytes) else {
-                rejected += 1
+                counts.rejected += 1
                 logger.warning(&malformed, "a failed-logon report that is not what sensd-pam-report sends (at most \(FailureReport.maximumDatagram) bytes of JSON with \"user\"); ignored", now: loop.monotonicNow)
                 continue
             }
