@@ -7,8 +7,9 @@ set -eu
 build="libsystemd-dev python3"
 # dbus: a private dbus-daemon for the integration tier. systemd-container and mmdebstrap: a throwaway
 # container with a real systemd-logind. python3-pytest: the end-to-end driver. python3-venv: the ECS and
-# OCSF schema check (make formats-check) installs its Python packages into one.
-test="dbus systemd-container mmdebstrap python3 python3-pytest python3-venv"
+# OCSF schema check (make formats-check) installs its Python packages into one. systemd-journal-remote:
+# journal files with audit records for the integration tier (a container gets no kernel audit).
+test="dbus systemd-container mmdebstrap python3 python3-pytest python3-venv systemd-journal-remote"
 # The benchmark's "what users write today" subscriber: python3-dbus with a GLib main loop.
 bench="dbus python3 python3-dbus python3-gi"
 

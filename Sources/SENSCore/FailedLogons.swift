@@ -151,9 +151,12 @@ package struct FailureGate: Sendable {
     /// What to publish now for `report`, which arrived at `now` (µs since the epoch): nothing (a duplicate,
     /// or counted for a later summary) or the report itself with count 1; first, the summary of its origin's
     /// window if that window ended without ``expire(now:)`` having been called.
-    package mutating func admit(_ report: FailureReport, now: Int64) -> [EventDraft] {
+    /// `closing`: a report that stands for a failure only if nothing reported one of the same user and
+    /// origin within ``duplicateWindow``, whatever its source (sshd's "Connection closed by authenticating
+    /// user" after a wrong password).
+    package mutating func admit(_ report: FailureReport, now: Int64, closing: Bool = false) -> [EventDraft] {
         let dedupeKey = report.userName + "\u{0}" + (report.remoteHost ?? report.tty ?? "")
-        if let seen = recent[dedupeKey], seen.source != report.source, now - seen.time < Self.duplicateWindow {
+        if let seen = recent[dedupeKey], seen.source != report.source || closing, now - seen.time < Self.duplicateWindow {
             return []
         }
         if recent.count >= Self.maximumRecent {
@@ -196,4 +199,79 @@ package struct FailureGate: Sendable {
 
     /// When the next window ends (µs since the epoch), if any is open.
     package var nextDeadline: Int64? { windows.values.map { $0.start + window }.min() }
+}
+
+/// Failed logons in journal records, matched by their fields (audit) or, labelled heuristic, by sshd's
+/// own messages. Pure: the daemon's journal follower hands the fields over.
+package enum FailureRecords {
+    /// The journal fields the matchers read.
+    package static let fields = [
+        "_TRANSPORT", "_AUDIT_TYPE_NAME", "AUDIT_FIELD_RES", "AUDIT_FIELD_ACCT", "AUDIT_FIELD_ADDR", "AUDIT_FIELD_HOSTNAME",
+        "AUDIT_FIELD_TERMINAL", "AUDIT_FIELD_EXE", "AUDIT_FIELD_OP", "SYSLOG_IDENTIFIER", "MESSAGE",
+    ]
+
+    /// Journal matches for audit's failed authentications: `USER_AUTH` (PAM's authentication) and
+    /// `USER_LOGIN` (sshd's login record) with `res=failed`.
+    package static let auditMatches = ["_TRANSPORT=audit", "_AUDIT_TYPE_NAME=USER_AUTH", "_AUDIT_TYPE_NAME=USER_LOGIN", "AUDIT_FIELD_RES=failed"]
+
+    /// sshd's identifiers: `sshd`, and from OpenSSH 9.8 `sshd-session`, from 10.0 `sshd-auth` for what
+    /// comes before authentication.
+    package static let sshdIdentifiers = ["sshd", "sshd-session", "sshd-auth"]
+    package static var sshdMatches: [String] { sshdIdentifiers.map { "SYSLOG_IDENTIFIER=\($0)" } }
+
+    /// An audit record of a failed authentication, from its fields alone.
+    package static func audit(_ f: [String: String], time: EventTime) -> FailureReport? {
+        guard f["_TRANSPORT"] == "audit", f["AUDIT_FIELD_RES"] == "failed",
+              let type = f["_AUDIT_TYPE_NAME"], type == "USER_AUTH" || type == "USER_LOGIN",
+              let account = f["AUDIT_FIELD_ACCT"].map(unquoted), !account.isEmpty, account != "?", account != "(unknown)"
+        else { return nil }
+        // The program's name stands for the PAM service, which audit records do not carry.
+        let service = f["AUDIT_FIELD_EXE"].map(unquoted).flatMap { $0.split(separator: "/").last.map(String.init) }
+            .map { $0.hasPrefix("sshd") ? "sshd" : $0 }
+        let address = f["AUDIT_FIELD_ADDR"].map(unquoted).flatMap { $0 == "?" ? nil : $0 }
+            ?? f["AUDIT_FIELD_HOSTNAME"].map(unquoted).flatMap { $0 == "?" ? nil : $0 }
+        let terminal = f["AUDIT_FIELD_TERMINAL"].map(unquoted).flatMap { $0 == "?" ? nil : $0 }
+        return FailureReport(userName: account, service: service, tty: terminal, remoteHost: address, reason: .badPassword, source: "audit", time: time)
+    }
+
+    /// sshd's own message of a failed logon (heuristic: the text of a program's log, which moves between
+    /// OpenSSH releases). `closing` marks the messages that follow any failure of a connection ("Connection
+    /// closed by authenticating user"): they stand for one only if nothing else reported it.
+    package static func sshd(identifier: String?, message: String?, time: EventTime) -> (report: FailureReport, closing: Bool)? {
+        guard let identifier, sshdIdentifiers.contains(identifier), let message else { return nil }
+        var text = Substring(message)
+        func take(_ prefix: String) -> Bool {
+            guard text.hasPrefix(prefix) else { return false }
+            text = text.dropFirst(prefix.count)
+            return true
+        }
+        /// `USER from ADDR port PORT` or `USER ADDR port PORT`.
+        func userHostPort(from: Bool) -> (String, String, UInt32?)? {
+            let words = text.split(separator: " ")
+            let i = from ? 2 : 1
+            guard words.count >= i + 3, !from || words[1] == "from", words[i + 1] == "port" else { return nil }
+            return (String(words[0]), String(words[i]), UInt32(words[i + 2]))
+        }
+        if take("Failed ") {
+            let method = text.prefix { $0 != " " }
+            guard take(method + " for ") else { return nil }
+            let invalid = take("invalid user ")
+            guard let (user, host, port) = userHostPort(from: true) else { return nil }
+            let reason: FailureReason = invalid ? .unknownUser : method == "password" ? .badPassword : .other
+            return (FailureReport(userName: user, targetExists: invalid ? false : nil, service: "sshd", remoteHost: host, remotePort: port,
+                                  reason: reason, source: "sshd-message", time: time), false)
+        }
+        if take("Connection closed by ") || take("Disconnected from ") {
+            let invalid = take("invalid user ")
+            guard invalid || take("authenticating user "), text.hasSuffix("[preauth]"), let (user, host, port) = userHostPort(from: false) else { return nil }
+            return (FailureReport(userName: user, targetExists: invalid ? false : nil, service: "sshd", remoteHost: host, remotePort: port,
+                                  reason: invalid ? .unknownUser : .other, source: "sshd-message", time: time), true)
+        }
+        return nil
+    }
+
+    /// Audit quotes some values (`acct="alice"`); journald keeps the quotes.
+    static func unquoted(_ s: String) -> String {
+        s.count >= 2 && s.hasPrefix("\"") && s.hasSuffix("\"") ? String(s.dropFirst().dropLast()) : s
+    }
 }

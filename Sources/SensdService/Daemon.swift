@@ -92,12 +92,16 @@ public final class Daemon: LogindObserver, FailedLogonObserver {
             server = try SubscriberServer(
                 loop: loop, listener: listener, varlinkListener: varlink, limits: configuration.limits, logger: logger,
                 daemonVersion: Self.version, feed: state, counts: counts, log: durability?.log)
-            if let path = configuration.failedLogonSocketPath {
+            var socket: Descriptor?
+            if let path = configuration.failedLogonSocketPath, configuration.failedLogonSources.contains(.pam) {
                 made = false
-                let socket = try FailedLogonSource.openSocket(at: path, created: &made)
+                socket = try FailedLogonSource.openSocket(at: path, created: &made)
                 if made { created.append(path) }
-                failedLogons = FailedLogonSource(socket: socket, window: configuration.failedLogonWindowMicroseconds, counts: failedLogonCounts,
-                                                 loop: loop, logger: logger)
+            }
+            let journal = FailedLogonSource.openJournal(for: configuration.failedLogonSources, directory: configuration.failedLogonJournalDirectory, logger: logger)
+            if socket != nil || journal != nil {
+                failedLogons = FailedLogonSource(socket: socket, journal: journal, sources: configuration.failedLogonSources,
+                                                 window: configuration.failedLogonWindowMicroseconds, counts: failedLogonCounts, loop: loop, logger: logger)
             } else {
                 failedLogons = nil
             }

@@ -12,6 +12,10 @@ public struct DaemonConfiguration: Sendable {
     /// The root-only datagram socket the PAM hook (sensd-pam-report) reports failed logons to, beside the
     /// JSON-lines one by default; nil for none.
     public var failedLogonSocketPath: String?
+    /// Where failed logons come from.
+    public var failedLogonSources: FailedLogonSources = [.pam, .audit]
+    /// Journal files to follow for them instead of the system journal (tests, forensics).
+    public var failedLogonJournalDirectory: String?
     /// The window failed logons of one origin are counted in during a flood (docs/protocol.md), µs.
     public var failedLogonWindowMicroseconds: Int64 = 60_000_000
     /// Permission bits of a socket sensd creates itself.

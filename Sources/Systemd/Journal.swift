@@ -122,6 +122,66 @@ public final class JournalReader {
     }
 }
 
+/// New entries of the system journal as they are written, those that match: for the records of failed
+/// logons (sshd's messages). Its descriptor goes in the event loop; each time it is readable, ``newEntries``
+/// reads what came. The corresponding C functions are `sd_journal_get_fd` and `sd_journal_process`.
+public final class JournalFollower {
+    private var journal: OpaquePointer?
+    private let fields: [String]
+
+    /// Follows the local system journal (or the journal files in `directory`), from its end, for entries
+    /// that match one of `groups` (within a group, values of one field are alternatives and different
+    /// fields must all match); each entry read gives its time and those of `fields` it has.
+    public init(matching groups: [[String]], fields: [String], directory: String? = nil) throws(SystemdError) {
+        var j: OpaquePointer?
+        if let directory {
+            try check(sd_journal_open_directory(&j, directory, 0), "sd_journal_open_directory(\(directory))")
+        } else {
+            try check(sd_journal_open(&j, Int32(SD_JOURNAL_LOCAL_ONLY | SD_JOURNAL_SYSTEM)), "sd_journal_open")
+        }
+        journal = j
+        self.fields = fields
+        for (i, group) in groups.enumerated() {
+            if i > 0 { try check(sd_journal_add_disjunction(journal), "sd_journal_add_disjunction") }
+            for m in group { try check(sd_journal_add_match(journal, m, 0), "sd_journal_add_match(\(m))") }
+        }
+        // From the end: what was written before is not news.
+        try check(sd_journal_seek_tail(journal), "sd_journal_seek_tail")
+        _ = sd_journal_previous(journal)
+    }
+
+    deinit { sd_journal_close(journal) }
+
+    /// The descriptor to watch (readable), for the event loop.
+    public func descriptor() throws(SystemdError) -> Int32 {
+        let fd = sd_journal_get_fd(journal)
+        try check(fd, "sd_journal_get_fd")
+        return fd
+    }
+
+    /// The entries written since the last call, at most `limit` (the rest at the next); whether more wait.
+    public func newEntries(limit: Int) -> (entries: [(realtime: UInt64, fields: [String: String])], more: Bool) {
+        _ = sd_journal_process(journal)
+        var out: [(realtime: UInt64, fields: [String: String])] = []
+        while out.count < limit {
+            guard sd_journal_next(journal) > 0 else { return (out, false) }
+            var usec: UInt64 = 0
+            guard sd_journal_get_realtime_usec(journal, &usec) >= 0 else { continue }
+            var values: [String: String] = [:]
+            for f in fields {
+                var data: UnsafeRawPointer?
+                var length = 0
+                guard sd_journal_get_data(journal, f, &data, &length) >= 0, let data else { continue }
+                let bytes = UnsafeRawBufferPointer(start: data, count: length)
+                guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else { continue }
+                values[f] = String(decoding: bytes[(equals + 1)...], as: UTF8.self)
+            }
+            out.append((usec, values))
+        }
+        return (out, true)
+    }
+}
+
 /// Structured entries for the system journal. The corresponding C function is `sd_journal_sendv`.
 public enum JournalWriter {
     /// Sends one entry; `fields` are (NAME, value) pairs, NAME in upper case (`MESSAGE`, `PRIORITY`, ...).

@@ -37,6 +37,12 @@ struct Sensd: ParsableCommand {
     @Option(help: ArgumentHelp("Path of the root-only datagram socket the PAM hook reports failed logons to (LogonFailed events), or 'none' for none. Default: failures.sock beside --socket.", valueName: "PATH"))
     var failedLogonSocket: String?
 
+    @Option(help: ArgumentHelp("Where LogonFailed events come from, comma-separated: pam (the PAM hook's reports), audit (audit's records of failed authentications, through the journal), sshd-message (sshd's own messages, a heuristic: public-key failures PAM never sees). Default: pam,audit.", valueName: "LIST"))
+    var failedLogonSources = "pam,audit"
+
+    @Option(help: ArgumentHelp("Follow the journal files in this directory for failed logons, instead of the system journal.", valueName: "DIR"))
+    var failedLogonJournal: String?
+
     @Option(help: ArgumentHelp("During a flood of failed logons from one origin, the first 5 of each window are reported one by one and the rest as one summary (count) when the window ends.", valueName: "SECONDS"))
     var failedLogonWindow: Double = 60
 
@@ -91,6 +97,9 @@ struct Sensd: ParsableCommand {
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        for name in failedLogonSources.split(separator: ",") where !FailedLogonSources.names.contains(where: { $0.0 == name }) {
+            throw ValidationError("--failed-logon-sources: unknown source '\(name)'; known: \(FailedLogonSources.names.map(\.0).joined(separator: ", "))")
         }
         guard failedLogonWindow >= 0.1 && failedLogonWindow <= 3600 else {
             throw ValidationError("--failed-logon-window must be between 0.1 and 3600 seconds, not \(failedLogonWindow)")
@@ -150,6 +159,10 @@ struct Sensd: ParsableCommand {
             journalEvents: journalEvents.value,
             failedLogonSocketPath: failedLogonSocket == "none" ? .some(nil) : failedLogonSocket.map { .some($0) } ?? .none)
         configuration.failedLogonWindowMicroseconds = Int64(failedLogonWindow * 1_000_000)
+        configuration.failedLogonSources = FailedLogonSources(failedLogonSources.split(separator: ",").compactMap { name in
+            FailedLogonSources.names.first { $0.0 == name }?.1
+        })
+        configuration.failedLogonJournalDirectory = failedLogonJournal
         let code: Int32
         do {
             code = try Daemon(configuration: configuration, logger: logger).run()

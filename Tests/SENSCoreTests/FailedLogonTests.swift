@@ -79,3 +79,60 @@ struct FailedLogonTests {
         #expect(published + counted == 5_000, "every failure is in an event or a summary's count")
     }
 }
+
+/// Journal records of failed logons: audit's fields (as journald stores an audit record of pam_unix's
+/// failure, `op=PAM:authentication ... acct="alice" exe="/usr/bin/su" ... res=failed`) and sshd's messages.
+@Suite("failed logons in journal records")
+struct FailureRecordTests {
+    let t = EventTime(microsecondsSinceEpoch: 1_765_000_000_000_000)
+
+    @Test func anAuditRecordOfAFailedAuthenticationIsReadByItsFields() {
+        let su: [String: String] = [
+            "_TRANSPORT": "audit", "_AUDIT_TYPE_NAME": "USER_AUTH", "AUDIT_FIELD_OP": "PAM:authentication",
+            "AUDIT_FIELD_ACCT": "\"alice\"", "AUDIT_FIELD_EXE": "\"/usr/bin/su\"", "AUDIT_FIELD_HOSTNAME": "?",
+            "AUDIT_FIELD_ADDR": "?", "AUDIT_FIELD_TERMINAL": "/dev/pts/1", "AUDIT_FIELD_RES": "failed",
+        ]
+        let report = FailureRecords.audit(su, time: t)
+        #expect(report == FailureReport(userName: "alice", service: "su", tty: "/dev/pts/1", reason: .badPassword, source: "audit", time: t))
+        var sshd = su
+        sshd["_AUDIT_TYPE_NAME"] = "USER_LOGIN"
+        sshd["AUDIT_FIELD_EXE"] = "\"/usr/lib/openssh/sshd-session\""
+        sshd["AUDIT_FIELD_ADDR"] = "192.0.2.7"
+        sshd["AUDIT_FIELD_TERMINAL"] = "ssh"
+        #expect(FailureRecords.audit(sshd, time: t)?.service == "sshd" && FailureRecords.audit(sshd, time: t)?.remoteHost == "192.0.2.7")
+        // A success, another record type, another transport, no account: nothing.
+        for (key, value) in [("AUDIT_FIELD_RES", "success"), ("_AUDIT_TYPE_NAME", "USER_ACCT"), ("_TRANSPORT", "syslog"), ("AUDIT_FIELD_ACCT", "?")] {
+            var other = su
+            other[key] = value
+            #expect(FailureRecords.audit(other, time: t) == nil, "\(key)=\(value)")
+        }
+    }
+
+    @Test func sshdsMessagesOfFailuresAreReadAcrossItsIdentifiers() throws {
+        let password = try #require(FailureRecords.sshd(identifier: "sshd", message: "Failed password for alice from 192.0.2.7 port 50022 ssh2", time: t))
+        #expect(password.report == FailureReport(userName: "alice", service: "sshd", remoteHost: "192.0.2.7", remotePort: 50022, reason: .badPassword, source: "sshd-message", time: t))
+        #expect(!password.closing)
+        let invalid = try #require(FailureRecords.sshd(identifier: "sshd-session", message: "Failed password for invalid user admin from 2001:db8::5 port 4242 ssh2", time: t))
+        #expect(invalid.report.userName == "admin" && invalid.report.targetExists == false && invalid.report.reason == .unknownUser && invalid.report.remoteHost == "2001:db8::5")
+        let key = try #require(FailureRecords.sshd(identifier: "sshd-session", message: "Failed publickey for alice from 192.0.2.7 port 1 ssh2: ED25519 SHA256:abc", time: t))
+        #expect(key.report.reason == .other)
+        let closed = try #require(FailureRecords.sshd(identifier: "sshd-auth", message: "Connection closed by authenticating user alice 192.0.2.7 port 50022 [preauth]", time: t))
+        #expect(closed.closing && closed.report.userName == "alice" && closed.report.remotePort == 50022 && closed.report.reason == .other)
+        #expect(FailureRecords.sshd(identifier: "sshd", message: "Disconnected from invalid user bob 192.0.2.9 port 7 [preauth]", time: t)?.report.reason == .unknownUser)
+        for message in ["Accepted publickey for alice from 192.0.2.7 port 5 ssh2: ED25519", "Connection closed by 192.0.2.7 port 5 [preauth]",
+                        "Invalid user bob from 192.0.2.9 port 7", "Received disconnect from 192.0.2.7 port 5:11: bye"] {
+            #expect(FailureRecords.sshd(identifier: "sshd", message: message, time: t) == nil, "\(message)")
+        }
+        #expect(FailureRecords.sshd(identifier: "cron", message: "Failed password for alice from 192.0.2.7 port 1 ssh2", time: t) == nil)
+    }
+
+    @Test func aClosingMessageCountsOnlyWhenNothingElseReportedTheFailure() {
+        var gate = FailureGate()
+        let pam = FailureReport(userName: "alice", service: "sshd", tty: "ssh", remoteHost: "192.0.2.7", reason: .badPassword, source: "pam")
+        let closed = FailureReport(userName: "alice", service: "sshd", remoteHost: "192.0.2.7", reason: .other, source: "sshd-message")
+        #expect(gate.admit(pam, now: 0).count == 1)
+        #expect(gate.admit(closed, now: 3_000_000, closing: true).isEmpty, "the wrong password's connection closing")
+        #expect(gate.admit(closed, now: 30_000_000, closing: true).count == 1, "a key refused, nothing else said")
+        #expect(gate.admit(closed, now: 31_000_000, closing: true).isEmpty, "the same connection's second closing message")
+    }
+}

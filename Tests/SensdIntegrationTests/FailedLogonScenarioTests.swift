@@ -97,4 +97,42 @@ struct FailedLogonScenarioTests {
         #expect(failed.count <= 6 * windows)
         #expect(counted == sent, "every failure is counted once (\(refused) sends refused for a full queue and made again)")
     }
+
+    /// Audit's records and sshd's messages, through the journal: journal files written by
+    /// systemd-journal-remote (which keeps trusted fields such as `_TRANSPORT=audit`), followed by sensd as
+    /// it follows the system journal. The PAM hook's report and audit's record of the same failure are one
+    /// event; a "Connection closed by authenticating user" with nothing before it is one.
+    @Test func auditRecordsAndSshdMessagesFromTheJournalJoinThePAMReportsWithoutDuplicates() throws {
+        let journal = try ScratchDirectory()
+        var now = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+        func entry(_ i: UInt64, _ fields: [String: String]) -> String {
+            (["__CURSOR=s=0;i=\(i)", "__REALTIME_TIMESTAMP=\(now + i)", "__MONOTONIC_TIMESTAMP=\(i)", "_BOOT_ID=0123456789abcdef0123456789abcdef"]
+                + fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: "\n") + "\n\n"
+        }
+        func writeJournal(_ name: String, _ export: String) throws {
+            try export.write(toFile: journal.path + "/\(name).export", atomically: true, encoding: .utf8)
+            let writer = try Child("/bin/sh", ["-c", "exec /lib/systemd/systemd-journal-remote -o \(journal.path)/\(name).journal - < \(journal.path)/\(name).export"])
+            #expect(try writer.waitForExit() == 0)
+        }
+        // What the journal held before sensd started (as a system's journal always holds something): not news.
+        try writeJournal("before", entry(1, ["_TRANSPORT": "syslog", "SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "Failed password for root from 192.0.2.1 port 1 ssh2"]))
+        let rig = try Rig(sensdArguments: ["--failed-logon-sources", "pam,audit,sshd-message", "--failed-logon-journal", journal.path])
+        let root = try rig.sensd.subscribe(#"{"events":["LogonFailed","Logoff"]}"#)
+        try report(rig, user: "root", tty: "/dev/pts/1", service: "su")
+        #expect(try root.nextEvent().source == "pam")
+        now = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+        let export = entry(1, ["_TRANSPORT": "audit", "_AUDIT_TYPE_NAME": "USER_AUTH", "AUDIT_FIELD_ACCT": "\"root\"", "AUDIT_FIELD_EXE": "\"/usr/bin/su\"",
+                               "AUDIT_FIELD_TERMINAL": "/dev/pts/1", "AUDIT_FIELD_RES": "failed", "MESSAGE": "op=PAM:authentication res=failed"])
+            + entry(2, ["_TRANSPORT": "syslog", "SYSLOG_IDENTIFIER": "sshd-session", "MESSAGE": "Connection closed by authenticating user bob 192.0.2.8 port 4444 [preauth]"])
+            + entry(3, ["_TRANSPORT": "syslog", "SYSLOG_IDENTIFIER": "sshd-session", "MESSAGE": "Accepted publickey for root from 192.0.2.8 port 4445 ssh2"])
+            + entry(4, ["_TRANSPORT": "audit", "_AUDIT_TYPE_NAME": "USER_LOGIN", "AUDIT_FIELD_ACCT": "\"nobody-here\"", "AUDIT_FIELD_EXE": "\"/usr/sbin/sshd\"",
+                        "AUDIT_FIELD_ADDR": "192.0.2.9", "AUDIT_FIELD_TERMINAL": "ssh", "AUDIT_FIELD_RES": "failed", "MESSAGE": "op=login res=failed"])
+        try writeJournal("remote", export)
+        let bob = try root.nextEvent()
+        #expect(bob.userName == "bob" && bob.source == "sshd-message" && bob.failureReason == "other" && bob.remoteHost == "192.0.2.8" && bob.remotePort == 4444, "\(bob)")
+        let audit = try root.nextEvent()
+        #expect(audit.userName == "nobody-here" && audit.source == "audit" && audit.targetExists == false && audit.failureReason == "unknown-user")
+        #expect(audit.service == "sshd" && audit.remoteHost == "192.0.2.9" && audit.observedAt != nil, "its time is the record's")
+        #expect(try rig.barrier(root).isEmpty, "root's su failure once, from PAM; nothing for the accepted key")
+    }
 }

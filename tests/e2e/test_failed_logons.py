@@ -1,12 +1,13 @@
 """End to end, failed logons (LogonFailed) with the PAM hook installed as an administrator would install it
 (`pam-auth-update --enable sensd-failed-logons`), against real PAM: wrong passwords through su, run by an
 ordinary user, and through ssh (a known and an unknown user); each reported once, with its user, service
-and origin; nothing for the logins that succeed (ssh by key, su with the right password); nothing for an
-ordinary user's subscription; a flood stays bounded; and the same failure as ECS and OCSF.
+and origin; nothing for the logins that succeed (ssh by key, su with the right password); with sshd's
+messages turned on, a refused key (which PAM never sees) reported, and a wrong password still once; nothing
+for an ordinary user's subscription; a flood stays bounded; and the same failure as ECS and OCSF.
 
 Not here: audit records. Kernel audit does not reach a container (the kernel takes audit messages only
-from its first PID namespace, and journald's audit socket is not started in one), so the audit source is
-not part of sensd yet (see docs/protocol.md, "LogonFailed")."""
+from its first PID namespace, and journald's audit socket is not started in one); the integration tier
+feeds sensd's audit source journal files written by systemd-journal-remote instead."""
 
 import json
 import shlex
@@ -98,6 +99,33 @@ def test_wrong_passwords_over_ssh_are_reported_with_their_origin_and_a_key_login
     assert len(failed(c)) == 3
 
 
+def test_with_sshds_messages_on_a_refused_key_is_reported_and_a_wrong_password_still_once(container):
+    c = container
+    c.run("mkdir -p /etc/systemd/system/sensd.service.d && printf '[Service]\\nExecStart=\\nExecStart=/usr/sbin/sensd "
+          "--failed-logon-sources pam,audit,sshd-message\\n' > /etc/systemd/system/sensd.service.d/e2e-sources.conf "
+          "&& systemctl daemon-reload && systemctl restart sensd.service")
+    before = len(failed(c))
+    # A key alice's authorized_keys does not hold: sshd decides without PAM.
+    c.run("test -f /root/.ssh/other || ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/other")
+    refused = c.run("ssh -q -i /root/.ssh/other -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                    "-o BatchMode=yes -o PreferredAuthentications=publickey alice@127.0.0.1 true", check=False)
+    assert refused.returncode != 0
+    key = wait_failed(c, before + 1, "the refused key")[before:]
+    assert len(key) == 1, key
+    assert (key[0]["userName"], key[0]["source"], key[0]["failureReason"], key[0]["service"], key[0]["remoteHost"]) == \
+        ("alice", "sshd-message", "other", "sshd", "127.0.0.1"), key[0]
+    assert isinstance(key[0].get("remotePort"), int), key[0]
+    # A wrong password: PAM's report, sshd's "Failed password" and its "Connection closed": one event.
+    assert ssh_with_password(c, "bob", ASKPASS).returncode != 0
+    events = wait_failed(c, before + 2, "the wrong password")[before + 1:]
+    c.run(f"{SSH} alice@127.0.0.1 true")  # and a barrier: a session whose Logoff comes after all of that
+    wait_until(lambda: any(x["event"] == "Logoff" and x.get("service") == "sshd" and x["seq"] > events[-1]["seq"]
+                           for x in replay_everything(c)), "the barrier session's Logoff")
+    events = failed(c)[before + 1:]
+    assert len(events) == 1 and events[0]["userName"] == "bob" and events[0]["failureReason"] == "bad-password", events
+    c.run("rm /etc/systemd/system/sensd.service.d/e2e-sources.conf && systemctl daemon-reload && systemctl restart sensd.service")
+
+
 def test_an_ordinary_users_subscription_never_carries_a_failed_logon(container):
     c = container
     script = ("import socket,sys\n"
@@ -116,7 +144,7 @@ def test_an_ordinary_users_subscription_never_carries_a_failed_logon(container):
     # Asking for them by name does not help.
     root = c.run("timeout 5 sensctl monitor --json --event LogonFailed --since 0 || true").stdout
     mine = c.run("timeout 5 runuser -u bob -- sensctl monitor --json --event LogonFailed --since 0 || true").stdout
-    assert root.count('"event":"LogonFailed"') == 3 and mine.count('"event":"LogonFailed"') == 0, (root, mine)
+    assert root.count('"event":"LogonFailed"') == len(failed(c)) > 0 and mine.count('"event":"LogonFailed"') == 0, (root, mine)
 
 
 def test_a_flood_of_failures_is_summarised_and_sensd_stays_small(container, record):
