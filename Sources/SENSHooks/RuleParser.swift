@@ -32,6 +32,157 @@ public enum RuleParser {
         try parse([(path, text)], name: name)
     }
 
+    /// A rule as its lines build it, before the checks of the whole.
+    struct Draft {
+        var match = HookRule.Match()
+        var sawEvent = false
+        var exec: [String]?
+        var unit: String?
+        /// Where the action (Exec= or Unit=) was given, for the mistakes of the whole rule.
+        var actionLine = 0
+        var actionPath = ""
+        var user: String?
+        var timeout: Duration? = HookRule.defaultTimeout
+        var retries = 0
+        var retryDelay = HookRule.defaultRetryDelay
+        var inputFormat = EventFormat.sensd
+    }
+
+    /// A key's value as its line gave it.
+    struct Value {
+        /// The text after `=`, trimmed.
+        var text: String
+        /// It split at blanks (list keys).
+        var words: [String]
+        var line: Int
+        var path: String
+    }
+
+    /// One key a rule file may hold: its section, its name, and what its value does to the rule; it answers
+    /// the mistakes it found (none: the value was taken).
+    struct Key: Sendable {
+        let section: String
+        let name: String
+        let apply: @Sendable (inout Draft, Value) -> [String]
+
+        init(_ section: String, _ name: String, _ apply: @escaping @Sendable (inout Draft, Value) -> [String]) {
+            (self.section, self.name, self.apply) = (section, name, apply)
+        }
+    }
+
+    /// Every key, in the order the documentation and the "known:" lists give them. Adding a key is adding a
+    /// row.
+    static let keys: [Key] = [
+        Key("Match", "Event") { d, v in
+            d.sawEvent = true
+            if v.words.isEmpty { d.match.events = [] }
+            var problems: [String] = []
+            for word in v.words {
+                guard let kind = EventKind(rawValue: word) else {
+                    problems.append("unknown event '\(word)'; known: " + EventKind.allCases.map(\.rawValue).joined(separator: " "))
+                    continue
+                }
+                d.match.events.insert(kind)
+            }
+            return problems
+        },
+        Key("Match", "UserName") { d, v in
+            d.match.userNames = v.words.isEmpty ? nil : (d.match.userNames ?? []).union(v.words)
+            return []
+        },
+        Key("Match", "UID") { d, v in
+            if v.words.isEmpty { d.match.uids = nil }
+            var problems: [String] = []
+            for word in v.words {
+                guard let uid = UInt32(word) else { problems.append("UID= takes numbers, got '\(word)'"); continue }
+                d.match.uids = (d.match.uids ?? []).union([uid])
+            }
+            return problems
+        },
+        Key("Match", "Class") { d, v in
+            d.match.classes = v.words.isEmpty ? nil : (d.match.classes ?? []).union(v.words)
+            return []
+        },
+        Key("Match", "Service") { d, v in
+            d.match.services = v.words.isEmpty ? nil : (d.match.services ?? []).union(v.words)
+            return []
+        },
+        Key("Match", "Remote") { d, v in
+            guard let flag = boolean(v.text) else { return ["Remote= takes a boolean (yes or no), got '\(v.text)'"] }
+            d.match.remote = flag
+            return []
+        },
+        Key("Run", "Exec") { d, v in
+            switch splitCommandLine(v.text) {
+            case .failure(let problem):
+                return ["Exec=: \(problem)"]
+            case .success(let argv):
+                guard let program = argv.first else { return ["Exec= is empty"] }
+                guard program.hasPrefix("/") else {
+                    return ["Exec= must start with the program's absolute path (no shell, no PATH search), got '\(program)'"]
+                }
+                if let problem = argv.lazy.compactMap(Specifiers.check).first { return ["Exec=: \(problem)"] }
+                d.exec = argv
+                (d.actionLine, d.actionPath) = (v.line, v.path)
+                return []
+            }
+        },
+        Key("Run", "Unit") { d, v in
+            guard !v.text.isEmpty, !v.text.contains(where: { $0 == " " || $0 == "\t" }) else {
+                return ["Unit= takes one unit name, such as cleanup@%u.service"]
+            }
+            if let problem = Specifiers.check(v.text) { return ["Unit=: \(problem)"] }
+            guard let dot = v.text.lastIndex(of: "."), v.text[v.text.index(after: dot)...].count > 0 else {
+                return ["Unit= needs the unit's type suffix, such as .service: '\(v.text)'"]
+            }
+            d.unit = v.text
+            (d.actionLine, d.actionPath) = (v.line, v.path)
+            return []
+        },
+        Key("Run", "User") { d, v in
+            guard v.words.count <= 1 else { return ["User= takes one user name or uid"] }
+            if let word = v.words.first, word.contains("%"), word != HookRule.sessionUser {
+                return ["User= takes a user name, a uid, or %u (the session's user), got '\(word)'"]
+            }
+            d.user = v.words.first
+            return []
+        },
+        Key("Run", "TimeoutSec") { d, v in
+            guard let duration = timeSpan(v.text) else {
+                return ["TimeoutSec= takes a time span (60, 2.5s, 5min, 1h 30s) or infinity, got '\(v.text)'"]
+            }
+            // 0 and infinity: no limit, as for systemd's TimeoutSec=.
+            d.timeout = duration == .zero || duration == .seconds(Int64.max) ? nil : duration
+            return []
+        },
+        Key("Run", "Retry") { d, v in
+            guard let n = Int(v.text), n >= 0, n <= 100 else { return ["Retry= takes a count from 0 to 100, got '\(v.text)'"] }
+            d.retries = n
+            return []
+        },
+        Key("Run", "RetrySec") { d, v in
+            guard let duration = timeSpan(v.text), duration != .seconds(Int64.max) else {
+                return ["RetrySec= takes a time span (10, 500ms, 1min), got '\(v.text)'"]
+            }
+            d.retryDelay = duration
+            return []
+        },
+        Key("Run", "InputFormat") { d, v in
+            guard let format = EventFormat(rawValue: v.text) else {
+                return ["InputFormat= takes \(EventFormat.allCases.map(\.rawValue).joined(separator: ", ")), got '\(v.text)'"]
+            }
+            d.inputFormat = format
+            return []
+        },
+    ]
+
+    static let sections = ["Match", "Run"]
+
+    /// The keys of `section`, as the "known:" part of a mistake says them.
+    static func known(in section: String) -> String {
+        keys.filter { $0.section == section }.map { $0.name + "=" }.joined(separator: " ")
+    }
+
     /// A rule from its file and its drop-ins (`NAME.hook.d/*.conf`), read in that order as one: a drop-in
     /// adds to list keys and replaces single values, as a unit's drop-ins do. Each mistake names its own file.
     public static func parse(_ pieces: [(path: String, text: String)], name: String) throws(RuleErrors) -> HookRule {
@@ -41,23 +192,14 @@ public enum RuleParser {
         // say why.
         var commentLine = -1
         var currentPath = path
-        var actionPath = path
         func fail(_ line: Int, _ message: String, in file: String? = nil) {
             let hint = line == commentLine ? " (a comment goes on a line of its own, as in systemd's unit files)" : ""
             errors.append(RuleError(path: file ?? (line == 0 ? path : currentPath), line: line, message: message + hint))
         }
 
-        var match = HookRule.Match()
-        var exec: [String]?
-        var unit: String?
-        var actionLine = 0
-        var user: String?
-        var timeout: Duration? = HookRule.defaultTimeout
-        var retries = 0
-        var retryDelay = HookRule.defaultRetryDelay
-        var inputFormat = EventFormat.sensd
+        var draft = Draft()
+        draft.actionPath = path
         var section: String?
-        var sawEvent = false
 
         for piece in pieces {
             currentPath = piece.path
@@ -71,7 +213,7 @@ public enum RuleParser {
                         section = name
                         continue
                     }
-                    guard name == "Match" || name == "Run" else {
+                    guard sections.contains(name) else {
                         fail(number, "unknown section [\(name)]; a rule has [Match] and [Run]")
                         section = nil
                         continue
@@ -84,111 +226,34 @@ public enum RuleParser {
                     continue
                 }
                 let key = String(line[..<equals]).trimmed
-                let value = String(line[line.index(after: equals)...]).trimmed
-                let words = value.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+                let text = String(line[line.index(after: equals)...]).trimmed
+                let words = text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
                 if words.contains(where: { $0.hasPrefix("#") }) { commentLine = number }
                 if key.hasPrefix("X-") || section?.hasPrefix("X-") == true { continue }
-                switch (section, key) {
-                case (nil, _):
+                guard let section else {
                     fail(number, "\(key)= outside a section; put it under [Match] or [Run]")
-                case ("Match", "Event"):
-                    sawEvent = true
-                    if words.isEmpty { match.events = [] }
-                    for word in words {
-                        guard let kind = EventKind(rawValue: word) else {
-                            fail(number, "unknown event '\(word)'; known: " + EventKind.allCases.map(\.rawValue).joined(separator: " "))
-                            continue
-                        }
-                        match.events.insert(kind)
-                    }
-                case ("Match", "UserName"):
-                    match.userNames = words.isEmpty ? nil : (match.userNames ?? []).union(words)
-                case ("Match", "UID"):
-                    if words.isEmpty { match.uids = nil }
-                    for word in words {
-                        guard let uid = UInt32(word) else { fail(number, "UID= takes numbers, got '\(word)'"); continue }
-                        match.uids = (match.uids ?? []).union([uid])
-                    }
-                case ("Match", "Class"):
-                    match.classes = words.isEmpty ? nil : (match.classes ?? []).union(words)
-                case ("Match", "Service"):
-                    match.services = words.isEmpty ? nil : (match.services ?? []).union(words)
-                case ("Match", "Remote"):
-                    guard let flag = boolean(value) else { fail(number, "Remote= takes a boolean (yes or no), got '\(value)'"); continue }
-                    match.remote = flag
-                case ("Run", "Exec"):
-                    switch splitCommandLine(value) {
-                    case .failure(let problem):
-                        fail(number, "Exec=: \(problem)")
-                    case .success(let argv):
-                        guard let program = argv.first else { fail(number, "Exec= is empty"); continue }
-                        guard program.hasPrefix("/") else {
-                            fail(number, "Exec= must start with the program's absolute path (no shell, no PATH search), got '\(program)'")
-                            continue
-                        }
-                        if let problem = argv.lazy.compactMap(Specifiers.check).first { fail(number, "Exec=: \(problem)"); continue }
-                        exec = argv
-                        actionLine = number
-                        actionPath = currentPath
-                    }
-                case ("Run", "Unit"):
-                    guard !value.isEmpty, !value.contains(where: { $0 == " " || $0 == "\t" }) else {
-                        fail(number, "Unit= takes one unit name, such as cleanup@%u.service")
-                        continue
-                    }
-                    if let problem = Specifiers.check(value) { fail(number, "Unit=: \(problem)"); continue }
-                    guard let dot = value.lastIndex(of: "."), value[value.index(after: dot)...].count > 0 else {
-                        fail(number, "Unit= needs the unit's type suffix, such as .service: '\(value)'")
-                        continue
-                    }
-                    unit = value
-                    actionLine = number
-                    actionPath = currentPath
-                case ("Run", "User"):
-                    guard words.count <= 1 else { fail(number, "User= takes one user name or uid"); continue }
-                    if let word = words.first, word.contains("%"), word != HookRule.sessionUser {
-                        fail(number, "User= takes a user name, a uid, or %u (the session's user), got '\(word)'")
-                        continue
-                    }
-                    user = words.first
-                case ("Run", "TimeoutSec"):
-                    if let duration = timeSpan(value) {
-                        // 0 and infinity: no limit, as for systemd's TimeoutSec=.
-                        timeout = duration == .zero || duration == .seconds(Int64.max) ? nil : duration
-                    } else {
-                        fail(number, "TimeoutSec= takes a time span (60, 2.5s, 5min, 1h 30s) or infinity, got '\(value)'")
-                    }
-                case ("Run", "Retry"):
-                    guard let n = Int(value), n >= 0, n <= 100 else { fail(number, "Retry= takes a count from 0 to 100, got '\(value)'"); continue }
-                    retries = n
-                case ("Run", "RetrySec"):
-                    guard let duration = timeSpan(value), duration != .seconds(Int64.max) else {
-                        fail(number, "RetrySec= takes a time span (10, 500ms, 1min), got '\(value)'")
-                        continue
-                    }
-                    retryDelay = duration
-                case ("Run", "InputFormat"):
-                    guard let format = EventFormat(rawValue: value) else {
-                        fail(number, "InputFormat= takes \(EventFormat.allCases.map(\.rawValue).joined(separator: ", ")), got '\(value)'")
-                        continue
-                    }
-                    inputFormat = format
-                case ("Match", _):
-                    fail(number, "unknown key \(key)= in [Match]; known: Event= UserName= UID= Class= Service= Remote=")
-                default:
-                    fail(number, "unknown key \(key)= in [Run]; known: Exec= Unit= User= TimeoutSec= Retry= RetrySec= InputFormat=")
+                    continue
+                }
+                guard let row = keys.first(where: { $0.section == section && $0.name == key }) else {
+                    fail(number, "unknown key \(key)= in [\(section)]; known: \(known(in: section))")
+                    continue
+                }
+                for problem in row.apply(&draft, Value(text: text, words: words, line: number, path: currentPath)) {
+                    fail(number, problem)
                 }
             }
         }
         commentLine = -1
-        if exec != nil && unit != nil { fail(actionLine, "a rule has Exec= or Unit=, not both", in: actionPath) }
-        if unit != nil && user != nil { fail(actionLine, "User= is for Exec=; a unit says its own User= in its unit file", in: actionPath) }
-        if exec == nil && unit == nil && errors.isEmpty { fail(0, "no Exec= or Unit= in [Run]: the rule would do nothing") }
-        if (!sawEvent || match.events.isEmpty) && errors.isEmpty { fail(0, "no Event= in [Match]: name the events the rule is for, such as Event=Logoff") }
+        let d = draft
+        if d.exec != nil && d.unit != nil { fail(d.actionLine, "a rule has Exec= or Unit=, not both", in: d.actionPath) }
+        if d.unit != nil && d.user != nil { fail(d.actionLine, "User= is for Exec=; a unit says its own User= in its unit file", in: d.actionPath) }
+        if d.exec == nil && d.unit == nil && errors.isEmpty { fail(0, "no Exec= or Unit= in [Run]: the rule would do nothing") }
+        if (!d.sawEvent || d.match.events.isEmpty) && errors.isEmpty { fail(0, "no Event= in [Match]: name the events the rule is for, such as Event=Logoff") }
         guard errors.isEmpty else { throw RuleErrors(errors: errors) }
-        let action: HookRule.Action = exec.map { .exec($0) } ?? .unit(unit!)
-        var rule = HookRule(name: name, path: path, match: match, action: action, user: user, timeout: timeout, retries: retries, retryDelay: retryDelay)
-        rule.inputFormat = inputFormat
+        let action: HookRule.Action = d.exec.map { .exec($0) } ?? .unit(d.unit!)
+        var rule = HookRule(name: name, path: path, match: d.match, action: action, user: d.user, timeout: d.timeout,
+                            retries: d.retries, retryDelay: d.retryDelay)
+        rule.inputFormat = d.inputFormat
         return rule
     }
 

@@ -1,5 +1,6 @@
+import Foundation
 import SENSClient
-import SENSHooks
+@testable import SENSHooks
 import Testing
 
 #if canImport(Glibc)
@@ -255,6 +256,19 @@ extension RuleSetTests {
 
 @Suite("the shipped examples")
 struct ExampleRuleTests {
+    /// The key table and sensd.hook(5) name the same keys, in the same order.
+    @Test func everyKeyOfTheTableIsDocumentedAndNoOther() throws {
+        let root = String(#filePath.split(separator: "/").dropLast(3).joined(separator: "/"))
+        let doc = try String(contentsOfFile: "/" + root + "/docs/hooks.md", encoding: .utf8)
+        let documented = doc.split(separator: "\n").compactMap { line -> String? in
+            guard line.hasPrefix("| `"), let end = line.dropFirst(3).firstIndex(of: "`") else { return nil }
+            let key = line[line.index(line.startIndex, offsetBy: 3)..<end]
+            return key.hasSuffix("=") ? String(key.dropLast()) : nil
+        }
+        #expect(documented == RuleParser.keys.map(\.name))
+        #expect(RuleParser.known(in: "Match") == "Event= UserName= UID= Class= Service= Remote=")
+    }
+
     @Test func theExampleRulesInDocsAreValid() {
         // Tests/SENSHooksTests/RuleTests.swift -> the package's docs/examples.
         let root = String(#filePath.split(separator: "/").dropLast(3).joined(separator: "/"))
