@@ -135,4 +135,32 @@ struct FailedLogonScenarioTests {
         #expect(audit.service == "sshd" && audit.remoteHost == "192.0.2.9" && audit.observedAt != nil, "its time is the record's")
         #expect(try rig.barrier(root).isEmpty, "root's su failure once, from PAM; nothing for the accepted key")
     }
+
+    /// More journal records at once than one wake-up reads (64): the rest are read without waiting for the
+    /// journal to be written again.
+    @Test func aBatchOfRecordsLargerThanOneWakeUpIsReadWhole() throws {
+        let journal = try ScratchDirectory()
+        var now = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+        func entry(_ i: UInt64, _ fields: [String: String]) -> String {
+            (["__CURSOR=s=0;i=\(i)", "__REALTIME_TIMESTAMP=\(now + i)", "__MONOTONIC_TIMESTAMP=\(i)", "_BOOT_ID=0123456789abcdef0123456789abcdef"]
+                + fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: "\n") + "\n\n"
+        }
+        func writeJournal(_ name: String, _ export: String) throws {
+            try export.write(toFile: journal.path + "/\(name).export", atomically: true, encoding: .utf8)
+            let writer = try Child("/bin/sh", ["-c", "exec /lib/systemd/systemd-journal-remote -o \(journal.path)/\(name).journal - < \(journal.path)/\(name).export"])
+            #expect(try writer.waitForExit() == 0)
+        }
+        try writeJournal("before", entry(1, ["_TRANSPORT": "syslog", "SYSLOG_IDENTIFIER": "cron", "MESSAGE": "nothing to see"]))
+        let rig = try Rig(sensdArguments: ["--failed-logon-sources", "audit", "--failed-logon-journal", journal.path])
+        let root = try rig.sensd.subscribe(#"{"events":["LogonFailed","Logoff"]}"#)
+        now = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+        let export = (1...100).map { i in
+            entry(UInt64(i), ["_TRANSPORT": "audit", "_AUDIT_TYPE_NAME": "USER_AUTH", "AUDIT_FIELD_ACCT": "\"guess\(i)\"", "AUDIT_FIELD_EXE": "\"/usr/sbin/sshd\"",
+                              "AUDIT_FIELD_ADDR": "198.51.100.\(i)", "AUDIT_FIELD_TERMINAL": "ssh", "AUDIT_FIELD_RES": "failed"])
+        }.joined()
+        try writeJournal("batch", export)
+        let events = try root.events(100)
+        #expect(events.map(\.userName) == (1...100).map { "guess\($0)" })
+        #expect(try rig.barrier(root).isEmpty)
+    }
 }

@@ -55,6 +55,9 @@ final class FailedLogonSource {
     private let sources: FailedLogonSources
     private var socketSource: EventSource?
     private var journalSource: EventSource?
+    /// Reads on when a wake-up left journal entries unread (the journal's descriptor says only that
+    /// something was written, once).
+    private var journalBacklog: EventSource?
     private var timer: EventSource?
     private var gate: FailureGate
     private weak var observer: FailedLogonObserver?
@@ -79,6 +82,7 @@ final class FailedLogonSource {
         }
         if let journal {
             journalSource = try loop.addIO(fd: try journal.descriptor(), events: .readable) { [unowned self] _ in self.journalChanged() }
+            journalBacklog = try loop.addDefer { [unowned self] in self.journalChanged() }
             // Entries written between the open and now.
             journalChanged()
         }
@@ -107,10 +111,11 @@ final class FailedLogonSource {
     }
 
     /// New journal entries: audit's records and sshd's messages, as many as one wake-up reads; if more
-    /// wait, the descriptor stays readable and the loop comes back.
+    /// wait, the loop comes back for them once it has nothing more urgent.
     private func journalChanged() {
         guard let journal else { return }
-        let (entries, _) = journal.newEntries(limit: Self.datagramsPerWakeup)
+        let (entries, more) = journal.newEntries(limit: Self.datagramsPerWakeup)
+        journalBacklog?.setEnabled(more, oneshot: true)
         var drafts: [EventDraft] = []
         let now = Int64(loop.now)
         for entry in entries {
