@@ -129,7 +129,7 @@ public final class JournalFollower {
     private var journal: OpaquePointer?
     private let fields: [String]
 
-    /// Follows the local system journal (or the journal files in `directory`), from its end, for entries
+    /// Follows the local system journal (or the journal files in `directory`), from now on, for entries
     /// that match one of `groups` (within a group, values of one field are alternatives and different
     /// fields must all match); each entry read gives its time and those of `fields` it has.
     public init(matching groups: [[String]], fields: [String], directory: String? = nil) throws(SystemdError) {
@@ -145,9 +145,12 @@ public final class JournalFollower {
             if i > 0 { try check(sd_journal_add_disjunction(journal), "sd_journal_add_disjunction") }
             for m in group { try check(sd_journal_add_match(journal, m, 0), "sd_journal_add_match(\(m))") }
         }
-        // From the end: what was written before is not news.
-        try check(sd_journal_seek_tail(journal), "sd_journal_seek_tail")
-        _ = sd_journal_previous(journal)
+        // From now: what was written before is not news. By time, not by seeking the tail: with no matching
+        // entry yet (no audit record ever), the tail stays unresolved until entries come, and is then taken
+        // as after them, so the first batch was lost but for its last entry.
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        try check(sd_journal_seek_realtime_usec(journal, UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000), "sd_journal_seek_realtime_usec")
     }
 
     deinit { sd_journal_close(journal) }
