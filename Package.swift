@@ -88,13 +88,10 @@ if withDaemon || withHooks {
 
 if withHooks {
     products.append(.executable(name: "sensd-hooks", targets: ["sensd-hooks"]))
-    #if compiler(>=6.2)
-    // 2.7: services added to a running group (a reload's new rules).
+    // 2.7: services added to a running group (a reload's new rules). Swift 6.0 and 6.1 take the newest
+    // release whose manifest they read (2.10.1 in distro-build with the packages' histories; 2.13.0 declares
+    // tools 6.2).
     dependencies.append(.package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.7.0"))
-    #else
-    // From 2.11 it needs swift-async-algorithms 1.1.3, whose releases declare tools 6.2.
-    dependencies.append(.package(url: "https://github.com/swift-server/swift-service-lifecycle", "2.7.0"..<"2.11.0"))
-    #endif
     // The hook runner: a client of sensd's socket through SENSClient, never of sensd's internals. Each rule
     // is a service of a swift-service-lifecycle group.
     targets.append(.executableTarget(

@@ -57,15 +57,16 @@ for url in $urls; do
 done
 
 # Whether a vendored package has a release Swift 6.0 can read: a Package.swift of tools 6.0 or lower, or a
-# Package@swift-6.0.swift. This machine's offline package copies hold one release of each, and swift-log
-# 1.16.2, swift-collections 1.6.0, swift-service-lifecycle 2.13.0, swift-async-algorithms 1.1.4,
-# swift-prometheus 2.4.1 and swift-metrics 2.13.0 all declare tools 6.2: then the program that needs it is
-# left out of the build, and this says so; everything else is still built and tested.
+# Package@swift-6.0.swift (or an earlier one). This machine's offline package copies hold one release of
+# each, and swift-log 1.16.2, swift-service-lifecycle 2.13.0, swift-prometheus 2.4.1 and swift-metrics 2.13.0
+# declare tools 6.2 and have no such manifest: then the program that needs one is left out of the build, and
+# this says so; everything else is still built and tested.
 readable() {
     repo="$work/root/vendor/$1"
     [ -d "$repo" ] || repo="$repo.git"
     for tag in $(git -C "$repo" tag); do
-        if git -C "$repo" cat-file -e "$tag:Package@swift-6.0.swift" 2>/dev/null; then return 0; fi
+        # A version-specific manifest for 6.0 or earlier (Package@swift-5.8.swift, ...) is one SwiftPM 6.0 reads.
+        if git -C "$repo" ls-tree --name-only "$tag" | grep -Eq '^Package@swift-(5(\.[0-9]+)*|6(\.0)*)\.swift$'; then return 0; fi
         version=$(git -C "$repo" show "$tag:Package.swift" | sed -n '1s/.*swift-tools-version: *\([0-9.]*\).*/\1/p')
         case "$version" in 5.*|6.0|6.0.*) return 0 ;; esac
     done
