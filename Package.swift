@@ -89,7 +89,7 @@ if withDaemon || withHooks {
 if withHooks {
     products.append(.executable(name: "sensd-hooks", targets: ["sensd-hooks"]))
     // 2.7: services added to a running group (a reload's new rules). Swift 6.0 and 6.1 take the newest
-    // release whose manifest they read (2.10.1 in distro-build with the packages' histories; 2.13.0 declares
+    // release whose manifest they read (2.11.0 in distro-build with the packages' histories; 2.13.0 declares
     // tools 6.2).
     dependencies.append(.package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.7.0"))
     // The hook runner: a client of sensd's socket through SENSClient, never of sensd's internals. Each rule
