@@ -163,9 +163,11 @@ examples:
 # The SENSClient library's DocC documentation, .build/docs/SENSClient.doccarchive (`docc preview` or any
 # static web server shows it). A link to a symbol that does not exist fails the build.
 DOCC ?= docc
-SYMBOLS = $(CURDIR)/.build/symbol-graphs
+# The symbol graphs are kept with the build that emits them: an up-to-date module emits none, and a
+# second `make docs` in a working tree found them deleted.
+SYMBOLS = $(CURDIR)/.build-docs/symbol-graphs
 docs:
-	rm -rf $(SYMBOLS) .build/docs && mkdir -p $(SYMBOLS)/all $(SYMBOLS)/SENSClient .build/docs
+	rm -rf $(SYMBOLS)/SENSClient .build/docs && mkdir -p $(SYMBOLS)/all $(SYMBOLS)/SENSClient .build/docs
 	$(SWIFT) build --scratch-path .build-docs --target SENSClient \
 		-Xswiftc -emit-symbol-graph -Xswiftc -emit-symbol-graph-dir -Xswiftc $(SYMBOLS)/all
 	cp $(SYMBOLS)/all/SENSClient.symbols.json $(SYMBOLS)/SENSClient/
