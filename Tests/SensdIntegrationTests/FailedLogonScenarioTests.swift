@@ -7,6 +7,37 @@ import Testing
 import Glibc
 #endif
 
+/// Journal files with the fields journald gives a record, trusted ones (`_TRANSPORT=audit`) included, as
+/// systemd-journal-remote writes them from its export format: what sensd follows instead of the system
+/// journal (kernel audit reaches no test machine).
+final class JournalFiles {
+    let directory: ScratchDirectory
+    /// Entries' times are this plus their number, µs.
+    private var now = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+
+    init() throws {
+        directory = try ScratchDirectory()
+    }
+
+    /// Entries from here on are later than anything written before.
+    func restartClock() {
+        now = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+    }
+
+    /// Entry `i` in the export format, with `fields`.
+    func entry(_ i: UInt64, _ fields: [String: String]) -> String {
+        (["__CURSOR=s=0;i=\(i)", "__REALTIME_TIMESTAMP=\(now + i)", "__MONOTONIC_TIMESTAMP=\(now + i)", "_BOOT_ID=0123456789abcdef0123456789abcdef"]
+            + fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: "\n") + "\n\n"
+    }
+
+    /// The journal file `name` in the directory, holding `export`'s entries.
+    func write(_ name: String, _ export: String) throws {
+        try export.write(toFile: directory.path + "/\(name).export", atomically: true, encoding: .utf8)
+        let writer = try Child("/bin/sh", ["-c", "exec /lib/systemd/systemd-journal-remote -o \(directory.path)/\(name).journal - < \(directory.path)/\(name).export"])
+        #expect(try writer.waitForExit() == 0)
+    }
+}
+
 /// The PAM hook's program, sensd-pam-report, run as pam_exec runs it (PAM's items in its environment),
 /// against sensd: what reaches an administrator's subscription, what is refused, and a flood.
 @Suite("failed logons from the PAM hook", .serialized)
@@ -103,31 +134,21 @@ struct FailedLogonScenarioTests {
     /// it follows the system journal. The PAM hook's report and audit's record of the same failure are one
     /// event; a "Connection closed by authenticating user" with nothing before it is one.
     @Test func auditRecordsAndSshdMessagesFromTheJournalJoinThePAMReportsWithoutDuplicates() throws {
-        let journal = try ScratchDirectory()
-        var now = UInt64(Date().timeIntervalSince1970 * 1_000_000)
-        func entry(_ i: UInt64, _ fields: [String: String]) -> String {
-            (["__CURSOR=s=0;i=\(i)", "__REALTIME_TIMESTAMP=\(now + i)", "__MONOTONIC_TIMESTAMP=\(now + i)", "_BOOT_ID=0123456789abcdef0123456789abcdef"]
-                + fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: "\n") + "\n\n"
-        }
-        func writeJournal(_ name: String, _ export: String) throws {
-            try export.write(toFile: journal.path + "/\(name).export", atomically: true, encoding: .utf8)
-            let writer = try Child("/bin/sh", ["-c", "exec /lib/systemd/systemd-journal-remote -o \(journal.path)/\(name).journal - < \(journal.path)/\(name).export"])
-            #expect(try writer.waitForExit() == 0)
-        }
+        let journal = try JournalFiles()
         // What the journal held before sensd started, a failure among it: not news.
-        try writeJournal("before", entry(1, ["_TRANSPORT": "syslog", "SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "Failed password for root from 192.0.2.1 port 1 ssh2"]))
-        let rig = try Rig(sensdArguments: ["--failed-logon-sources", "pam,audit,sshd-message", "--failed-logon-journal", journal.path])
+        try journal.write("before", journal.entry(1, ["_TRANSPORT": "syslog", "SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "Failed password for root from 192.0.2.1 port 1 ssh2"]))
+        let rig = try Rig(sensdArguments: ["--failed-logon-sources", "pam,audit,sshd-message", "--failed-logon-journal", journal.directory.path])
         let root = try rig.sensd.subscribe(#"{"events":["LogonFailed","Logoff"]}"#)
         try report(rig, user: "root", tty: "/dev/pts/1", service: "su")
         #expect(try root.nextEvent().source == "pam")
-        now = UInt64(Date().timeIntervalSince1970 * 1_000_000)
-        let export = entry(1, ["_TRANSPORT": "audit", "_AUDIT_TYPE_NAME": "USER_AUTH", "AUDIT_FIELD_ACCT": "\"root\"", "AUDIT_FIELD_EXE": "\"/usr/bin/su\"",
+        journal.restartClock()
+        let export = journal.entry(1, ["_TRANSPORT": "audit", "_AUDIT_TYPE_NAME": "USER_AUTH", "AUDIT_FIELD_ACCT": "\"root\"", "AUDIT_FIELD_EXE": "\"/usr/bin/su\"",
                                "AUDIT_FIELD_TERMINAL": "/dev/pts/1", "AUDIT_FIELD_RES": "failed", "MESSAGE": "op=PAM:authentication res=failed"])
-            + entry(2, ["_TRANSPORT": "syslog", "SYSLOG_IDENTIFIER": "sshd-session", "MESSAGE": "Connection closed by authenticating user bob 192.0.2.8 port 4444 [preauth]"])
-            + entry(3, ["_TRANSPORT": "syslog", "SYSLOG_IDENTIFIER": "sshd-session", "MESSAGE": "Accepted publickey for root from 192.0.2.8 port 4445 ssh2"])
-            + entry(4, ["_TRANSPORT": "audit", "_AUDIT_TYPE_NAME": "USER_LOGIN", "AUDIT_FIELD_ACCT": "\"nobody-here\"", "AUDIT_FIELD_EXE": "\"/usr/sbin/sshd\"",
+            + journal.entry(2, ["_TRANSPORT": "syslog", "SYSLOG_IDENTIFIER": "sshd-session", "MESSAGE": "Connection closed by authenticating user bob 192.0.2.8 port 4444 [preauth]"])
+            + journal.entry(3, ["_TRANSPORT": "syslog", "SYSLOG_IDENTIFIER": "sshd-session", "MESSAGE": "Accepted publickey for root from 192.0.2.8 port 4445 ssh2"])
+            + journal.entry(4, ["_TRANSPORT": "audit", "_AUDIT_TYPE_NAME": "USER_LOGIN", "AUDIT_FIELD_ACCT": "\"nobody-here\"", "AUDIT_FIELD_EXE": "\"/usr/sbin/sshd\"",
                         "AUDIT_FIELD_ADDR": "192.0.2.9", "AUDIT_FIELD_TERMINAL": "ssh", "AUDIT_FIELD_RES": "failed", "MESSAGE": "op=login res=failed"])
-        try writeJournal("remote", export)
+        try journal.write("remote", export)
         let bob = try root.nextEvent()
         #expect(bob.userName == "bob" && bob.source == "sshd-message" && bob.failureReason == "other" && bob.remoteHost == "192.0.2.8" && bob.remotePort == 4444, "\(bob)")
         let audit = try root.nextEvent()
@@ -139,28 +160,18 @@ struct FailedLogonScenarioTests {
     /// More journal records at once than one wake-up reads (64): the rest are read without waiting for the
     /// journal to be written again, and none is lost when the journal held none sensd looks for before.
     @Test func aBatchOfRecordsLargerThanOneWakeUpIsReadWhole() throws {
-        let journal = try ScratchDirectory()
-        var now = UInt64(Date().timeIntervalSince1970 * 1_000_000)
-        func entry(_ i: UInt64, _ fields: [String: String]) -> String {
-            (["__CURSOR=s=0;i=\(i)", "__REALTIME_TIMESTAMP=\(now + i)", "__MONOTONIC_TIMESTAMP=\(now + i)", "_BOOT_ID=0123456789abcdef0123456789abcdef"]
-                + fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: "\n") + "\n\n"
-        }
-        func writeJournal(_ name: String, _ export: String) throws {
-            try export.write(toFile: journal.path + "/\(name).export", atomically: true, encoding: .utf8)
-            let writer = try Child("/bin/sh", ["-c", "exec /lib/systemd/systemd-journal-remote -o \(journal.path)/\(name).journal - < \(journal.path)/\(name).export"])
-            #expect(try writer.waitForExit() == 0)
-        }
+        let journal = try JournalFiles()
         // The journal holds no record sensd looks for yet (no audit record ever, say): the first batch must
         // still be read from its first entry (following from the journal's tail lost all but its last).
-        try writeJournal("before", entry(1, ["_TRANSPORT": "syslog", "SYSLOG_IDENTIFIER": "cron", "MESSAGE": "nothing to see"]))
-        let rig = try Rig(sensdArguments: ["--failed-logon-sources", "audit", "--failed-logon-journal", journal.path])
+        try journal.write("before", journal.entry(1, ["_TRANSPORT": "syslog", "SYSLOG_IDENTIFIER": "cron", "MESSAGE": "nothing to see"]))
+        let rig = try Rig(sensdArguments: ["--failed-logon-sources", "audit", "--failed-logon-journal", journal.directory.path])
         let root = try rig.sensd.subscribe(#"{"events":["LogonFailed","Logoff"]}"#)
-        now = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+        journal.restartClock()
         let export = (1...100).map { i in
-            entry(UInt64(i), ["_TRANSPORT": "audit", "_AUDIT_TYPE_NAME": "USER_AUTH", "AUDIT_FIELD_ACCT": "\"guess\(i)\"", "AUDIT_FIELD_EXE": "\"/usr/sbin/sshd\"",
+            journal.entry(UInt64(i), ["_TRANSPORT": "audit", "_AUDIT_TYPE_NAME": "USER_AUTH", "AUDIT_FIELD_ACCT": "\"guess\(i)\"", "AUDIT_FIELD_EXE": "\"/usr/sbin/sshd\"",
                               "AUDIT_FIELD_ADDR": "198.51.100.\(i)", "AUDIT_FIELD_TERMINAL": "ssh", "AUDIT_FIELD_RES": "failed"])
         }.joined()
-        try writeJournal("batch", export)
+        try journal.write("batch", export)
         var events: [SENSEvent] = []
         do {
             while events.count < 100 { events.append(try root.nextEvent()) }
