@@ -96,13 +96,7 @@ public final class JournalReader {
 
     /// The current entry's `field`, as text.
     func value(of field: String) -> String? {
-        var data: UnsafeRawPointer?
-        var length = 0
-        guard sd_journal_get_data(journal, field, &data, &length) >= 0, let data else { return nil }
-        // The data is FIELD=value.
-        let bytes = UnsafeRawBufferPointer(start: data, count: length)
-        guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else { return nil }
-        return String(decoding: bytes[(equals + 1)...], as: UTF8.self)
+        currentValue(journal, field)
     }
 
     public enum BootEnd: Equatable, Sendable {
@@ -171,18 +165,22 @@ public final class JournalFollower {
             var usec: UInt64 = 0
             guard sd_journal_get_realtime_usec(journal, &usec) >= 0 else { continue }
             var values: [String: String] = [:]
-            for f in fields {
-                var data: UnsafeRawPointer?
-                var length = 0
-                guard sd_journal_get_data(journal, f, &data, &length) >= 0, let data else { continue }
-                let bytes = UnsafeRawBufferPointer(start: data, count: length)
-                guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else { continue }
-                values[f] = String(decoding: bytes[(equals + 1)...], as: UTF8.self)
-            }
+            for f in fields { values[f] = currentValue(journal, f) }
             out.append((usec, values))
         }
         return (out, true)
     }
+}
+
+/// The current entry's `field` in `journal`, as text; nil if it has none.
+private func currentValue(_ journal: OpaquePointer?, _ field: String) -> String? {
+    var data: UnsafeRawPointer?
+    var length = 0
+    guard sd_journal_get_data(journal, field, &data, &length) >= 0, let data else { return nil }
+    // The data is FIELD=value.
+    let bytes = UnsafeRawBufferPointer(start: data, count: length)
+    guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else { return nil }
+    return String(decoding: bytes[(equals + 1)...], as: UTF8.self)
 }
 
 /// Structured entries for the system journal. The corresponding C function is `sd_journal_sendv`.
