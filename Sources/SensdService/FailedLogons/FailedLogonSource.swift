@@ -127,7 +127,8 @@ final class FailedLogonSource {
                       let match = FailureRecords.sshd(identifier: entry.fields["SYSLOG_IDENTIFIER"], message: entry.fields["MESSAGE"], time: time) {
                 found = (match.report, match.closing)
             }
-            guard var (report, closing) = found else { continue }
+            guard let (found, closing) = found else { continue }
+            var report = found
             if report.targetExists == nil || report.uid == nil {
                 let uid = Syscall.userID(named: report.userName)
                 report.uid = uid
